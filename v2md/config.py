@@ -1,0 +1,265 @@
+"""Configuration: one TOML file, environment overrides, strict validation.
+
+Sources, lowest priority first: built-in defaults, ``$XDG_CONFIG_HOME/v2m/config.toml``
+(or ``--config PATH``), then ``V2M_<SECTION>__<KEY>`` environment variables.
+Every key is validated by pydantic; an invalid value is reported with its key,
+value and line in the file, because a daemon that silently ignores a typo is
+worse than one that refuses to start.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import stat
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+
+log = logging.getLogger(__name__)
+
+ENV_PREFIX = "V2M_"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class AudioConfig(_Section):
+    backend: Literal["engine", "sounddevice"] = "engine"
+    device: str = "default"
+    file: Path | None = Field(default=None, description="read this audio file instead of a device")
+    realtime: bool = True
+    capacity_s: int = Field(default=660, ge=1, le=6 * 3600)
+
+
+class WhisperConfig(_Section):
+    model: str = "tiny.en"
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    compute_type: str = "auto"
+    cpu_threads: int = Field(default=0, ge=0, le=256)
+    beam_size: int = Field(default=1, ge=1, le=16)
+    language: str = "auto"
+    initial_prompt: str = ""
+    hotwords: str = ""
+    update_interval_ms: int = Field(default=500, ge=50, le=10_000)
+    memory_threshold_percent: float = Field(default=90.0, gt=0, le=100)
+    idle_unload_s: int = Field(default=0, ge=0)
+
+    @field_validator("language")
+    @classmethod
+    def _language(cls, v: str) -> str:
+        return validate_language(v)
+
+
+class VADConfig(_Section):
+    enabled: bool = True
+    threshold: float = Field(default=0.5, gt=0, lt=1)
+    min_speech_ms: int = Field(default=250, ge=0)
+    min_silence_ms: int = Field(default=300, ge=0)
+    speech_pad_ms: int = Field(default=200, ge=0)
+    auto_stop_silence_ms: int = Field(default=0, ge=0, description="0 disables hands-free stop")
+
+
+class OllamaConfig(_Section):
+    host: str = "http://127.0.0.1:11434"
+    model: str = "llama3.2"
+    keep_alive: str = "5m"
+    temperature: float = Field(default=0.2, ge=0, le=2)
+
+
+class GeminiConfig(_Section):
+    model: str = "gemini-2.5-flash"
+    temperature: float = Field(default=0.2, ge=0, le=2)
+    max_output_tokens: int = Field(default=2048, ge=1)
+    api_key: SecretStr | None = None
+    base_url: str | None = None
+
+
+class LLMConfig(_Section):
+    provider: Literal["none", "ollama", "gemini"] = "none"
+    fallback: list[Literal["ollama", "gemini"]] = []
+    timeout_s: float = Field(default=30.0, gt=0, le=600)
+    max_retries: int = Field(default=2, ge=0, le=10)
+    max_input_chars: int = Field(default=20_000, ge=1)
+    max_output_chars: int = Field(default=100_000, ge=1)
+    auto_refine: bool = False
+    prompts_dir: Path | None = None
+    ollama: OllamaConfig = OllamaConfig()
+    gemini: GeminiConfig = GeminiConfig()
+
+
+class OutputConfig(_Section):
+    clipboard: bool = True
+    type: bool = False
+    paste: bool = False
+    session: Literal["auto", "wayland", "x11"] = "auto"
+    typing_tool: Literal["auto", "wtype", "ydotool", "xdotool"] = "auto"
+
+
+class NotificationsConfig(_Section):
+    enabled: bool = True
+    expire_ms: int = Field(default=4000, ge=-1)
+
+
+class HistoryConfig(_Section):
+    max_entries: int = Field(default=10_000, ge=1)
+
+
+class Config(_Section):
+    audio: AudioConfig = AudioConfig()
+    whisper: WhisperConfig = WhisperConfig()
+    vad: VADConfig = VADConfig()
+    llm: LLMConfig = LLMConfig()
+    output: OutputConfig = OutputConfig()
+    notifications: NotificationsConfig = NotificationsConfig()
+    history: HistoryConfig = HistoryConfig()
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; the message names key, value and line."""
+
+
+# ISO 639-1 codes Whisper understands, plus "auto".
+WHISPER_LANGUAGES = frozenset(
+    "af am ar as az ba be bg bn bo br bs ca cs cy da de el en es et eu fa fi fo fr gl gu ha "
+    "haw he hi hr ht hu hy id is it ja jw ka kk km kn ko la lb ln lo lt lv mg mi mk ml mn mr "
+    "ms mt my ne nl nn no oc pa pl ps pt ro ru sa sd si sk sl sn so sq sr su sv sw ta te tg "
+    "th tk tl tr tt uk ur uz vi yi yo yue zh".split()
+)
+
+
+def validate_language(code: str) -> str:
+    """Return the normalised language code, or raise ValueError naming it."""
+    norm = code.strip().lower()
+    if norm != "auto" and norm not in WHISPER_LANGUAGES:
+        raise ValueError(f"unknown language code {code!r}: use 'auto' or an ISO 639-1 code")
+    return norm
+
+
+def xdg_dir(kind: Literal["config", "state", "data", "runtime"]) -> Path:
+    """The user's XDG base directory of that kind, with the spec's fallbacks."""
+    home = Path.home()
+    env, fallback = {
+        "config": ("XDG_CONFIG_HOME", home / ".config"),
+        "state": ("XDG_STATE_HOME", home / ".local" / "state"),
+        "data": ("XDG_DATA_HOME", home / ".local" / "share"),
+        "runtime": ("XDG_RUNTIME_DIR", Path("/tmp")),
+    }[kind]
+    value = os.environ.get(env)
+    return Path(value) if value and os.path.isabs(value) else fallback
+
+
+def default_config_path() -> Path:
+    return xdg_dir("config") / "v2m" / "config.toml"
+
+
+def _env_overrides(environ: dict[str, str]) -> dict[str, Any]:
+    """``V2M_LLM__OLLAMA__HOST=x`` becomes ``{"llm": {"ollama": {"host": "x"}}}``."""
+    tree: dict[str, Any] = {}
+    for name, value in environ.items():
+        if not name.startswith(ENV_PREFIX) or "__" not in name:
+            continue
+        path = [p.lower() for p in name[len(ENV_PREFIX) :].split("__")]
+        node = tree
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+        node[path[-1]] = _parse_env_value(value)
+    return tree
+
+
+def _parse_env_value(value: str) -> Any:
+    """Environment values are strings; lists may be given as TOML arrays (``["a","b"]``)."""
+    if value.startswith("["):
+        try:
+            return tomllib.loads(f"v = {value}")["v"]
+        except tomllib.TOMLDecodeError:
+            return value
+    return value
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _line_of(text: str, loc: tuple[Any, ...]) -> int | None:
+    """Line number of the key at ``loc`` (e.g. ("llm", "ollama", "host")) in TOML text."""
+    *tables, key = [str(p) for p in loc if not isinstance(p, int)] or [""]
+    want = ".".join(tables)
+    current = ""
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        if line.startswith("[") and not line.startswith("[["):
+            current = line.strip("[] ")
+            continue
+        if "=" not in line or line.startswith("#"):
+            continue
+        name = line.split("=", 1)[0].strip().strip('"')
+        full = f"{current}.{name}" if current else name
+        if full == f"{want}.{key}" if want else full == key:
+            return number
+    return None
+
+
+def load_config(path: Path | None = None, environ: dict[str, str] | None = None) -> Config:
+    """Load and validate the configuration; raise ConfigError with a precise message."""
+    environ = dict(os.environ if environ is None else environ)
+    explicit = path is not None
+    path = path or default_config_path()
+    text = ""
+    data: dict[str, Any] = {}
+    if path.exists():
+        try:
+            text = path.read_text(encoding="utf-8")
+            data = tomllib.loads(text)
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{path}: cannot read: {exc}") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+        _warn_if_secret_readable(path, data)
+    elif explicit:
+        raise ConfigError(f"{path}: no such config file")
+    env = _env_overrides(environ)
+    if "GEMINI_API_KEY" in environ:
+        env = _merge(env, {"llm": {"gemini": {"api_key": environ["GEMINI_API_KEY"]}}})
+    try:
+        return Config.model_validate(_merge(data, env))
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, path, text, env)) from None
+
+
+def _describe(exc: ValidationError, path: Path, text: str, env: dict[str, Any]) -> str:
+    lines = []
+    for err in exc.errors():
+        loc = tuple(err["loc"])
+        key = ".".join(str(p) for p in loc)
+        value = err.get("input")
+        where = _source_of(loc, path, text, env)
+        lines.append(f"{where}: [{key}] = {value!r}: {err['msg']}")
+    return "invalid configuration:\n  " + "\n  ".join(lines)
+
+
+def _source_of(loc: tuple[Any, ...], path: Path, text: str, env: dict[str, Any]) -> str:
+    node: Any = env
+    for part in loc:
+        if not isinstance(node, dict) or part not in node:
+            break
+        node = node[part]
+    else:
+        return "environment " + ENV_PREFIX + "__".join(str(p).upper() for p in loc)
+    line = _line_of(text, loc) if text else None
+    return f"{path}:{line}" if line else str(path)
+
+
+def _warn_if_secret_readable(path: Path, data: dict[str, Any]) -> None:
+    holds_secret = bool(data.get("llm", {}).get("gemini", {}).get("api_key"))
+    if holds_secret and path.stat().st_mode & (stat.S_IRGRP | stat.S_IROTH):
+        log.warning("%s holds an API key but is readable by others: chmod 600 %s", path, path)

@@ -1,0 +1,72 @@
+"""The daemon's named errors.
+
+Every failure a client can see is one of these classes. Each carries its short
+name; the bus layer turns it into ``org.v2m.Dictation.Error.<name>`` in one
+place (``service.py``), so features raise plain Python exceptions and never
+know about D-Bus.
+"""
+
+ERROR_PREFIX = "org.v2m.Dictation.Error."
+
+
+class V2MError(Exception):
+    """Base of every error a client may receive."""
+
+    name = "Failed"
+
+    @property
+    def dbus_name(self) -> str:
+        return ERROR_PREFIX + self.name
+
+
+class InvalidStateError(V2MError):
+    """The call does not fit the current State (Start while recording, …)."""
+
+    name = "InvalidState"
+
+
+class InvalidArgumentError(V2MError):
+    """An argument was rejected (empty text, unknown language, unreadable file, …)."""
+
+    name = "InvalidArgument"
+
+
+class AudioDeviceError(V2MError):
+    """The capture device is missing, busy or vanished."""
+
+    name = "AudioDevice"
+
+
+class ModelError(V2MError):
+    """The Whisper model could not be loaded or failed while decoding."""
+
+    name = "Model"
+
+
+class LLMError(V2MError):
+    """No LLM provider is configured, or every configured one failed."""
+
+    name = "LLM"
+
+
+class OperationTimeoutError(V2MError):
+    """An operation ran past its deadline."""
+
+    name = "Timeout"
+
+
+class BusyError(V2MError):
+    """The worker is already doing this (a second Stop while transcribing)."""
+
+    name = "Busy"
+
+
+ALL_ERRORS: tuple[type[V2MError], ...] = (
+    InvalidStateError,
+    InvalidArgumentError,
+    AudioDeviceError,
+    ModelError,
+    LLMError,
+    OperationTimeoutError,
+    BusyError,
+)
