@@ -61,6 +61,12 @@ class BusyError(V2MError):
     name = "Busy"
 
 
+class DeliveryError(V2MError):
+    """The text could not be put into the focused app (missing tool, no display, …)."""
+
+    name = "Delivery"
+
+
 ALL_ERRORS: tuple[type[V2MError], ...] = (
     InvalidStateError,
     InvalidArgumentError,
@@ -69,4 +75,5 @@ ALL_ERRORS: tuple[type[V2MError], ...] = (
     LLMError,
     OperationTimeoutError,
     BusyError,
+    DeliveryError,
 )
