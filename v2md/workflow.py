@@ -86,6 +86,16 @@ class Listener(Protocol):
     def error(self, error: V2MError) -> None: ...
 
 
+class _Unobserved:
+    """The listener until one is attached: events before that have no audience."""
+
+    def state_changed(self, state: State) -> None: ...
+    def speech_active_changed(self, active: bool) -> None: ...
+    def transcription_updated(self, text: str, final: bool) -> None: ...
+    def last_text_changed(self, text: str) -> None: ...
+    def error(self, error: V2MError) -> None: ...
+
+
 @dataclass
 class Features:
     """The parts the workflow drives; built by the daemon, replaced by fakes in unit tests."""
@@ -120,10 +130,10 @@ class _Recording:
 class RecordingWorkflow:
     """Drives one recording at a time through the state machine above."""
 
-    def __init__(self, cfg: Config, features: Features, listener: Listener) -> None:
+    def __init__(self, cfg: Config, features: Features) -> None:
         self._cfg = cfg
         self._f = features
-        self._listener = listener
+        self._listener: Listener = _Unobserved()
         self._lock = asyncio.Lock()
         self._phase = State.IDLE
         self._announced = State.IDLE
@@ -131,6 +141,10 @@ class RecordingWorkflow:
         self._rec: _Recording | None = None
         self._background: set[asyncio.Task[None]] = set()
         self.last_text = ""
+
+    def attach(self, listener: Listener) -> None:
+        """Report events to ``listener`` (the bus service, once it exists)."""
+        self._listener = listener
 
     # ---- state -------------------------------------------------------------------------
 

@@ -1,0 +1,197 @@
+"""``v2md``: build the parts, own the bus name, talk to systemd, shut down cleanly.
+
+Start-up order matters: the service is exported before the name is requested
+(so the first caller that D-Bus activation lets through finds the object), and
+``READY=1`` is sent only once the name is owned. The Whisper model loads in the
+background after that, so keybindings work from the first second.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import sys
+from functools import partial
+from pathlib import Path
+
+import sdnotify
+from dbus_fast import BusType, RequestNameReply
+from dbus_fast.aio import MessageBus
+
+from . import BUS_NAME, OBJECT_PATH, __version__
+from .config import Config, ConfigError, load_config, xdg_dir
+from .service import DictationService
+from .workflow import Features, RecordingWorkflow
+
+log = logging.getLogger("v2md")
+
+
+class _Systemd:
+    """sd_notify and the watchdog; silent no-ops when not run by systemd."""
+
+    def __init__(self) -> None:
+        self._notifier = sdnotify.SystemdNotifier()
+        self._watchdog_s = self._watchdog_interval()
+
+    @staticmethod
+    def _watchdog_interval() -> float | None:
+        usec = os.environ.get("WATCHDOG_USEC")
+        pid = os.environ.get("WATCHDOG_PID")
+        if not usec or (pid and int(pid) != os.getpid()):
+            return None
+        return int(usec) / 1e6
+
+    def notify(self, *lines: str) -> None:
+        if os.environ.get("NOTIFY_SOCKET"):
+            self._notifier.notify("\n".join(lines))
+
+    def start_watchdog(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Ping from the event loop itself: a loop that stops turning stops the pings."""
+        if self._watchdog_s is None:
+            return
+        interval = self._watchdog_s / 2
+
+        def ping() -> None:
+            self.notify("WATCHDOG=1")
+            loop.call_later(interval, ping)
+
+        ping()
+
+
+def _build_features(cfg: Config, bus: MessageBus, on_model_state) -> Features:
+    # Imported here so that `v2md --help` and config errors answer without loading ML libraries.
+    from . import audio
+    from .delivery import Delivery
+    from .history import History
+    from .llm import LLMService
+    from .notifications import Notifier
+    from .streaming import StreamingTranscriber
+    from .transcriber import WhisperWorker
+    from .vad import SileroVAD
+
+    worker = WhisperWorker(cfg.whisper, on_state=on_model_state)
+    return Features(
+        worker=worker,
+        open_source=partial(audio.open_source, cfg.audio),
+        make_stream=partial(StreamingTranscriber, worker, cfg.whisper),
+        make_vad=partial(SileroVAD, cfg.vad) if cfg.vad.enabled else None,
+        llm=LLMService(cfg.llm),
+        history=History(xdg_dir("data") / "v2m" / "history.sqlite3", cfg.history.max_entries),
+        delivery=Delivery(cfg.output),
+        notifier=Notifier(bus, cfg.notifications),
+    )
+
+
+async def run(cfg: Config) -> int:
+    from . import audio
+
+    systemd = _Systemd()
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+
+    removed = audio.cleanup_stale_segments()
+    if removed:
+        log.info("removed %d shared-memory segments left by dead daemons", removed)
+
+    bus = await MessageBus(bus_type=BusType.SESSION).connect()
+    service: DictationService | None = None
+
+    def on_model_state(state, detail: str) -> None:
+        systemd.notify(f"STATUS=model {state}: {detail}" if detail else f"STATUS=model {state}")
+        if service is not None:
+            service.model_changed(str(state), features.worker.model_name)
+
+    features = _build_features(cfg, bus, on_model_state)
+    workflow = RecordingWorkflow(cfg, features)
+    service = DictationService(
+        workflow,
+        model_name=lambda: features.worker.model_name,
+        model_state=lambda: str(features.worker.state),
+        history=features.history,
+        list_devices=partial(audio.list_input_devices, cfg.audio.backend),
+    )
+    workflow.attach(service)
+    bus.export(OBJECT_PATH, service)
+
+    reply = await bus.request_name(BUS_NAME)
+    if reply not in (RequestNameReply.PRIMARY_OWNER, RequestNameReply.ALREADY_OWNER):
+        log.error("%s is already owned by another process (%s); exiting", BUS_NAME, reply.name)
+        bus.disconnect()
+        return 1
+    log.info("v2md %s owns %s", __version__, BUS_NAME)
+    systemd.notify("READY=1", "STATUS=ready, loading the model")
+    systemd.start_watchdog(loop)
+
+    load = asyncio.create_task(_load_model(features), name="v2m-model-load")
+    disconnected = asyncio.ensure_future(bus.wait_for_disconnect())
+    stopping = asyncio.create_task(stop.wait())
+    await asyncio.wait({disconnected, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    if disconnected.done():
+        log.error("lost the session bus; exiting")
+        return 1
+
+    log.info("stopping")
+    systemd.notify("STOPPING=1", "STATUS=stopping")
+    load.cancel()
+    await workflow.shutdown()
+    with contextlib.suppress(Exception):
+        await bus.release_name(BUS_NAME)
+    bus.disconnect()
+    await _close(features)
+    return 0
+
+
+async def _load_model(features: Features) -> None:
+    from .errors import ModelError
+
+    try:
+        await features.worker.load()
+    except ModelError as exc:
+        log.error("model not loaded: %s", exc)
+
+
+async def _close(features: Features) -> None:
+    await features.worker.close()
+    if features.llm is not None:
+        await features.llm.close()
+    if features.history is not None:
+        features.history.close()
+
+
+def _setup_logging(level: str) -> None:
+    # Under systemd the journal stamps time and unit already.
+    fmt = "%(levelname)s %(name)s: %(message)s"
+    if not os.environ.get("JOURNAL_STREAM"):
+        fmt = "%(asctime)s " + fmt
+    logging.basicConfig(level=level.upper(), format=fmt, stream=sys.stderr)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="v2md", description="v2m dictation daemon")
+    parser.add_argument(
+        "--config", type=Path, help="config file (default: XDG config v2m/config.toml)"
+    )
+    parser.add_argument(
+        "--log-level",
+        default=os.environ.get("V2M_LOG_LEVEL", "info"),
+        choices=["debug", "info", "warning", "error"],
+    )
+    parser.add_argument("--version", action="version", version=f"v2md {__version__}")
+    args = parser.parse_args(argv)
+    _setup_logging(args.log_level)
+    try:
+        cfg = load_config(args.config)
+    except ConfigError as exc:
+        print(f"v2md: {exc}", file=sys.stderr)
+        return 2
+    return asyncio.run(run(cfg))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,214 @@
+"""The D-Bus face of the daemon: ``org.v2m.Dictation`` at ``/org/v2m/Dictation``.
+
+A thin layer: each method validates nothing itself and calls the workflow;
+each workflow event becomes a property change or a signal. The one place where
+the errors of ``errors.py`` become D-Bus error names is ``_bus_errors``.
+``data/org.v2m.Dictation.xml`` is the contract; a test compares it with what
+this class introspects as.
+"""
+
+import asyncio
+import functools
+import logging
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Annotated, ParamSpec, TypeVar
+
+from dbus_fast import DBusError, PropertyAccess
+from dbus_fast.annotations import DBusBool, DBusSignature, DBusStr, DBusUInt32
+from dbus_fast.service import ServiceInterface, dbus_property, method, signal
+
+from . import INTERFACE, __version__
+from .errors import ERROR_PREFIX, InvalidArgumentError, V2MError
+
+if TYPE_CHECKING:
+    from .history import History
+    from .workflow import RecordingWorkflow, State
+
+log = logging.getLogger(__name__)
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+HistoryRows = Annotated[list[tuple[int, str, str]], DBusSignature("a(xss)")]
+StrList = Annotated[list[str], DBusSignature("as")]
+TextAndFinal = Annotated[tuple[str, bool], DBusSignature("sb")]
+NameAndMessage = Annotated[tuple[str, str], DBusSignature("ss")]
+
+
+def _to_dbus(exc: V2MError) -> DBusError:
+    return DBusError(exc.dbus_name, str(exc))
+
+
+def _bus_errors(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
+    """Turn the daemon's named errors into D-Bus errors; log anything unexpected."""
+
+    @functools.wraps(fn)
+    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return await fn(*args, **kwargs)
+        except V2MError as exc:
+            log.info("%s failed: %s: %s", fn.__name__, exc.name, exc)
+            raise _to_dbus(exc) from None
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("%s failed unexpectedly", fn.__name__)
+            raise DBusError(ERROR_PREFIX + "Failed", f"{fn.__name__}: internal error") from None
+
+    return wrapper
+
+
+class DictationService(ServiceInterface):
+    """Serves the workflow on the bus and relays its events as signals.
+
+    Member names are CamelCase because they are the D-Bus names of the contract.
+    """
+
+    def __init__(
+        self,
+        workflow: "RecordingWorkflow",
+        *,
+        model_name: Callable[[], str],
+        model_state: Callable[[], str],
+        history: "History | None" = None,
+        list_devices: Callable[[], list[str]] | None = None,
+    ) -> None:
+        super().__init__(INTERFACE)
+        self._wf = workflow
+        self._model_name = model_name
+        self._model_state = model_state
+        self._history = history
+        self._list_devices = list_devices
+
+    # ---- methods ------------------------------------------------------------------------
+
+    @method()
+    @_bus_errors
+    async def Start(self) -> None:
+        await self._wf.start()
+
+    @method()
+    @_bus_errors
+    async def Stop(self) -> DBusStr:
+        return await self._wf.stop()
+
+    @method()
+    @_bus_errors
+    async def Toggle(self) -> DBusStr:
+        return str(await self._wf.toggle())
+
+    @method()
+    @_bus_errors
+    async def Cancel(self) -> None:
+        await self._wf.cancel()
+
+    @method()
+    @_bus_errors
+    async def TranscribeFile(self, path: DBusStr) -> DBusStr:
+        return await self._wf.transcribe_file(path)
+
+    @method()
+    @_bus_errors
+    async def Refine(self, text: DBusStr) -> DBusStr:
+        return await self._wf.refine(text)
+
+    @method()
+    @_bus_errors
+    async def Translate(self, text: DBusStr, target_language: DBusStr) -> DBusStr:
+        return await self._wf.translate(text, target_language)
+
+    @method()
+    @_bus_errors
+    async def GetHistory(self, limit: DBusUInt32) -> HistoryRows:
+        history = self._require_history()
+        rows = await asyncio.get_running_loop().run_in_executor(
+            None, history.recent, limit or 2**31 - 1
+        )
+        return [tuple(row) for row in rows]
+
+    @method()
+    @_bus_errors
+    async def ClearHistory(self) -> DBusUInt32:
+        history = self._require_history()
+        return await asyncio.get_running_loop().run_in_executor(None, history.clear)
+
+    @method()
+    @_bus_errors
+    async def ListDevices(self) -> StrList:
+        if self._list_devices is None:
+            return []
+        return await asyncio.get_running_loop().run_in_executor(None, self._list_devices)
+
+    def _require_history(self) -> "History":
+        if self._history is None:
+            raise InvalidArgumentError("history is not enabled in this daemon")
+        return self._history
+
+    # ---- signals -------------------------------------------------------------------------
+
+    @signal()
+    def TranscriptionUpdated(self, text: str, final: bool) -> TextAndFinal:
+        return (text, final)
+
+    @signal()
+    def Error(self, name: str, message: str) -> NameAndMessage:
+        return (name, message)
+
+    # ---- properties ----------------------------------------------------------------------
+
+    @dbus_property(access=PropertyAccess.READ)
+    def State(self) -> DBusStr:
+        return str(self._wf.state)
+
+    @dbus_property(access=PropertyAccess.READ)
+    def ModelState(self) -> DBusStr:
+        return self._model_state()
+
+    @dbus_property(access=PropertyAccess.READ)
+    def Model(self) -> DBusStr:
+        return self._model_name()
+
+    @dbus_property()
+    def Language(self) -> DBusStr:
+        return self._wf.language
+
+    @Language.setter
+    def Language(self, code: DBusStr) -> None:
+        try:
+            self._wf.language = code
+        except V2MError as exc:
+            raise _to_dbus(exc) from None
+        self.emit_properties_changed({"Language": self._wf.language})
+
+    @dbus_property(access=PropertyAccess.READ)
+    def LastText(self) -> DBusStr:
+        return self._wf.last_text
+
+    @dbus_property(access=PropertyAccess.READ)
+    def SpeechActive(self) -> DBusBool:
+        return self._wf.speech_active
+
+    @dbus_property(access=PropertyAccess.READ)
+    def Version(self) -> DBusStr:
+        return __version__
+
+    # ---- workflow listener -----------------------------------------------------------------
+
+    def state_changed(self, state: "State") -> None:
+        self.emit_properties_changed({"State": str(state)})
+
+    def speech_active_changed(self, active: bool) -> None:
+        self.emit_properties_changed({"SpeechActive": active})
+
+    def transcription_updated(self, text: str, final: bool) -> None:
+        self.TranscriptionUpdated(text, final)
+
+    def last_text_changed(self, text: str) -> None:
+        self.emit_properties_changed({"LastText": text})
+
+    def error(self, error: V2MError) -> None:
+        log.warning("%s: %s", error.name, error)
+        self.Error(error.dbus_name, str(error))
+
+    def model_changed(self, state: str, model: str) -> None:
+        self.emit_properties_changed({"ModelState": state, "Model": model})
