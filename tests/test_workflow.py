@@ -1,0 +1,357 @@
+"""The recording state machine, driven with in-memory fakes (no bus, no model, no audio)."""
+
+from __future__ import annotations
+
+import asyncio
+import wave
+
+import numpy as np
+import pytest
+
+from v2md.config import Config
+from v2md.errors import (
+    AudioDeviceError,
+    BusyError,
+    InvalidArgumentError,
+    InvalidStateError,
+    LLMError,
+    ModelError,
+)
+from v2md.workflow import Features, RecordingWorkflow, State
+
+
+class FakeSource:
+    """Yields ``chunks`` then waits for stop(); ``end_after`` ends it on its own."""
+
+    device_name = "fake"
+
+    def __init__(self, chunks=(), *, end_on_its_own=False, error=None, overruns=0):
+        self._queue: asyncio.Queue[np.ndarray] = asyncio.Queue()
+        for chunk in chunks:
+            self._queue.put_nowait(chunk)
+        if end_on_its_own:
+            self._queue.put_nowait(np.zeros(0, np.float32))
+        self.error = error
+        self.overruns = overruns
+        self.level = (0.0, 0.0)
+        self.closed = False
+
+    def start(self):
+        pass
+
+    async def read(self):
+        return await self._queue.get()
+
+    def stop(self):
+        self._queue.put_nowait(np.zeros(0, np.float32))
+
+    def close(self):
+        self.closed = True
+
+
+class FakeStream:
+    def __init__(self, final="hello world", fail=None, gate=None):
+        self.parts: list[np.ndarray] = []
+        self.final, self.fail, self.gate = final, fail, gate
+
+    def append(self, samples):
+        self.parts.append(samples)
+
+    async def update(self):
+        return f"{sum(p.size for p in self.parts)} samples"
+
+    async def finish(self, end_sample=None):
+        if self.gate is not None:
+            await self.gate.wait()
+        if self.fail:
+            raise self.fail
+        return self.final
+
+    @property
+    def audio(self):
+        return np.concatenate(self.parts) if self.parts else np.zeros(0, np.float32)
+
+
+class FakeVAD:
+    """Speech while samples are non-zero; silence counted after speech."""
+
+    def __init__(self):
+        self.speech_active = False
+        self.silence_after_speech_ms = 0.0
+        self._seen = False
+
+    def process(self, samples):
+        loud = bool(np.any(samples))
+        if loud:
+            self._seen = True
+            self.silence_after_speech_ms = 0.0
+        elif self._seen:
+            self.silence_after_speech_ms += samples.size / 16.0
+        self.speech_active = loud
+
+    def speech_bounds(self):
+        return (0, 100) if self._seen else None
+
+
+class FakeWorker:
+    model_name = "fake"
+    language = "auto"
+
+    async def transcribe_file(self, path):
+        return f"text of {path.name}"
+
+
+class FakeLLM:
+    def __init__(self, fail=None, gate=None):
+        self.fail, self.gate = fail, gate
+
+    async def refine(self, text):
+        if self.gate is not None:
+            await self.gate.wait()
+        if self.fail:
+            raise self.fail
+        return text.upper()
+
+
+class Recorder:
+    def __init__(self):
+        self.states: list[str] = []
+        self.texts: list[tuple[str, bool]] = []
+        self.errors: list[Exception] = []
+        self.speech: list[bool] = []
+
+    def state_changed(self, state):
+        self.states.append(str(state))
+
+    def speech_active_changed(self, active):
+        self.speech.append(active)
+
+    def transcription_updated(self, text, final):
+        self.texts.append((text, final))
+
+    def last_text_changed(self, text):
+        pass
+
+    def error(self, error):
+        self.errors.append(error)
+
+    @property
+    def finals(self):
+        return [t for t, final in self.texts if final]
+
+
+def make(sources=None, stream=None, vad=False, llm=None, cfg=None, delivered=None):
+    sources = iter(sources or [])
+
+    class Delivery:
+        async def deliver(self, text):
+            delivered.append(text)
+
+    features = Features(
+        worker=FakeWorker(),
+        open_source=lambda: next(sources, None) or FakeSource([np.ones(1600, np.float32)]),
+        make_stream=stream or (lambda: FakeStream()),
+        make_vad=FakeVAD if vad else None,
+        llm=llm,
+        delivery=Delivery() if delivered is not None else None,
+    )
+    wf = RecordingWorkflow(cfg or Config(), features)
+    rec = Recorder()
+    wf.attach(rec)
+    return wf, rec
+
+
+async def settle():
+    for _ in range(20):
+        await asyncio.sleep(0)
+
+
+async def test_start_stop_returns_final_text_once():
+    wf, rec = make()
+    await wf.start()
+    assert wf.state is State.RECORDING
+    assert await wf.stop() == "hello world"
+    assert wf.state is State.IDLE
+    assert rec.states == ["recording", "transcribing", "idle"]
+    assert rec.finals == ["hello world"]
+    assert wf.last_text == "hello world"
+
+
+async def test_wrong_state_calls_get_invalid_state():
+    wf, _ = make()
+    with pytest.raises(InvalidStateError):
+        await wf.stop()
+    with pytest.raises(InvalidStateError):
+        await wf.cancel()
+    await wf.start()
+    with pytest.raises(InvalidStateError):
+        await wf.start()
+    await wf.cancel()
+    assert wf.state is State.IDLE
+
+
+async def test_cancel_drops_audio_and_text():
+    source = FakeSource([np.ones(800, np.float32)])
+    wf, rec = make([source])
+    await wf.start()
+    await wf.cancel()
+    assert rec.finals == [] and source.closed
+
+
+async def test_second_stop_while_transcribing_is_busy():
+    gate = asyncio.Event()
+    wf, rec = make(stream=lambda: FakeStream(gate=gate))
+    await wf.start()
+    first = asyncio.create_task(wf.stop())
+    await settle()
+    assert wf.state is State.TRANSCRIBING
+    with pytest.raises(BusyError):
+        await wf.stop()
+    with pytest.raises(BusyError):
+        await wf.cancel()
+    gate.set()
+    assert await first == "hello world"
+    assert rec.finals == ["hello world"]
+
+
+async def test_toggle_storm_from_many_clients_stays_consistent():
+    wf, rec = make()
+    results: list[str] = []
+
+    async def client():
+        for _ in range(20):
+            results.append(str(await wf.toggle()))
+
+    await asyncio.gather(*(client() for _ in range(10)))
+    assert len(results) == 200
+    assert results.count("idle") == 100 and results.count("recording") == 100
+    assert wf.state is State.IDLE
+    assert len(rec.finals) == 100  # every stop produced exactly one final text
+    assert rec.states == ["recording", "transcribing", "idle"] * 100
+
+
+async def test_failed_transcription_keeps_the_audio(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path))
+    audio = np.full(1600, 0.25, np.float32)
+    wf, rec = make(
+        [FakeSource([audio])], stream=lambda: FakeStream(fail=RuntimeError("decoder exploded"))
+    )
+    await wf.start()
+    with pytest.raises(ModelError, match="kept in") as info:
+        await wf.stop()
+    kept = str(info.value).rsplit("kept in ", 1)[1]
+    with wave.open(kept) as wav:
+        assert wav.getnframes() == audio.size and wav.getframerate() == 16000
+    assert wf.state is State.IDLE
+    assert isinstance(rec.errors[-1], ModelError)
+
+
+async def test_source_ending_on_its_own_finishes_like_stop():
+    wf, rec = make([FakeSource([np.ones(800, np.float32)], end_on_its_own=True)])
+    await wf.start()
+    await settle()
+    assert rec.finals == ["hello world"]
+    assert wf.state is State.IDLE
+
+
+async def test_device_lost_reports_error_and_keeps_text():
+    lost = AudioDeviceError("fake: device vanished")
+    wf, rec = make([FakeSource([np.ones(800, np.float32)], end_on_its_own=True, error=lost)])
+    await wf.start()
+    await settle()
+    assert rec.errors == [lost]
+    assert rec.finals == ["hello world"]
+
+
+async def test_overruns_are_reported_with_counts():
+    wf, rec = make([FakeSource([np.ones(800, np.float32)], overruns=32000)])
+    await wf.start()
+    await settle()
+    assert "dropped 32000 samples (2.00 s)" in str(rec.errors[0])
+    await wf.stop()
+
+
+async def test_silence_after_speech_stops_hands_free():
+    cfg = Config()
+    cfg.vad.auto_stop_silence_ms = 500
+    speech, silence = np.ones(1600, np.float32), np.zeros(1600, np.float32)
+    wf, rec = make([FakeSource([speech, *[silence] * 8])], vad=True, cfg=cfg)
+    await wf.start()
+    await settle()
+    assert rec.finals == ["hello world"]
+    assert rec.speech == [True, False]
+    assert wf.state is State.IDLE
+
+
+async def test_no_speech_gives_empty_text_without_decoding():
+    wf, rec = make(
+        [FakeSource([np.zeros(1600, np.float32)])],
+        vad=True,
+        stream=lambda: FakeStream(fail=AssertionError("must not decode")),
+    )
+    await wf.start()
+    assert await wf.stop() == ""
+    assert rec.finals == [""]
+
+
+async def test_provisional_text_is_announced_while_recording():
+    wf, rec = make([FakeSource([np.ones(800, np.float32)])])
+    await wf.start()
+    await settle()
+    assert ("800 samples", False) in rec.texts
+    await wf.stop()
+
+
+async def test_llm_request_shows_processing_without_blocking_recording():
+    gate = asyncio.Event()
+    wf, _ = make(llm=FakeLLM(gate=gate))
+    refine = asyncio.create_task(wf.refine("some text"))
+    await settle()
+    assert wf.state is State.PROCESSING
+    await wf.start()  # not blocked by the pending LLM call
+    assert wf.state is State.RECORDING
+    await wf.stop()
+    gate.set()
+    assert await refine == "SOME TEXT"
+    assert wf.state is State.IDLE
+
+
+async def test_auto_refine_failure_delivers_raw_text():
+    cfg = Config()
+    cfg.llm.auto_refine = True
+    delivered: list[str] = []
+    wf, rec = make(llm=FakeLLM(fail=LLMError("provider down")), cfg=cfg, delivered=delivered)
+    await wf.start()
+    await wf.stop()
+    await settle()
+    assert delivered == ["hello world"]
+    assert "raw text delivered" in str(rec.errors[-1])
+
+
+async def test_auto_refine_delivers_refined_text():
+    cfg = Config()
+    cfg.llm.auto_refine = True
+    delivered: list[str] = []
+    wf, _ = make(llm=FakeLLM(), cfg=cfg, delivered=delivered)
+    await wf.start()
+    await wf.stop()
+    await settle()
+    assert delivered == ["HELLO WORLD"]
+
+
+async def test_transcribe_file_validates_path(tmp_path):
+    wf, _ = make()
+    with pytest.raises(InvalidArgumentError, match="absolute"):
+        await wf.transcribe_file("relative.wav")
+    with pytest.raises(InvalidArgumentError, match="no such file"):
+        await wf.transcribe_file(str(tmp_path / "missing.wav"))
+    (tmp_path / "a.wav").write_bytes(b"x")
+    assert await wf.transcribe_file(str(tmp_path / "a.wav")) == "text of a.wav"
+
+
+async def test_language_is_validated():
+    wf, _ = make()
+    wf.language = "DE"
+    assert wf.language == "de"
+    with pytest.raises(InvalidArgumentError, match="unknown language"):
+        wf.language = "klingon"
