@@ -1,0 +1,46 @@
+"""Client-side helpers shared by v2mctl, the demo and the tests: proxies and name waiting."""
+
+from __future__ import annotations
+
+import asyncio
+
+from dbus_fast import Message, MessageType
+from dbus_fast.aio import MessageBus, ProxyInterface
+
+from . import BUS_NAME, INTERFACE, OBJECT_PATH
+
+_DBUS = {
+    "destination": "org.freedesktop.DBus",
+    "path": "/org/freedesktop/DBus",
+    "interface": "org.freedesktop.DBus",
+}
+
+
+async def dictation_proxy(bus: MessageBus) -> tuple[ProxyInterface, ProxyInterface]:
+    """The org.v2m.Dictation interface and its Properties interface, from live introspection."""
+    introspection = await bus.introspect(BUS_NAME, OBJECT_PATH)
+    obj = bus.get_proxy_object(BUS_NAME, OBJECT_PATH, introspection)
+    return obj.get_interface(INTERFACE), obj.get_interface("org.freedesktop.DBus.Properties")
+
+
+async def name_has_owner(bus: MessageBus, name: str = BUS_NAME) -> bool:
+    reply = await bus.call(Message(member="NameHasOwner", signature="s", body=[name], **_DBUS))
+    return reply.message_type is MessageType.METHOD_RETURN and bool(reply.body[0])
+
+
+async def wait_for_name(bus: MessageBus, timeout: float, name: str = BUS_NAME) -> None:
+    """Return once ``name`` has an owner, watching NameOwnerChanged instead of polling."""
+    owned = asyncio.Event()
+
+    def handler(msg: Message) -> None:
+        if msg.member == "NameOwnerChanged" and msg.body[0] == name and msg.body[2]:
+            owned.set()
+
+    rule = f"type='signal',sender='org.freedesktop.DBus',member='NameOwnerChanged',arg0='{name}'"
+    await bus.call(Message(member="AddMatch", signature="s", body=[rule], **_DBUS))
+    bus.add_message_handler(handler)
+    try:
+        if not await name_has_owner(bus, name):
+            await asyncio.wait_for(owned.wait(), timeout)
+    finally:
+        bus.remove_message_handler(handler)

@@ -1,0 +1,148 @@
+"""``v2mctl``: a thin command-line client over the org.v2m.Dictation bus API.
+
+Everything it does, ``busctl --user call`` can do too; it only makes the
+common calls short and prints live updates readably. Calling any method
+starts v2md through D-Bus activation when it is installed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from datetime import datetime
+from pathlib import Path
+
+from dbus_fast import BusType, DBusError
+from dbus_fast.aio import MessageBus, ProxyInterface
+
+from . import INTERFACE
+from .client import dictation_proxy
+
+PROPERTIES = ("State", "ModelState", "Model", "Language", "LastText", "SpeechActive", "Version")
+
+
+async def listen(iface: ProxyInterface, props: ProxyInterface, *, until_final: bool) -> str:
+    """Print TranscriptionUpdated and property changes; return the first final text if asked."""
+    final: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+
+    def on_text(text: str, is_final: bool) -> None:
+        print(f"{'final' if is_final else 'live '}: {text}", flush=True)
+        if is_final and not final.done():
+            final.set_result(text)
+
+    def on_error(name: str, message: str) -> None:
+        print(f"error: {name}: {message}", flush=True)
+
+    def on_props(interface: str, changed: dict, _invalidated: list) -> None:
+        if interface == INTERFACE:
+            for name, variant in changed.items():
+                print(f"{name} = {variant.value}", flush=True)
+
+    iface.on_transcription_updated(on_text)
+    iface.on_error(on_error)
+    props.on_properties_changed(on_props)
+    if until_final:
+        return await final
+    await asyncio.Event().wait()
+    return ""
+
+
+async def _run(args: argparse.Namespace) -> int:
+    if args.command == "bind":
+        return _bind(args)
+    bus = await MessageBus(bus_type=BusType.SESSION).connect()
+    try:
+        iface, props = await dictation_proxy(bus)
+        match args.command:
+            case "start":
+                await iface.call_start()
+            case "stop":
+                print(await iface.call_stop())
+            case "toggle":
+                print(await iface.call_toggle())
+            case "cancel":
+                await iface.call_cancel()
+            case "status":
+                values = await props.call_get_all(INTERFACE)
+                for name in PROPERTIES:
+                    print(f"{name}: {values[name].value}")
+            case "listen":
+                await listen(iface, props, until_final=args.until_final)
+            case "refine":
+                print(await iface.call_refine(args.text))
+            case "translate":
+                print(await iface.call_translate(args.text, args.language))
+            case "transcribe":
+                print(await iface.call_transcribe_file(str(Path(args.file).resolve())))
+            case "devices":
+                print("\n".join(await iface.call_list_devices()))
+            case "history":
+                if args.clear:
+                    print(f"removed {await iface.call_clear_history()} entries")
+                for stamp, raw, refined in await iface.call_get_history(args.limit):
+                    when = datetime.fromtimestamp(stamp / 1000).isoformat(" ", "seconds")
+                    print(f"{when}  {refined or raw}")
+        return 0
+    finally:
+        bus.disconnect()
+
+
+def _bind(args: argparse.Namespace) -> int:
+    from . import keybindings
+
+    action = {
+        ("gnome", False): keybindings.bind_gnome,
+        ("kde", False): keybindings.bind_kde,
+        ("gnome", True): keybindings.unbind_gnome,
+        ("kde", True): keybindings.unbind_kde,
+    }[(args.desktop, args.remove)]
+    kwargs = {"dry_run": args.dry_run}
+    lines = action(**kwargs) if args.remove else action(args.accelerator, **kwargs)
+    print("\n".join(lines))
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="v2mctl", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, text in [
+        ("start", "start recording"),
+        ("stop", "stop recording and print the final text"),
+        ("toggle", "start or stop; prints the new state"),
+        ("cancel", "drop the current recording"),
+        ("status", "print the daemon's properties"),
+        ("devices", "list capture devices"),
+    ]:
+        sub.add_parser(name, help=text)
+    listen_p = sub.add_parser("listen", help="print live text and state changes")
+    listen_p.add_argument("--until-final", action="store_true", help="exit after the final text")
+    sub.add_parser("refine", help="clean up text with the LLM").add_argument("text")
+    translate = sub.add_parser("translate", help="translate text with the LLM")
+    translate.add_argument("text")
+    translate.add_argument("language", help="ISO 639-1 code, e.g. de")
+    sub.add_parser("transcribe", help="transcribe an audio file").add_argument("file")
+    history = sub.add_parser("history", help="print recent dictations, newest first")
+    history.add_argument("limit", type=int, nargs="?", default=20)
+    history.add_argument("--clear", action="store_true", help="delete the history first")
+    bind = sub.add_parser("bind", help="bind a desktop shortcut to Toggle")
+    bind.add_argument("desktop", choices=["gnome", "kde"])
+    bind.add_argument("accelerator", nargs="?", default="<Super>v")
+    bind.add_argument("--remove", action="store_true", help="remove the shortcut instead")
+    bind.add_argument("--dry-run", action="store_true", help="only show what would be done")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return asyncio.run(_run(args))
+    except DBusError as exc:
+        print(f"v2mctl: {exc.type}: {exc.text}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
