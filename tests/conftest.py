@@ -1,0 +1,85 @@
+"""Shared fixtures: a private session bus, the real daemon on it, and a client connection."""
+
+from __future__ import annotations
+
+import asyncio
+import wave
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+import speech
+from dbus_fast.aio import MessageBus
+from harness import STARTED, Daemon, PrivateBus
+
+from v2md.client import dictation_proxy
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    if report.failed:
+        for daemon in STARTED:
+            report.sections.append((f"v2md log ({daemon.log_path})", daemon.log()[-20000:]))
+    if report.when == "teardown":
+        STARTED.clear()
+
+
+@pytest.fixture(scope="module")
+def private_bus():
+    bus = PrivateBus()
+    yield bus
+    bus.close()
+
+
+def write_wav(path: Path, audio: np.ndarray) -> Path:
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(speech.SAMPLE_RATE)
+        out.writeframes((np.clip(audio, -1, 1) * 32767).astype("<i2").tobytes())
+    return path
+
+
+@dataclass(frozen=True)
+class SpeechFile:
+    path: Path
+    text: str
+    speech_s: float  # where the speech ends; silence follows until the end of the file
+
+
+@pytest.fixture(scope="session")
+def speech_file(tmp_path_factory) -> SpeechFile:
+    """About eight seconds of espeak speech, then a minute of silence, as a 16 kHz WAV.
+
+    The silence keeps the source open so a test decides when to Stop.
+    """
+    text = " ".join(speech.SENTENCES[1:3])
+    audio = speech.speak(text)
+    path = tmp_path_factory.mktemp("speech") / "speech.wav"
+    write_wav(path, np.concatenate([audio, speech.silence(60)]))
+    return SpeechFile(path, text, audio.size / speech.SAMPLE_RATE)
+
+
+@pytest.fixture(scope="module")
+def daemon(private_bus, speech_file, tmp_path_factory):
+    """One v2md per test module, recording from the speech file at real time."""
+    d = Daemon(
+        private_bus,
+        tmp_path_factory.mktemp("home"),
+        V2M_AUDIO__FILE=str(speech_file.path),
+        V2M_AUDIO__REALTIME="true",
+    ).start()
+    asyncio.run(d.wait_ready())
+    yield d
+    d.stop()
+
+
+@pytest.fixture
+async def client(daemon):
+    bus = await MessageBus(bus_address=daemon.bus.address).connect()
+    iface, props = await dictation_proxy(bus)
+    yield iface, props
+    bus.disconnect()

@@ -1,0 +1,174 @@
+"""Dictation through the whole path: engine file source → VAD → streaming → D-Bus signals."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import subprocess
+import time
+
+import pytest
+import speech
+from conftest import write_wav
+from dbus_fast import DBusError
+from dbus_fast.aio import MessageBus
+from harness import Daemon, assert_eventually, daemon_command
+
+from v2md import INTERFACE
+from v2md.client import dictation_proxy
+from v2md.errors import ERROR_PREFIX
+
+pytestmark = pytest.mark.slow
+
+MAX_WER = 20.0  # tiny.en on espeak speech; the measured figure is in benchmarks/README.md
+
+
+class Watch:
+    """Collects what a client sees: text updates, property changes, errors."""
+
+    def __init__(self, iface, props) -> None:
+        self.texts: list[tuple[float, str, bool]] = []
+        self.speech: list[tuple[float, bool]] = []
+        self.states: list[str] = []
+        self.errors: list[tuple[str, str]] = []
+        iface.on_transcription_updated(lambda t, f: self.texts.append((time.monotonic(), t, f)))
+        iface.on_error(lambda n, m: self.errors.append((n, m)))
+        props.on_properties_changed(self._changed)
+
+    def _changed(self, interface, changed, _invalidated) -> None:
+        if interface != INTERFACE:
+            return
+        if "SpeechActive" in changed:
+            self.speech.append((time.monotonic(), changed["SpeechActive"].value))
+        if "State" in changed:
+            self.states.append(changed["State"].value)
+
+    @property
+    def finals(self) -> list[str]:
+        return [t for _, t, final in self.texts if final]
+
+    @property
+    def provisional(self) -> list[str]:
+        return [t for _, t, final in self.texts if not final]
+
+
+async def test_live_text_while_speaking_then_final_text_on_stop(client, speech_file):
+    iface, props = client
+    watch = Watch(iface, props)
+    started = time.monotonic()
+    await iface.call_start()
+    await assert_eventually(lambda: watch.provisional, timeout=15, message="no live text")
+    # The source plays at real time: Stop once the speech is over and VAD has seen the end.
+    speech_over = started + speech_file.speech_s
+    await assert_eventually(
+        lambda: any(t > speech_over and not active for t, active in watch.speech), timeout=30
+    )
+    text = await iface.call_stop()
+    assert speech.wer(speech_file.text, text) <= MAX_WER, text
+    await assert_eventually(lambda: watch.finals, timeout=5)
+    assert watch.finals == [text]
+    assert (await props.call_get(INTERFACE, "LastText")).value == text
+    assert watch.states == ["recording", "transcribing", "idle"]
+
+
+async def test_second_start_is_invalid_state_and_cancel_discards(client):
+    iface, props = client
+    watch = Watch(iface, props)
+    await iface.call_start()
+    with pytest.raises(DBusError) as info:
+        await iface.call_start()
+    assert info.value.type == ERROR_PREFIX + "InvalidState"
+    await iface.call_cancel()
+    assert (await props.call_get(INTERFACE, "State")).value == "idle"
+    assert watch.finals == []
+
+
+async def test_toggle_storm_from_ten_clients_ends_consistent(daemon):
+    buses = [await MessageBus(bus_address=daemon.bus.address).connect() for _ in range(10)]
+    try:
+        proxies = [await dictation_proxy(bus) for bus in buses]
+        watch = Watch(*proxies[0])
+        results: list[str] = []
+
+        async def spam(iface) -> None:
+            for _ in range(20):
+                results.append(await iface.call_toggle())
+
+        await asyncio.gather(*(spam(iface) for iface, _ in proxies))
+        assert len(results) == 200
+        assert results.count("recording") == results.count("idle") == 100
+        state = (await proxies[0][1].call_get(INTERFACE, "State")).value
+        assert state == "idle"
+        await assert_eventually(
+            lambda: len(watch.finals) == 100,
+            timeout=10,
+            message=f"{len(watch.finals)} final texts for 100 stops",
+        )
+    finally:
+        for bus in buses:
+            bus.disconnect()
+    assert daemon.alive()
+
+
+async def test_transcribe_file(client, speech_file):
+    iface, _ = client
+    text = await iface.call_transcribe_file(str(speech_file.path))
+    assert speech.wer(speech_file.text, text) <= MAX_WER, text
+
+
+async def test_end_of_input_finishes_by_itself_with_accurate_text(private_bus, tmp_path):
+    text = speech.SENTENCES[4]
+    wav = write_wav(tmp_path / "short.wav", speech.speak(text))
+    daemon = Daemon(
+        private_bus, tmp_path, V2M_AUDIO__FILE=str(wav), V2M_AUDIO__REALTIME="false"
+    ).start()
+    await daemon.wait_ready()
+    bus = await MessageBus(bus_address=private_bus.address).connect()
+    try:
+        iface, props = await dictation_proxy(bus)
+        watch = Watch(iface, props)
+        await iface.call_start()
+        await assert_eventually(lambda: watch.finals, timeout=60)
+        assert speech.wer(text, watch.finals[0]) <= MAX_WER, watch.finals
+    finally:
+        bus.disconnect()
+        assert daemon.stop() == 0
+
+
+async def test_sigterm_while_recording_keeps_the_audio(private_bus, speech_file, tmp_path):
+    daemon = Daemon(private_bus, tmp_path, V2M_AUDIO__FILE=str(speech_file.path)).start()
+    await daemon.wait_ready()
+    bus = await MessageBus(bus_address=private_bus.address).connect()
+    try:
+        iface, props = await dictation_proxy(bus)
+        watch = Watch(iface, props)
+        await iface.call_start()
+        await assert_eventually(lambda: watch.speech, timeout=15)
+    finally:
+        bus.disconnect()
+    daemon.proc.send_signal(signal.SIGTERM)
+    assert daemon.proc.wait(timeout=30) == 0
+    kept = list((tmp_path / "state" / "v2m" / "recordings").glob("*.wav"))
+    assert len(kept) == 1 and kept[0].stat().st_size > 10_000
+
+
+async def test_second_daemon_on_the_same_bus_exits(daemon, tmp_path):
+    second = Daemon(daemon.bus, tmp_path).start()
+    assert second.proc.wait(timeout=60) == 1
+    assert "already owned" in second.log()
+
+
+def test_invalid_config_names_key_value_and_line(private_bus, tmp_path):
+    config = tmp_path / "config.toml"
+    config.write_text('[audio]\ndevice = "default"\nrealtime = "sometimes"\n')
+    daemon = Daemon(private_bus, tmp_path)
+    proc = subprocess.run(
+        [*daemon_command(), "--config", str(config)],
+        env=daemon.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 2
+    assert f"{config}:3" in proc.stderr and "audio.realtime" in proc.stderr
+    assert "sometimes" in proc.stderr
