@@ -21,6 +21,8 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 log = logging.getLogger(__name__)
 
 ENV_PREFIX = "V2M_"
+# Beside config.toml: KEY=value lines (GEMINI_API_KEY=...), kept out of the config file.
+SECRETS_FILE = ".env"
 
 
 class _Section(BaseModel):
@@ -47,6 +49,12 @@ class WhisperConfig(_Section):
     update_interval_ms: int = Field(default=500, ge=50, le=10_000)
     memory_threshold_percent: float = Field(default=90.0, gt=0, le=100)
     idle_unload_s: int = Field(default=0, ge=0)
+    encoder_window_s: float = Field(
+        default=10.0,
+        ge=1.0,
+        le=30.0,
+        description="shortest encoder window for streaming decodes; 30 keeps Whisper's full window",
+    )
 
     @field_validator("language")
     @classmethod
@@ -228,8 +236,9 @@ def load_config(path: Path | None = None, environ: dict[str, str] | None = None)
     elif explicit:
         raise ConfigError(f"{path}: no such config file")
     env = _env_overrides(environ)
-    if "GEMINI_API_KEY" in environ:
-        env = _merge(env, {"llm": {"gemini": {"api_key": environ["GEMINI_API_KEY"]}}})
+    secrets = {**_read_secrets(path.parent / SECRETS_FILE), **environ}
+    if secrets.get("GEMINI_API_KEY"):
+        env = _merge(env, {"llm": {"gemini": {"api_key": secrets["GEMINI_API_KEY"]}}})
     try:
         return Config.model_validate(_merge(data, env))
     except ValidationError as exc:
@@ -259,7 +268,30 @@ def _source_of(loc: tuple[Any, ...], path: Path, text: str, env: dict[str, Any])
     return f"{path}:{line}" if line else str(path)
 
 
+def _read_secrets(path: Path) -> dict[str, str]:
+    """``KEY=value`` lines of the secrets file beside the config (environment wins over it)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return {}
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc}") from exc
+    values = {}
+    for line in text.splitlines():
+        line = line.strip()
+        if line and not line.startswith("#") and "=" in line:
+            key, value = line.removeprefix("export ").split("=", 1)
+            values[key.strip()] = value.strip().strip("'\"")
+    if values:
+        _warn_if_readable_by_others(path)
+    return values
+
+
 def _warn_if_secret_readable(path: Path, data: dict[str, Any]) -> None:
-    holds_secret = bool(data.get("llm", {}).get("gemini", {}).get("api_key"))
-    if holds_secret and path.stat().st_mode & (stat.S_IRGRP | stat.S_IROTH):
+    if data.get("llm", {}).get("gemini", {}).get("api_key"):
+        _warn_if_readable_by_others(path)
+
+
+def _warn_if_readable_by_others(path: Path) -> None:
+    if path.stat().st_mode & (stat.S_IRGRP | stat.S_IROTH):
         log.warning("%s holds an API key but is readable by others: chmod 600 %s", path, path)
