@@ -23,14 +23,21 @@ CONTRACT = ROOT / "data" / "org.v2m.Dictation.xml"
 
 
 def _shape(node: Node) -> dict:
-    """What a client depends on: member names, argument names, types and directions."""
+    """What a client depends on: members, argument types and directions, in-argument names.
+
+    dbus-fast names in-arguments after the Python parameters but cannot name out-arguments
+    or signal arguments; those names in the XML document the meaning for readers.
+    """
     (iface,) = [i for i in node.interfaces if i.name == INTERFACE]
     return {
         "methods": {
-            m.name: [(a.name, a.signature, a.direction.value) for a in m.in_args + m.out_args]
+            m.name: (
+                [(a.name, a.signature) for a in m.in_args],
+                [a.signature for a in m.out_args],
+            )
             for m in iface.methods
         },
-        "signals": {s.name: [(a.name, a.signature) for a in s.args] for s in iface.signals},
+        "signals": {s.name: [a.signature for a in s.args] for s in iface.signals},
         "properties": {p.name: (p.signature, p.access.value) for p in iface.properties},
     }
 
