@@ -91,6 +91,9 @@ class LLMConfig(_Section):
     fallback: list[Literal["ollama", "gemini"]] = []
     timeout_s: float = Field(default=30.0, gt=0, le=600)
     max_retries: int = Field(default=2, ge=0, le=10)
+    retry_backoff_s: float = Field(
+        default=0.5, ge=0, le=60, description="first retry delay; doubles on each further retry"
+    )
     max_input_chars: int = Field(default=20_000, ge=1)
     max_output_chars: int = Field(default=100_000, ge=1)
     auto_refine: bool = False
