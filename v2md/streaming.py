@@ -1,0 +1,186 @@
+"""Streaming transcription: provisional text while the user speaks, final text at stop.
+
+Each update re-decodes only the unconfirmed tail of the recording and commits
+the words two consecutive decodes agree on (LocalAgreement-2, the policy of
+Macháček et al.'s whisper_streaming), so provisional text stops flickering.
+Committed audio is cut off at sentence ends (or, for long run-on speech, at
+the last committed word) and never decoded again; the latest committed words
+travel along as Whisper's text prompt instead. Per-update CPU and memory
+therefore depend on the tail, not on how long the dictation has run.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import re
+from collections import deque
+from collections.abc import Sequence
+
+import numpy as np
+
+from v2md.config import WhisperConfig
+from v2md.errors import InvalidArgumentError
+from v2md.transcriber import SAMPLE_RATE, WhisperWorker, Word
+
+log = logging.getLogger(__name__)
+
+PROMPT_WORDS = 40  # committed words kept as context for the next decodes
+MIN_DECODE_S = 0.25  # Whisper invents words for slivers of audio: wait for more
+TRIM_TAIL_S = 10.0  # past this, cut at the last committed word even mid-sentence
+HARD_TAIL_S = 20.0  # no agreement for this long: commit all but the last KEEP_S
+KEEP_S = 3.0
+# Committed audio kept before a cut: a decode that starts exactly at a sentence
+# end loses the acoustic context and mishears the next word (measured).
+CONTEXT_S = 1.0
+SEAM_NGRAM = 5  # longest run of committed words a re-decode may repeat at the seam
+_SENTENCE_END = re.compile("[.!?\u2026\u3002\uff01\uff1f][\"')\\]]*$")  # also … 。 ！ ？
+_NOT_WORD = re.compile(r"[^\w']+")
+
+
+def word_key(text: str) -> str:
+    """What two decodes must agree on: the word without case or punctuation."""
+    return _NOT_WORD.sub("", text).casefold()
+
+
+def agreed_prefix(previous: Sequence[Word], current: Sequence[Word]) -> int:
+    """How many leading words two consecutive hypotheses share."""
+    count = 0
+    for old, new in zip(previous, current, strict=False):
+        if word_key(old.text) != word_key(new.text):
+            break
+        count += 1
+    return count
+
+
+def beyond_committed(words: Sequence[Word], committed: Sequence[Word]) -> list[Word]:
+    """The words of a decode that come after the committed ones.
+
+    A decode of the tail may start inside committed audio: drop words centred
+    before the last committed word ended, then any repetition of the last
+    committed words at the seam (timestamps alone are not exact).
+    """
+    if not committed:
+        return list(words)
+    end = committed[-1].end
+    fresh = [w for w in words if (w.start + w.end) / 2 > end]
+    if fresh and fresh[0].start - end < 1.0:
+        committed_keys = [word_key(w.text) for w in committed]
+        for n in range(min(SEAM_NGRAM, len(committed), len(fresh)), 0, -1):
+            if committed_keys[-n:] == [word_key(w.text) for w in fresh[:n]]:
+                return fresh[n:]
+    return fresh
+
+
+class StreamingTranscriber:
+    """Turns a growing recording into provisional and final text with one WhisperWorker."""
+
+    def __init__(
+        self, worker: WhisperWorker, cfg: WhisperConfig, sample_rate: int = SAMPLE_RATE
+    ) -> None:
+        if sample_rate != SAMPLE_RATE:
+            raise InvalidArgumentError(f"streaming needs {SAMPLE_RATE} Hz audio, not {sample_rate}")
+        self._worker = worker
+        self._cfg = cfg
+        self._chunks: list[np.ndarray] = []
+        self._total = 0  # samples appended
+        self._tail = np.zeros(0, dtype=np.float32)  # audio not yet cut off, from _tail_start
+        self._tail_start = 0
+        self._decoded_total = 0  # _total when the last decode started
+        self._text = ""  # committed text, Whisper's spacing
+        self._recent: deque[Word] = deque(maxlen=PROMPT_WORDS)  # last committed, absolute times
+        self._hypothesis: list[Word] = []  # unconfirmed words of the last decode
+        self._shown: str | None = None
+
+    @property
+    def committed_text(self) -> str:
+        return self._text.strip()
+
+    @property
+    def audio(self) -> np.ndarray:
+        """Everything appended so far (to save a recording when transcription fails)."""
+        if not self._chunks:
+            return np.zeros(0, dtype=np.float32)
+        return np.concatenate(self._chunks)
+
+    def append(self, samples: np.ndarray) -> None:
+        """Add 16 kHz mono float32 samples to the recording."""
+        if samples.ndim != 1 or not np.issubdtype(samples.dtype, np.floating):
+            raise InvalidArgumentError("append float mono samples (a one-dimensional array)")
+        samples = samples.astype(np.float32)  # a copy: callers may reuse their buffers
+        self._chunks.append(samples)
+        self._total += samples.size
+        self._tail = np.concatenate([self._tail, samples])
+
+    async def update(self) -> str | None:
+        """Decode the unconfirmed tail; return the provisional full text if it changed."""
+        if self._total == self._decoded_total or self._tail.size < MIN_DECODE_S * SAMPLE_RATE:
+            return None
+        words = await self._decode(self._tail)
+        agreed = agreed_prefix(self._hypothesis, words)
+        self._commit(words[:agreed])
+        self._hypothesis = words[agreed:]
+        self._bound_tail()
+        text = "".join([self._text, *(w.text for w in self._hypothesis)]).strip()
+        if text == self._shown:
+            return None
+        self._shown = text
+        return text
+
+    async def finish(self, end_sample: int | None = None) -> str:
+        """Decode what is left (up to ``end_sample`` if given) and return the final text."""
+        end = self._total if end_sample is None else min(max(end_sample, 0), self._total)
+        tail = self._tail[: max(0, end - self._tail_start)]
+        if tail.size >= MIN_DECODE_S * SAMPLE_RATE:
+            self._commit(await self._decode(tail))
+        self._hypothesis = []
+        self._cut(self._total)
+        return self.committed_text
+
+    async def _decode(self, audio: np.ndarray) -> list[Word]:
+        """Words of ``audio`` (which starts at the tail) that follow the committed ones."""
+        offset = self._tail_start / SAMPLE_RATE
+        self._decoded_total = self._total
+        prompt = "".join(w.text for w in self._recent if w.end <= offset)
+        words = await self._worker.transcribe(
+            audio, prompt=prompt, window_s=self._cfg.encoder_window_s
+        )
+        # Punctuation Whisper emits as a word of its own carries no agreement signal
+        # and, decoded from silence, repeats (". . . .").
+        absolute = [
+            Word(w.start + offset, w.end + offset, w.text) for w in words if word_key(w.text)
+        ]
+        return beyond_committed(absolute, self._recent)
+
+    def _commit(self, words: Sequence[Word]) -> None:
+        for word in words:
+            self._text += word.text
+            self._recent.append(word)
+
+    def _bound_tail(self) -> None:
+        """Cut committed audio off the tail, so decode cost stays bounded."""
+        tail_start_s = self._tail_start / SAMPLE_RATE
+        tail_s = self._tail.size / SAMPLE_RATE
+        in_tail = [w for w in self._recent if w.end > tail_start_s]
+        sentence_ends = [w for w in in_tail if _SENTENCE_END.search(w.text.strip())]
+        if sentence_ends:
+            self._cut(round((sentence_ends[-1].end - CONTEXT_S) * SAMPLE_RATE))
+        elif tail_s > TRIM_TAIL_S and in_tail:
+            self._cut(round((in_tail[-1].end - CONTEXT_S) * SAMPLE_RATE))
+        elif tail_s > HARD_TAIL_S:
+            keep_from = tail_start_s + tail_s - KEEP_S
+            forced = list(itertools.takewhile(lambda w: w.end <= keep_from, self._hypothesis))
+            log.warning(
+                "no agreement in %.1f s of audio: committing %d words unconfirmed",
+                tail_s,
+                len(forced),
+            )
+            self._commit(forced)
+            self._hypothesis = self._hypothesis[len(forced) :]
+            self._cut(round(keep_from * SAMPLE_RATE))
+
+    def _cut(self, sample: int) -> None:
+        """Drop tail audio before absolute ``sample``."""
+        drop = min(max(sample - self._tail_start, 0), self._tail.size)
+        self._tail = self._tail[drop:]
+        self._tail_start += drop

@@ -1,0 +1,278 @@
+"""The warm Whisper worker: one model, one inference thread, loaded once and kept ready.
+
+Every decode runs on the worker's own single-thread executor, so the event loop
+never waits on inference and requests are served in arrival order. The worker
+unloads the model under memory pressure (or after an optional idle time) and
+reloads it on the next use; each state change is reported through ``on_state``
+on the event loop thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import os
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import psutil
+from faster_whisper import decode_audio
+
+from v2md import models
+from v2md.config import WhisperConfig, validate_language
+from v2md.errors import InvalidArgumentError, ModelError
+
+log = logging.getLogger(__name__)
+
+SAMPLE_RATE = 16_000
+MAINTENANCE_PERIOD_S = 5.0
+# Silence the decoder sees after the audio in a shortened window; with none it
+# repeats the last sentence (measured on espeak speech).
+WINDOW_MARGIN_S = 0.5
+
+
+class ModelState(StrEnum):
+    UNLOADED = "unloaded"
+    LOADING = "loading"
+    READY = "ready"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class Word:
+    """A decoded word; times in seconds from the start of the audio passed in.
+
+    ``text`` is spelled as Whisper produced it, leading space included, so
+    joining words with "" is right for every language.
+    """
+
+    start: float
+    end: float
+    text: str
+
+
+def system_memory_percent() -> float:
+    return psutil.virtual_memory().percent
+
+
+class WhisperWorker:
+    """Owns the Whisper model and serialises all inference on one thread."""
+
+    def __init__(
+        self,
+        cfg: WhisperConfig,
+        on_state: Callable[[ModelState, str], None] | None = None,
+        *,
+        memory_percent: Callable[[], float] = system_memory_percent,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._cfg = cfg
+        self._spec = models.resolve(cfg)
+        self._on_state = on_state
+        self._memory_percent = memory_percent
+        self._clock = clock
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="whisper")
+        self._model: models.WindowedWhisperModel | None = None
+        self._load_lock = asyncio.Lock()
+        self._in_flight = 0
+        self._last_used = clock()
+        self._maintenance: asyncio.Task[None] | None = None
+        self._language = cfg.language
+        self.model_name = self._spec.display_name
+        self.state = ModelState.UNLOADED
+
+    @property
+    def language(self) -> str:
+        return self._language
+
+    @language.setter
+    def language(self, code: str) -> None:
+        try:
+            self._language = validate_language(code)
+        except ValueError as exc:
+            raise InvalidArgumentError(str(exc)) from None
+
+    def _set_state(self, state: ModelState, detail: str) -> None:
+        if state == self.state:
+            return
+        self.state = state
+        log.info("model %s: %s (%s)", self.model_name, state, detail)
+        if self._on_state is not None:
+            self._on_state(state, detail)
+
+    async def load(self) -> None:
+        """Load the model in the background executor; ModelError (state FAILED) if it cannot."""
+        async with self._load_lock:
+            if self._model is not None:
+                return
+            self._set_state(ModelState.LOADING, f"loading {self.model_name}")
+            started = time.perf_counter()
+            try:
+                self._model = await asyncio.get_running_loop().run_in_executor(
+                    self._executor, models.load, self._spec, self._cfg.cpu_threads
+                )
+            except ModelError as exc:
+                self._set_state(ModelState.FAILED, str(exc))
+                raise
+            self._last_used = self._clock()
+            self._set_state(
+                ModelState.READY,
+                f"{self.model_name} on {self._spec.device}/{self._spec.compute_type}, "
+                f"loaded in {time.perf_counter() - started:.1f} s",
+            )
+            if self._maintenance is None:
+                self._maintenance = asyncio.create_task(self._maintain_forever())
+
+    async def transcribe(
+        self, audio: np.ndarray, *, prompt: str = "", window_s: float | None = None
+    ) -> list[Word]:
+        """Decode 16 kHz mono float32 audio into words.
+
+        ``prompt`` is prior text for context (appended to the configured
+        initial prompt). ``window_s`` shortens the encoder window: at least that
+        many seconds, always covering the audio plus a margin; None keeps 30 s.
+        """
+        audio = _check_audio(audio)
+        if audio.size == 0:
+            return []
+        frames = models.window_frames(window_s, audio.size, WINDOW_MARGIN_S)
+        initial_prompt = " ".join(p for p in (self._cfg.initial_prompt, prompt.strip()) if p)
+        # Greedy only: temperature fallback re-decodes cut-off audio up to five more
+        # times (measured: 13 s for one 3 s tail) and samples words out of silence.
+        options = self._options(
+            initial_prompt,
+            word_timestamps=True,
+            vad_filter=False,
+            temperature=0.0,
+            max_new_tokens=_token_budget(audio.size / SAMPLE_RATE),
+        )
+        segments = await self._run(_decode, audio, frames, options)
+        return [
+            Word(float(w.start), float(w.end), w.word) for seg in segments for w in seg.words or ()
+        ]
+
+    async def transcribe_file(self, path: str | Path) -> str:
+        """Transcribe an audio file (any format faster-whisper's decoder reads)."""
+        path = _check_file(Path(path))
+        loop = asyncio.get_running_loop()
+        try:
+            audio = await loop.run_in_executor(self._executor, decode_audio, str(path), SAMPLE_RATE)
+        except Exception as exc:
+            raise InvalidArgumentError(f"{path} is not audio the decoder can read: {exc}") from exc
+        if audio.size == 0:
+            raise InvalidArgumentError(f"{path} holds no audio samples")
+        log.info("transcribing %s (%.1f s of audio)", path, audio.size / SAMPLE_RATE)
+        # Files may be long and hold silence: let faster-whisper's VAD skip it.
+        options = self._options(self._cfg.initial_prompt, word_timestamps=False, vad_filter=True)
+        segments = await self._run(_decode, audio, models.window_frames(None, 0, 0), options)
+        return "".join(seg.text for seg in segments).strip()
+
+    def _options(self, initial_prompt: str, **extra: Any) -> dict[str, Any]:
+        return {
+            "beam_size": self._cfg.beam_size,
+            "language": None if self._language == "auto" else self._language,
+            "initial_prompt": initial_prompt or None,
+            "hotwords": self._cfg.hotwords or None,
+            "condition_on_previous_text": False,
+            **extra,
+        }
+
+    async def _run(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """Run ``fn(model, *args)`` on the inference thread, loading the model first if needed."""
+        if self._model is None:
+            await self.load()
+        model = self._model  # held by the job: an unload meanwhile cannot free it mid-decode
+        self._in_flight += 1
+        try:
+            return await asyncio.get_running_loop().run_in_executor(
+                self._executor, fn, model, *args
+            )
+        except Exception as exc:
+            raise ModelError(f"Whisper decoding failed: {exc}") from exc
+        finally:
+            self._in_flight -= 1
+            self._last_used = self._clock()
+
+    async def maintain(self) -> None:
+        """Unload the model if memory is short or it has been idle too long."""
+        if self._model is None or self._in_flight:
+            return
+        percent = self._memory_percent()
+        if percent >= self._cfg.memory_threshold_percent:
+            self._unload(
+                f"system memory at {percent:.0f}% (threshold "
+                f"{self._cfg.memory_threshold_percent:.0f}%); reloads on next use"
+            )
+            return
+        idle = self._clock() - self._last_used
+        if self._cfg.idle_unload_s and idle >= self._cfg.idle_unload_s:
+            self._unload(f"idle for {idle:.0f} s; reloads on next use")
+
+    def _unload(self, reason: str) -> None:
+        log.warning("unloading model %s: %s", self.model_name, reason)
+        self._model = None
+        self._set_state(ModelState.UNLOADED, reason)
+
+    async def _maintain_forever(self) -> None:
+        while True:
+            await asyncio.sleep(MAINTENANCE_PERIOD_S)
+            await self.maintain()
+
+    async def close(self) -> None:
+        """Stop maintenance, drop the model and let the inference thread finish."""
+        if self._maintenance is not None:
+            self._maintenance.cancel()
+            self._maintenance = None
+        self._model = None
+        self._executor.shutdown(wait=False, cancel_futures=True)
+        if self.state != ModelState.FAILED:
+            self._set_state(ModelState.UNLOADED, "worker closed")
+
+
+def _decode(
+    model: models.WindowedWhisperModel, audio: np.ndarray, frames: int, options: dict[str, Any]
+) -> list[Any]:
+    model.encoder_frames = frames
+    segments, _info = model.transcribe(audio, **options)
+    return list(segments)  # the generator decodes lazily: finish it on this thread
+
+
+def _token_budget(seconds: float) -> int:
+    """Tokens one 30 s window of this audio can plausibly need; stops repetition loops early."""
+    return min(200, 24 + math.ceil(8 * min(seconds, 30.0)))
+
+
+def _check_audio(audio: np.ndarray) -> np.ndarray:
+    if not isinstance(audio, np.ndarray) or audio.ndim != 1:
+        raise InvalidArgumentError("audio must be a one-dimensional numpy array (16 kHz mono)")
+    if not np.issubdtype(audio.dtype, np.floating):
+        raise InvalidArgumentError(f"audio must be float samples in [-1, 1], not {audio.dtype}")
+    return audio.astype(np.float32, copy=False)
+
+
+def _check_file(path: Path) -> Path:
+    """Reject what the daemon must not or cannot read on a caller's behalf."""
+    path = path.expanduser()
+    if not path.is_absolute():
+        raise InvalidArgumentError(f"{path}: give an absolute path")
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        raise InvalidArgumentError(f"{path}: no such file") from None
+    except OSError as exc:
+        raise InvalidArgumentError(f"{path}: cannot access: {exc.strerror}") from None
+    if not path.is_file():
+        raise InvalidArgumentError(f"{path}: not a regular file")
+    # The daemon acts for its own user only: never read another user's files.
+    if info.st_uid != os.getuid():
+        raise InvalidArgumentError(f"{path}: not owned by the daemon's user")
+    if not os.access(path, os.R_OK):
+        raise InvalidArgumentError(f"{path}: not readable (permission denied)")
+    return path
