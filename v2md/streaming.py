@@ -34,7 +34,7 @@ KEEP_S = 3.0
 # end loses the acoustic context and mishears the next word (measured).
 CONTEXT_S = 1.0
 SEAM_NGRAM = 5  # longest run of committed words a re-decode may repeat at the seam
-_SENTENCE_END = re.compile("[.!?\u2026\u3002\uff01\uff1f][\"')\\]]*$")  # also … 。 ！ ？
+_SENTENCE_END = re.compile("[.!?\u2026\u3002\uff01\uff1f][\"')\\]]*$")  # also CJK full stops
 _NOT_WORD = re.compile(r"[^\w']+")
 
 
@@ -160,24 +160,30 @@ class StreamingTranscriber:
     def _bound_tail(self) -> None:
         """Cut committed audio off the tail, so decode cost stays bounded."""
         tail_start_s = self._tail_start / SAMPLE_RATE
-        tail_s = self._tail.size / SAMPLE_RATE
-        in_tail = [w for w in self._recent if w.end > tail_start_s]
-        sentence_ends = [w for w in in_tail if _SENTENCE_END.search(w.text.strip())]
+        # Words whose end is already inside the kept context cannot move the cut.
+        cuttable = [w for w in self._recent if w.end - CONTEXT_S > tail_start_s]
+        sentence_ends = [w for w in cuttable if _SENTENCE_END.search(w.text.strip())]
         if sentence_ends:
-            self._cut(round((sentence_ends[-1].end - CONTEXT_S) * SAMPLE_RATE))
-        elif tail_s > TRIM_TAIL_S and in_tail:
-            self._cut(round((in_tail[-1].end - CONTEXT_S) * SAMPLE_RATE))
-        elif tail_s > HARD_TAIL_S:
-            keep_from = tail_start_s + tail_s - KEEP_S
+            self._cut_before(sentence_ends[-1].end)
+        elif self._tail.size > TRIM_TAIL_S * SAMPLE_RATE and cuttable:
+            self._cut_before(cuttable[-1].end)
+        elif self._tail.size > TRIM_TAIL_S * SAMPLE_RATE and not self._hypothesis:
+            self._cut(self._tail_start + self._tail.size - round(KEEP_S * SAMPLE_RATE))  # a pause
+        if self._tail.size > HARD_TAIL_S * SAMPLE_RATE:
+            keep_from = (self._tail_start + self._tail.size) / SAMPLE_RATE - KEEP_S
             forced = list(itertools.takewhile(lambda w: w.end <= keep_from, self._hypothesis))
             log.warning(
                 "no agreement in %.1f s of audio: committing %d words unconfirmed",
-                tail_s,
+                self._tail.size / SAMPLE_RATE,
                 len(forced),
             )
             self._commit(forced)
             self._hypothesis = self._hypothesis[len(forced) :]
             self._cut(round(keep_from * SAMPLE_RATE))
+
+    def _cut_before(self, end_s: float) -> None:
+        """Cut at a committed word's end, keeping CONTEXT_S of audio before it."""
+        self._cut(round((end_s - CONTEXT_S) * SAMPLE_RATE))
 
     def _cut(self, sample: int) -> None:
         """Drop tail audio before absolute ``sample``."""

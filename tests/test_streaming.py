@@ -1,0 +1,190 @@
+"""LocalAgreement and tail bookkeeping of StreamingTranscriber, with a scripted fake worker."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from v2md.config import WhisperConfig
+from v2md.errors import InvalidArgumentError
+from v2md.streaming import (
+    HARD_TAIL_S,
+    TRIM_TAIL_S,
+    StreamingTranscriber,
+    agreed_prefix,
+    beyond_committed,
+    word_key,
+)
+from v2md.transcriber import SAMPLE_RATE, Word
+
+
+def words(*items: tuple[float, float, str]) -> list[Word]:
+    return [Word(start, end, text) for start, end, text in items]
+
+
+class ScriptedWorker:
+    """Transcribes a fixed timeline of words: each word once its end is inside the audio.
+
+    ``tail_start`` tells it where the audio it receives begins on the timeline,
+    which it learns from the transcriber (as a real model would from the sound).
+    """
+
+    def __init__(self, timeline: list[Word], unstable_last: bool = False) -> None:
+        self.timeline = timeline
+        self.unstable_last = unstable_last
+        self.calls: list[tuple[float, float, str]] = []  # (start, seconds, prompt)
+        self.stream: StreamingTranscriber | None = None
+        self.decodes = 0
+
+    async def transcribe(self, audio, *, prompt="", window_s=None):
+        assert self.stream is not None
+        start = self.stream._tail_start / SAMPLE_RATE
+        end = start + audio.size / SAMPLE_RATE
+        self.calls.append((start, audio.size / SAMPLE_RATE, prompt))
+        self.decodes += 1
+        heard = [w for w in self.timeline if w.start >= start - 0.5 and w.end <= end]
+        if self.unstable_last and heard:
+            # The word at the edge changes with every decode, like a half-heard word.
+            last = heard[-1]
+            heard[-1] = Word(last.start, last.end, f" guess{self.decodes}")
+        return [Word(w.start - start, w.end - start, w.text) for w in heard]
+
+
+def make(timeline: list[Word], **kwargs) -> tuple[StreamingTranscriber, ScriptedWorker]:
+    worker = ScriptedWorker(timeline, **kwargs)
+    stream = StreamingTranscriber(worker, WhisperConfig())  # type: ignore[arg-type]
+    worker.stream = stream
+    return stream, worker
+
+
+def feed(stream: StreamingTranscriber, seconds: float) -> None:
+    stream.append(np.zeros(round(seconds * SAMPLE_RATE), dtype=np.float32))
+
+
+def sentence_timeline(count: int, words_per_sentence: int = 6, word_s: float = 0.4):
+    """``count`` sentences of ``w<i>`` words, each sentence ending with a period and a pause."""
+    timeline, t, n = [], 0.0, 0
+    for _ in range(count):
+        for k in range(words_per_sentence):
+            end_mark = "." if k == words_per_sentence - 1 else ""
+            timeline.append(Word(t, t + word_s - 0.05, f" w{n}{end_mark}"))
+            t += word_s
+            n += 1
+        t += 0.5
+    return timeline
+
+
+def test_word_key_ignores_case_and_punctuation():
+    assert word_key(" Friday.") == word_key("friday,") == "friday"
+    assert word_key(" don't") == "don't"
+    assert word_key(" .") == ""
+
+
+def test_agreed_prefix_stops_at_first_difference():
+    a = words((0, 1, " the"), (1, 2, " cat"), (2, 3, " sat"))
+    b = words((0, 1, " The"), (1, 2, " cat,"), (2, 3, " sang"), (3, 4, " on"))
+    assert agreed_prefix(a, b) == 2
+    assert agreed_prefix([], b) == 0
+    assert agreed_prefix(a, a[:1]) == 1
+
+
+def test_beyond_committed_drops_words_inside_committed_audio():
+    committed = words((0.0, 0.5, " hello"), (0.5, 1.0, " world"))
+    decoded = words((0.45, 0.95, " world"), (1.1, 1.5, " again"))
+    assert [w.text for w in beyond_committed(decoded, committed)] == [" again"]
+
+
+def test_beyond_committed_removes_repeated_ngram_at_the_seam():
+    committed = words((0.0, 0.5, " see"), (0.5, 1.0, " you"), (1.0, 1.4, " soon"))
+    # Timestamps drifted late, but the text repeats the committed words.
+    decoded = words((1.3, 1.6, " you"), (1.6, 1.9, " soon"), (2.0, 2.4, " friend"))
+    assert [w.text for w in beyond_committed(decoded, committed)] == [" friend"]
+
+
+def test_beyond_committed_keeps_everything_without_commitments():
+    decoded = words((0.0, 0.4, " hi"))
+    assert beyond_committed(decoded, []) == decoded
+
+
+async def test_words_commit_only_when_two_decodes_agree():
+    stream, _ = make(words((0.0, 0.4, " one"), (0.5, 0.9, " two"), (1.0, 1.4, " three")))
+    feed(stream, 1.0)
+    assert await stream.update() == "one two"
+    assert stream.committed_text == ""  # one decode is only a hypothesis
+    feed(stream, 0.5)
+    assert await stream.update() == "one two three"
+    assert stream.committed_text == "one two"
+    assert await stream.update() is None  # no new audio: nothing decoded, nothing changed
+
+
+async def test_a_word_that_changes_between_decodes_is_not_committed():
+    stream, _ = make(words((0.0, 0.4, " steady"), (0.5, 0.9, " edge")), unstable_last=True)
+    for _ in range(4):
+        feed(stream, 0.5)
+        await stream.update()
+    assert stream.committed_text == "steady"
+    assert await stream.finish() == "steady guess5"  # the final decode settles it
+
+
+async def test_tail_is_cut_at_sentence_end_and_prompt_carries_committed_text():
+    stream, worker = make(sentence_timeline(3))
+    for _ in range(40):
+        feed(stream, 0.5)
+        await stream.update()
+    final = await stream.finish()
+    assert final == " ".join(f"w{n}" + ("." if n % 6 == 5 else "") for n in range(18))
+    starts = [start for start, _, _ in worker.calls]
+    assert starts == sorted(starts) and starts[-1] > 0  # the tail only ever moves forward
+    later = [prompt for start, _, prompt in worker.calls if start > 3.0]
+    assert later and all("w0" in prompt for prompt in later)
+
+
+async def test_finish_decodes_only_the_tail_and_respects_end_sample():
+    stream, worker = make(sentence_timeline(2))
+    for _ in range(11):
+        feed(stream, 0.5)
+        await stream.update()
+    end = round(5.0 * SAMPLE_RATE)
+    final = await stream.finish(end_sample=end)
+    start, seconds, _ = worker.calls[-1]
+    assert start > 0 and start + seconds == pytest.approx(5.0)
+    assert "w11." not in final  # spoken after end_sample
+
+
+async def test_ten_minute_dictation_keeps_the_decoded_tail_bounded():
+    stream, worker = make(sentence_timeline(150, words_per_sentence=8))  # ~9 minutes
+    for _ in range(1200):
+        feed(stream, 0.5)
+        await stream.update()
+    longest = max(seconds for _, seconds, _ in worker.calls)
+    assert longest <= TRIM_TAIL_S + 1.0
+    assert len(stream.committed_text.split()) > 1100
+    assert stream.audio.size == 1200 * SAMPLE_RATE // 2
+    assert max(len(prompt.split()) for _, _, prompt in worker.calls) <= 40
+
+
+async def test_speech_without_agreement_is_forced_out_of_the_tail():
+    # Every decode disagrees on every word: without a hard bound the tail would grow forever.
+    class Disagreeing(ScriptedWorker):
+        async def transcribe(self, audio, *, prompt="", window_s=None):
+            result = await super().transcribe(audio, prompt=prompt, window_s=window_s)
+            return [Word(w.start, w.end, f"{w.text}{self.decodes}") for w in result]
+
+    worker = Disagreeing(sentence_timeline(20, words_per_sentence=10))
+    stream = StreamingTranscriber(worker, WhisperConfig())  # type: ignore[arg-type]
+    worker.stream = stream
+    for _ in range(200):
+        feed(stream, 0.5)
+        await stream.update()
+    assert max(seconds for _, seconds, _ in worker.calls) <= HARD_TAIL_S + 0.5
+    assert stream.committed_text  # forced commits happened
+
+
+def test_append_rejects_non_mono_or_integer_audio():
+    stream, _ = make([])
+    with pytest.raises(InvalidArgumentError):
+        stream.append(np.zeros((10, 2), dtype=np.float32))
+    with pytest.raises(InvalidArgumentError):
+        stream.append(np.zeros(10, dtype=np.int16))
+    with pytest.raises(InvalidArgumentError):
+        StreamingTranscriber(None, WhisperConfig(), sample_rate=44_100)  # type: ignore[arg-type]
