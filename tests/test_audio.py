@@ -1,0 +1,172 @@
+"""The Python-side audio interface over the engine: file sources, errors, overruns."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import subprocess
+import wave
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from v2md import _engine
+from v2md.audio import (
+    SAMPLE_RATE,
+    EngineSource,
+    SoundDeviceSource,
+    _Wakeup,
+    cleanup_stale_segments,
+    list_input_devices,
+    open_source,
+)
+from v2md.config import AudioConfig
+from v2md.errors import AudioDeviceError, InvalidArgumentError
+
+
+def write_wav(path: Path, frames: np.ndarray, rate: int) -> Path:
+    """Write int16 frames (shape (n,) or (n, channels))."""
+    frames = frames.reshape(len(frames), -1)
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(frames.shape[1])
+        out.setsampwidth(2)
+        out.setframerate(rate)
+        out.writeframes(frames.astype("<i2").tobytes())
+    return path
+
+
+async def read_all(source) -> np.ndarray:
+    chunks = []
+    while (chunk := await asyncio.wait_for(source.read(), timeout=30)).size:
+        assert chunk.dtype == np.float32
+        chunks.append(chunk)
+    return np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
+
+
+def rising_zero_crossing_rate(x: np.ndarray) -> float:
+    mid = x[len(x) // 10 : len(x) * 9 // 10]
+    idx = np.flatnonzero((mid[:-1] < 0) & (mid[1:] >= 0))
+    return (len(idx) - 1) * SAMPLE_RATE / (idx[-1] - idx[0])
+
+
+async def test_a_16k_wav_is_delivered_bit_exact(tmp_path: Path) -> None:
+    pcm = (np.random.default_rng(1).standard_normal(12_345) * 3000).astype(np.int16)
+    path = write_wav(tmp_path / "mono.wav", pcm, SAMPLE_RATE)
+    source = open_source(AudioConfig(), file=path, realtime=False)
+    source.start()
+    try:
+        got = await read_all(source)
+        assert np.array_equal(got, pcm.astype(np.float32) / 32768)
+        assert source.error is None and source.overruns == 0
+        rms, peak = source.level
+        assert 0 < rms <= peak <= 1
+    finally:
+        source.close()
+
+
+async def test_a_44k1_stereo_wav_becomes_16k_mono_at_the_same_pitch(tmp_path: Path) -> None:
+    t = np.arange(44_100 * 2) / 44_100
+    tone = (np.sin(2 * np.pi * 300 * t) * 12_000).astype(np.int16)
+    path = write_wav(tmp_path / "stereo.wav", np.stack([tone, tone], axis=1), 44_100)
+    # A ring much smaller than the file: reading as fast as possible must wait, not drop.
+    source = open_source(AudioConfig(capacity_s=1), file=path, realtime=False)
+    source.start()
+    try:
+        got = await read_all(source)
+    finally:
+        source.close()
+    assert got.size == 2 * SAMPLE_RATE
+    assert source.overruns == 0
+    assert rising_zero_crossing_rate(got) == pytest.approx(300, abs=1)
+
+
+@pytest.mark.skipif(shutil.which("sox") is None, reason="sox is not installed")
+async def test_other_formats_are_decoded_by_faster_whisper(tmp_path: Path) -> None:
+    wav = write_wav(
+        tmp_path / "tone.wav", (np.sin(np.arange(8000) / 5) * 9000).astype(np.int16), 16000
+    )
+    flac = tmp_path / "tone.flac"
+    subprocess.run(["sox", str(wav), str(flac)], check=True)
+    source = open_source(AudioConfig(), file=flac, realtime=False)
+    source.start()
+    try:
+        got = await read_all(source)
+    finally:
+        source.close()
+    assert got.size == 8000
+    assert np.max(np.abs(got - np.sin(np.arange(8000) / 5) * 9000 / 32768)) < 1e-3
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "match"),
+    [
+        ("missing.wav", None, "no such readable file"),
+        ("notes.wav", b"these are not audio samples" * 10, "not audio that can be read"),
+    ],
+)
+def test_a_missing_or_non_audio_file_is_an_invalid_argument(
+    tmp_path: Path, name: str, content: bytes | None, match: str
+) -> None:
+    path = tmp_path / name
+    if content is not None:
+        path.write_bytes(content)
+    source = open_source(AudioConfig(), file=path)
+    with pytest.raises(InvalidArgumentError, match=match) as info:
+        source.start()
+    assert str(path) in str(info.value)
+    source.close()
+
+
+def test_a_device_that_does_not_exist_is_an_audio_device_error() -> None:
+    source = open_source(AudioConfig(device="no-such-microphone"))
+    assert isinstance(source, EngineSource)
+    with pytest.raises(AudioDeviceError, match="no-such-microphone"):
+        source.start()
+    source.close()
+
+
+async def test_realtime_playback_that_outruns_the_reader_reports_exact_overruns(
+    tmp_path: Path,
+) -> None:
+    samples = np.linspace(-1, 1, 4800, dtype=np.float32)
+    ring = _engine.Ring.from_samples(samples, 1000, True, tmp_path)
+    wakeup = _Wakeup(ring.fileno(), ring.drain_wakeups)
+    try:
+        while True:
+            wakeup.arm()
+            if ring.ended:
+                break
+            await asyncio.wait_for(wakeup.wait(), timeout=30)
+        assert ring.overruns == 3800
+        first, wrapped = ring.views()
+        assert np.array_equal(np.concatenate((first, wrapped)), samples[:1000])
+    finally:
+        wakeup.close()
+        ring.close()
+
+
+async def test_stop_keeps_what_was_captured_readable(tmp_path: Path) -> None:
+    path = write_wav(tmp_path / "long.wav", np.ones(SAMPLE_RATE * 30, dtype=np.int16), SAMPLE_RATE)
+    source = open_source(AudioConfig(), file=path, realtime=True)
+    source.start()
+    first = await asyncio.wait_for(source.read(), timeout=30)
+    assert 0 < first.size < SAMPLE_RATE * 30
+    source.stop()
+    rest = await read_all(source)
+    assert first.size + rest.size < SAMPLE_RATE * 30
+    assert (await source.read()).size == 0
+    source.close()
+    source.close()
+
+
+def test_open_source_picks_the_backend_and_file_overrides() -> None:
+    assert isinstance(open_source(AudioConfig(backend="sounddevice")), SoundDeviceSource)
+    cfg = AudioConfig(file=Path("/nonexistent.wav"))
+    src = open_source(cfg, file=Path("/other.wav"), realtime=False)
+    assert isinstance(src, EngineSource) and src.device_name == "/other.wav"
+
+
+def test_device_listing_and_stale_cleanup_answer() -> None:
+    assert list_input_devices()[0] == "default"
+    assert cleanup_stale_segments() >= 0

@@ -1,0 +1,349 @@
+"""Audio sources: one capture session per recording, float32 mono 16 kHz.
+
+The default backend is the Rust engine (``v2md._engine``): a device, WAV file or
+decoded file is written into a shared-memory ring by a thread that never takes the
+GIL, and the reader wakes on the ring's eventfd through ``loop.add_reader``, so an
+idle recording costs no wake-ups. The ``sounddevice`` backend is a pure-Python
+fallback for machines where the extension cannot be built; it keeps the same
+interface, including eventfd wake-ups and exact overrun counts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import os
+import threading
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from .config import AudioConfig
+from .errors import AudioDeviceError, InvalidArgumentError
+
+log = logging.getLogger(__name__)
+
+SAMPLE_RATE = 16000
+_EMPTY = np.zeros(0, dtype=np.float32)
+
+
+class AudioSource(Protocol):
+    """One capture session; created per recording, float32 mono 16 kHz."""
+
+    device_name: str
+
+    def start(self) -> None: ...
+    async def read(self) -> np.ndarray: ...
+    def stop(self) -> None: ...
+    def close(self) -> None: ...
+    @property
+    def error(self) -> AudioDeviceError | None: ...
+    @property
+    def overruns(self) -> int: ...
+    @property
+    def level(self) -> tuple[float, float]: ...
+
+
+def _engine() -> Any:
+    """The compiled engine, or a named error saying how to do without it."""
+    try:
+        from . import _engine as engine
+    except ImportError as exc:
+        raise AudioDeviceError(
+            f'the audio engine extension is not built ({exc}); reinstall v2m or set [audio] backend = "sounddevice"'
+        ) from exc
+    return engine
+
+
+class _Wakeup:
+    """Await readability of an eventfd from the running loop, registering it once."""
+
+    def __init__(self, fd: int, drain) -> None:
+        self._fd = fd
+        self._drain = drain
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._ready: asyncio.Event | None = None
+
+    def _on_readable(self) -> None:
+        self._drain()
+        assert self._ready is not None
+        self._ready.set()
+
+    def arm(self) -> None:
+        """Forget earlier wake-ups; call before checking whether data is there."""
+        if self._ready is None:
+            self._loop = asyncio.get_running_loop()
+            self._ready = asyncio.Event()
+            self._loop.add_reader(self._fd, self._on_readable)
+        self._ready.clear()
+
+    async def wait(self) -> None:
+        assert self._ready is not None, "arm() first"
+        await self._ready.wait()
+
+    def close(self) -> None:
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.remove_reader(self._fd)
+        self._loop = None
+
+
+class EngineSource:
+    """A device or file read through the Rust engine's shared-memory ring."""
+
+    def __init__(self, device_name: str, capacity: int, *, file: Path | None, realtime: bool):
+        self.device_name = device_name
+        self._capacity = capacity
+        self._file = file
+        self._realtime = realtime
+        self._ring: Any = None
+        self._wakeup: _Wakeup | None = None
+        self._error: AudioDeviceError | None = None
+
+    def start(self) -> None:
+        engine = _engine()
+        if self._file is not None:
+            self._ring = self._open_file(engine, self._file)
+        else:
+            try:
+                self._ring = engine.Ring.capture(self.device_name, self._capacity)
+            except engine.DeviceError as exc:
+                raise AudioDeviceError(str(exc)) from None
+            except engine.SegmentError as exc:
+                raise AudioDeviceError(f"{self.device_name}: {exc}") from None
+        self._wakeup = _Wakeup(self._ring.fileno(), self._ring.drain_wakeups)
+        rate, channels = self._ring.input_format
+        log.info(
+            "capturing %s (%d Hz, %d channels) into %s",
+            self.device_name,
+            rate,
+            channels,
+            self._ring.path,
+        )
+
+    def _open_file(self, engine: Any, path: Path) -> Any:
+        if not path.is_file() or not os.access(path, os.R_OK):
+            raise InvalidArgumentError(f"{path}: no such readable file")
+        try:
+            return engine.Ring.from_wav(str(path), self._capacity, self._realtime)
+        except engine.InputError as wav_error:
+            # Not a WAV hound reads: let faster-whisper's decoder (PyAV) try any other format.
+            samples = _decode(path, wav_error)
+        return engine.Ring.from_samples(samples, self._capacity, self._realtime)
+
+    async def read(self) -> np.ndarray:
+        ring, wakeup = self._ring, self._wakeup
+        if ring is None or wakeup is None:
+            raise AudioDeviceError(f"{self.device_name}: read() before start()")
+        while True:
+            wakeup.arm()
+            # Read `ended` before the views: whatever was written before the end is then visible.
+            ended = ring.ended
+            first, wrapped = ring.views()
+            if first.size:
+                chunk = np.concatenate((first, wrapped))
+                ring.consume(chunk.size)
+                return chunk
+            if ended:
+                return _EMPTY
+            await wakeup.wait()
+
+    def stop(self) -> None:
+        if self._ring is not None:
+            self._ring.stop()
+
+    def close(self) -> None:
+        if self._wakeup is not None:
+            self._wakeup.close()
+            self._wakeup = None
+        if self._ring is not None:
+            self._ring.close()
+
+    @property
+    def error(self) -> AudioDeviceError | None:
+        if self._error is None and self._ring is not None and (msg := self._ring.error):
+            self._error = AudioDeviceError(f"{self.device_name}: {msg}")
+        return self._error
+
+    @property
+    def overruns(self) -> int:
+        return self._ring.overruns if self._ring is not None else 0
+
+    @property
+    def level(self) -> tuple[float, float]:
+        return self._ring.level if self._ring is not None else (0.0, 0.0)
+
+
+def _decode(path: Path, wav_error: Exception) -> np.ndarray:
+    from faster_whisper.audio import decode_audio
+
+    try:
+        samples = decode_audio(str(path), sampling_rate=SAMPLE_RATE)
+    except Exception as exc:
+        raise InvalidArgumentError(
+            f"{path} is not audio that can be read ({wav_error}; decoder: {exc})"
+        ) from None
+    if samples.size == 0:
+        raise InvalidArgumentError(f"{path} holds no audio samples")
+    return np.ascontiguousarray(samples, dtype=np.float32)
+
+
+class SoundDeviceSource:
+    """Fallback capture through PortAudio (``sounddevice``), same interface as the engine.
+
+    The PortAudio callback copies each block into a bounded queue and signals an
+    eventfd; blocks that would exceed the capacity are dropped and counted.
+    """
+
+    def __init__(self, device_name: str, capacity: int):
+        self.device_name = device_name
+        self._capacity = capacity
+        self._lock = threading.Lock()
+        self._blocks: collections.deque[np.ndarray] = collections.deque()
+        self._buffered = 0
+        self._overruns = 0
+        self._level = (0.0, 0.0)
+        self._stream: Any = None
+        self._stopping = False
+        self._ended = False
+        self._error: AudioDeviceError | None = None
+        self._fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+        self._wakeup = _Wakeup(self._fd, self._drain)
+
+    def _drain(self) -> None:
+        try:
+            os.eventfd_read(self._fd)
+        except BlockingIOError:
+            pass
+
+    def start(self) -> None:
+        try:
+            import sounddevice as sd
+        except (ImportError, OSError) as exc:
+            raise AudioDeviceError(
+                f"{self.device_name}: sounddevice is unavailable: {exc}"
+            ) from None
+        try:
+            self._stream = sd.InputStream(
+                device=None if self.device_name == "default" else self.device_name,
+                samplerate=SAMPLE_RATE,
+                channels=1,
+                # 16-bit from the device, scaled like the engine does (s / 32768).
+                dtype="int16",
+                callback=self._on_block,
+                finished_callback=self._on_finished,
+            )
+            self._stream.start()
+        except Exception as exc:  # PortAudioError and ValueError for unknown names
+            raise AudioDeviceError(f"{self.device_name}: {exc}") from None
+        log.info("capturing %s through sounddevice at %d Hz", self.device_name, SAMPLE_RATE)
+
+    def _on_block(self, indata: np.ndarray, _frames: int, _time: Any, status: Any) -> None:
+        if status.input_overflow:
+            log.warning("%s: the device overflowed before the audio reached v2m", self.device_name)
+        block = indata[:, 0].astype(np.float32) / 32768.0
+        with self._lock:
+            room = self._capacity - self._buffered
+            if room < block.size:
+                self._overruns += block.size - max(room, 0)
+                block = block[: max(room, 0)]
+            if block.size:
+                self._blocks.append(block)
+                self._buffered += block.size
+                self._level = (float(np.sqrt(np.mean(block * block))), float(np.abs(block).max()))
+        os.eventfd_write(self._fd, 1)
+
+    def _on_finished(self) -> None:
+        with self._lock:
+            if not self._stopping:
+                self._error = AudioDeviceError(f"{self.device_name}: the capture stream ended")
+            self._ended = True
+        os.eventfd_write(self._fd, 1)
+
+    async def read(self) -> np.ndarray:
+        while True:
+            self._wakeup.arm()
+            with self._lock:
+                if self._blocks:
+                    chunk = np.concatenate(self._blocks)
+                    self._blocks.clear()
+                    self._buffered = 0
+                    return chunk
+                if self._ended:
+                    return _EMPTY
+            await self._wakeup.wait()
+
+    def stop(self) -> None:
+        with self._lock:
+            self._stopping = True
+        if self._stream is not None:
+            self._stream.stop()
+            self._stream.close()
+        with self._lock:
+            self._ended = True
+        os.eventfd_write(self._fd, 1)
+
+    def close(self) -> None:
+        if self._fd < 0:
+            return
+        if self._stream is not None and not self._stopping:
+            self.stop()
+        self._wakeup.close()
+        os.close(self._fd)
+        self._fd = -1
+
+    @property
+    def error(self) -> AudioDeviceError | None:
+        return self._error
+
+    @property
+    def overruns(self) -> int:
+        return self._overruns
+
+    @property
+    def level(self) -> tuple[float, float]:
+        return self._level
+
+
+def open_source(
+    cfg: AudioConfig, *, file: Path | None = None, realtime: bool | None = None
+) -> AudioSource:
+    """A new, not yet started source as configured; ``file``/``realtime`` override ``cfg``."""
+    capacity = cfg.capacity_s * SAMPLE_RATE
+    path = file if file is not None else cfg.file
+    if path is not None:
+        rt = cfg.realtime if realtime is None else realtime
+        return EngineSource(str(path), capacity, file=Path(path), realtime=rt)
+    if cfg.backend == "sounddevice":
+        return SoundDeviceSource(cfg.device, capacity)
+    return EngineSource(cfg.device, capacity, file=None, realtime=True)
+
+
+def list_input_devices(backend: str = "engine") -> list[str]:
+    """Names usable as ``[audio] device`` for that backend."""
+    if backend == "sounddevice":
+        try:
+            import sounddevice as sd
+
+            return [d["name"] for d in sd.query_devices() if d["max_input_channels"] > 0]
+        except (ImportError, OSError) as exc:
+            raise AudioDeviceError(f"sounddevice is unavailable: {exc}") from None
+    engine = _engine()
+    try:
+        return list(engine.input_devices())
+    except engine.DeviceError as exc:
+        raise AudioDeviceError(f"cannot list ALSA devices: {exc}") from None
+
+
+def cleanup_stale_segments() -> int:
+    """Remove ring segments left in /dev/shm by daemons that died; return how many."""
+    try:
+        engine = _engine()
+    except AudioDeviceError:
+        return 0  # without the engine there are no segments to leave behind
+    try:
+        return engine.remove_stale_segments()
+    except engine.SegmentError as exc:
+        log.warning("could not look for stale audio segments: %s", exc)
+        return 0
