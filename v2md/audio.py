@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import logging
 import os
 import threading
@@ -52,7 +53,8 @@ def _engine() -> Any:
         from . import _engine as engine
     except ImportError as exc:
         raise AudioDeviceError(
-            f'the audio engine extension is not built ({exc}); reinstall v2m or set [audio] backend = "sounddevice"'
+            f"the audio engine extension is not built ({exc}); "
+            'reinstall v2m or set [audio] backend = "sounddevice"'
         ) from exc
     return engine
 
@@ -212,10 +214,8 @@ class SoundDeviceSource:
         self._wakeup = _Wakeup(self._fd, self._drain)
 
     def _drain(self) -> None:
-        try:
+        with contextlib.suppress(BlockingIOError):
             os.eventfd_read(self._fd)
-        except BlockingIOError:
-            pass
 
     def start(self) -> None:
         try:
