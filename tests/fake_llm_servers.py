@@ -89,6 +89,7 @@ class FakeServer:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # else small writes wait on delayed ACKs (~40 ms)
 
             def log_message(self, *args: object) -> None:
                 pass  # keep pytest output clean
