@@ -7,7 +7,8 @@ What the next requests get is scripted: ``server.script("429", "ok")`` answers
 
 Behaviours: ``ok`` (the reply text), ``slow`` (wait ``slow_s`` first), ``429``,
 ``500``, ``400`` (the provider's error JSON with that status), ``malformed``
-(200 with a body that is not JSON), ``huge`` (a reply of ``huge_chars``),
+(200 with a body that is not JSON), ``shapeless`` (200 with JSON of the wrong
+shape, a list), ``huge`` (a reply of ``huge_chars``),
 ``cut`` (the reply, marked as stopped at the model's output limit).
 Every request is recorded in ``server.requests`` as (path, parsed JSON body).
 """
@@ -21,7 +22,7 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-BEHAVIOURS = ("ok", "slow", "429", "500", "400", "malformed", "huge", "cut")
+BEHAVIOURS = ("ok", "slow", "429", "500", "400", "malformed", "shapeless", "huge", "cut")
 STATUS_NAMES = {
     400: "INVALID_ARGUMENT",
     404: "NOT_FOUND",
@@ -114,6 +115,8 @@ class FakeServer:
             self._send(h, int(step), json.dumps(self.error_body(int(step))).encode())
         elif step == "malformed":
             self._send(h, 200, b'{"message": {"content": "cut off')
+        elif step == "shapeless":
+            self._send(h, 200, b'["not", "an", "object"]')
         else:
             text = "x" * self.huge_chars if step == "huge" else self.reply
             self.answer(h, body, text, cut=step == "cut")

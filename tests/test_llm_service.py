@@ -153,6 +153,23 @@ async def test_malformed_reply_is_named(make_service, provider):
         await make_service(provider=name).refine("text")
 
 
+async def test_reply_of_the_wrong_shape_is_a_named_error(make_service, provider):
+    name, server = provider
+    server.script("shapeless")
+    with pytest.raises(LLMError, match=f"every LLM provider failed: {name}"):
+        await make_service(provider=name).refine("text")
+    assert len(server.requests) == 1
+
+
+async def test_unusable_ollama_host_is_skipped_with_a_reason(make_service, gemini_server):
+    service = make_service(ollama_url="http://127.0.0.1:99999", fallback=["gemini"])
+    assert await service.refine("text") == "Gemini says hi."
+    alone = make_service(ollama_url="http://127.0.0.1:99999")
+    assert not alone.configured
+    with pytest.raises(LLMError, match="host is not a usable URL"):
+        await alone.refine("text")
+
+
 async def test_reply_cut_at_the_output_limit_is_refused(make_service, provider):
     name, server = provider
     server.script("cut")

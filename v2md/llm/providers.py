@@ -72,14 +72,19 @@ def _unreadable(exc: Exception) -> ProviderError:
 class OllamaProvider:
     """Ollama's ``/api/chat``, streamed so an endless reply is cut off at the limit."""
 
-    missing = None
-
     def __init__(self, cfg: OllamaConfig) -> None:
         self._cfg = cfg
-        self._client = ollama.AsyncClient(host=cfg.host)
         self.label = f"ollama ({cfg.model} at {cfg.host})"
+        self.missing: str | None = None
+        self._client: ollama.AsyncClient | None = None
+        try:
+            self._client = ollama.AsyncClient(host=cfg.host)
+        except ValueError as exc:  # the client parses the URL up front: "port out of range"
+            self.missing = f"[llm.ollama] host is not a usable URL: {exc}"
 
     async def complete(self, prompt: Prompt, max_chars: int) -> str:
+        if self._client is None:
+            raise ProviderError(self.missing or "not configured")
         try:
             stream = await self._client.chat(
                 model=self._cfg.model,
@@ -123,7 +128,8 @@ class OllamaProvider:
         return "".join(parts)
 
     async def close(self) -> None:
-        await self._client.close()
+        if self._client is not None:
+            await self._client.close()
 
 
 class GeminiProvider:

@@ -161,7 +161,15 @@ class LLMService:
         return self._cfg.retry_backoff_s * 2 ** (retry - 1) * random.uniform(0.5, 1)
 
     async def _ask(self, provider: Provider, prompt: Prompt) -> str:
-        reply = clean_reply(await provider.complete(prompt, self._cfg.max_output_chars))
+        try:
+            reply = clean_reply(await provider.complete(prompt, self._cfg.max_output_chars))
+        except ProviderError:
+            raise
+        except Exception as exc:
+            # A client library failing in a way not foreseen must still end in a named
+            # error (and the next provider), never in an unnamed D-Bus failure.
+            log.exception("%s failed unexpectedly", provider.label)
+            raise ProviderError(f"unexpected {type(exc).__name__}: {exc}") from exc
         if not reply:
             raise ProviderError("empty reply")
         return reply
