@@ -217,6 +217,14 @@ async def test_connection_refused_alone_is_an_llm_error(make_service, closed_por
         await make_service(ollama_url=closed_port).refine("text")
 
 
+async def test_credentials_in_the_host_stay_out_of_messages(make_service, closed_port, caplog):
+    host = closed_port.replace("http://", "http://user:hunter2@")
+    with pytest.raises(LLMError) as info:
+        await make_service(ollama_url=host).refine("text")
+    assert closed_port in str(info.value)
+    assert "hunter2" not in str(info.value) and "hunter2" not in caplog.text
+
+
 async def test_provider_none_says_how_to_configure(make_service, ollama_server):
     service = make_service(provider="none", fallback=["ollama"])
     assert not service.configured

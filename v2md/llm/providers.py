@@ -8,9 +8,9 @@ worth retrying. Retries, fallback and deadlines are the caller's job.
 from __future__ import annotations
 
 import contextlib
-import logging
 from collections.abc import AsyncIterator
 from typing import Protocol
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import ollama
@@ -20,8 +20,6 @@ from google.genai import types as genai_types
 
 from v2md.config import GeminiConfig, OllamaConfig
 from v2md.llm.prompts import Prompt
-
-log = logging.getLogger(__name__)
 
 try:  # google-genai 3 talks through httpx2, a fork whose errors are not httpx's
     import httpx2
@@ -53,6 +51,18 @@ class Provider(Protocol):
     async def close(self) -> None: ...
 
 
+def _public_url(url: str) -> str:
+    """The URL without user:password@, for logs and messages (a proxy in front of Ollama
+    may take basic auth in the URL)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "(unparsable URL)"
+    if "@" not in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
+
+
 def _is_transient_status(status: int) -> bool:
     return status == 429 or status >= 500
 
@@ -74,7 +84,8 @@ class OllamaProvider:
 
     def __init__(self, cfg: OllamaConfig) -> None:
         self._cfg = cfg
-        self.label = f"ollama ({cfg.model} at {cfg.host})"
+        self._where = _public_url(cfg.host)
+        self.label = f"ollama ({cfg.model} at {self._where})"
         self.missing: str | None = None
         self._client: ollama.AsyncClient | None = None
         try:
@@ -104,7 +115,7 @@ class OllamaProvider:
                 transient=_is_transient_status(status),
             ) from exc
         except (ConnectionError, *_TRANSPORT_ERRORS) as exc:
-            raise _unreachable(self._cfg.host, exc) from exc
+            raise _unreachable(self._where, exc) from exc
         except ValueError as exc:  # JSON that does not parse, or does not fit the schema
             raise _unreadable(exc) from exc
 
@@ -172,7 +183,7 @@ class GeminiProvider:
                 transient=_is_transient_status(exc.code),
             ) from exc
         except _TRANSPORT_ERRORS as exc:
-            raise _unreachable(self._cfg.base_url or "Gemini", exc) from exc
+            raise _unreachable(_public_url(self._cfg.base_url or "Gemini"), exc) from exc
         except ValueError as exc:
             raise _unreadable(exc) from exc
         return self._text_of(response, max_chars)
