@@ -1,0 +1,196 @@
+"""WhisperWorker: model states, memory-pressure and idle unload, file checks, decoding."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import wave
+from pathlib import Path
+
+import numpy as np
+import pytest
+import speech
+
+from v2md import models
+from v2md.config import WhisperConfig
+from v2md.errors import InvalidArgumentError, ModelError
+from v2md.transcriber import ModelState, WhisperWorker
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.states: list[ModelState] = []
+        self.details: list[str] = []
+
+    def __call__(self, state: ModelState, detail: str) -> None:
+        self.states.append(state)
+        self.details.append(detail)
+
+
+class Gauge:
+    """A settable stand-in for psutil's system memory reading."""
+
+    def __init__(self, percent: float = 40.0) -> None:
+        self.percent = percent
+
+    def __call__(self) -> float:
+        return self.percent
+
+
+def write_wav(path: Path, audio: np.ndarray) -> Path:
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(speech.SAMPLE_RATE)
+        out.writeframes((np.clip(audio, -1, 1) * 32767).astype("<i2").tobytes())
+    return path
+
+
+def test_bundled_model_is_the_default():
+    spec = models.resolve(WhisperConfig())
+    assert spec.display_name == "tiny.en (bundled)"
+    assert (Path(spec.source) / "model.bin").is_file()
+    assert (spec.device, spec.compute_type) == ("cpu", "int8")
+
+
+def test_encoder_window_covers_audio_and_margin():
+    assert models.window_frames(None, 16_000, 0.5) == 3000
+    assert models.window_frames(10.0, 16_000 * 3, 0.5) == 1000
+    assert models.window_frames(1.0, 16_000 * 12, 0.5) == 1250
+    assert models.window_frames(10.0, 16_000 * 40, 0.5) == 3000
+
+
+async def test_missing_model_directory_fails_with_advice(tmp_path):
+    recorder = Recorder()
+    worker = WhisperWorker(WhisperConfig(model=str(tmp_path / "nowhere")), recorder)
+    with pytest.raises(ModelError, match=r"no model\.bin") as caught:
+        await worker.load()
+    assert "tiny.en" in str(caught.value)  # says what to use instead
+    assert worker.state == ModelState.FAILED
+    assert recorder.states == [ModelState.LOADING, ModelState.FAILED]
+    assert "no model.bin" in recorder.details[-1]
+    await worker.close()
+
+
+async def test_unknown_model_name_fails_listing_valid_ones():
+    worker = WhisperWorker(WhisperConfig(model="tiny-but-huge"))
+    with pytest.raises(ModelError, match=r"unknown Whisper model 'tiny-but-huge'.*large-v3"):
+        await worker.load()
+    assert worker.state == ModelState.FAILED
+    await worker.close()
+
+
+async def test_language_is_validated():
+    worker = WhisperWorker(WhisperConfig())
+    worker.language = " DE "
+    assert worker.language == "de"
+    with pytest.raises(InvalidArgumentError, match="klingon"):
+        worker.language = "klingon"
+    assert worker.language == "de"
+    await worker.close()
+
+
+async def test_transcribe_rejects_bad_audio():
+    worker = WhisperWorker(WhisperConfig())
+    with pytest.raises(InvalidArgumentError):
+        await worker.transcribe(np.zeros((10, 2), dtype=np.float32))
+    with pytest.raises(InvalidArgumentError):
+        await worker.transcribe(np.zeros(10, dtype=np.int16))
+    assert await worker.transcribe(np.zeros(0, dtype=np.float32)) == []
+    assert worker.state == ModelState.UNLOADED  # nothing worth loading the model for
+    await worker.close()
+
+
+@pytest.mark.parametrize("case", ["missing", "relative", "directory", "not-owned", "text"])
+async def test_transcribe_file_rejects(case, tmp_path):
+    path = tmp_path / "clip.wav"
+    if case == "relative":
+        path = Path("clip.wav")
+    elif case == "directory":
+        path.mkdir()
+    elif case == "not-owned":
+        write_wav(path, speech.silence(0.5))
+        if os.getuid() != 0:
+            pytest.skip("changing a file's owner needs root")
+        os.chown(path, 65534, 65534)
+    elif case == "text":
+        path.write_text("this is not audio\n" * 50)
+    worker = WhisperWorker(WhisperConfig())
+    with pytest.raises(InvalidArgumentError, match=r"clip\.wav"):
+        await worker.transcribe_file(path)
+    await worker.close()
+
+
+async def test_transcribe_file_rejects_unreadable(tmp_path):
+    if os.getuid() == 0:
+        pytest.skip("root reads files whatever their mode")
+    path = write_wav(tmp_path / "clip.wav", speech.silence(0.5))
+    path.chmod(0)
+    worker = WhisperWorker(WhisperConfig())
+    with pytest.raises(InvalidArgumentError, match="not readable"):
+        await worker.transcribe_file(path)
+    await worker.close()
+
+
+@pytest.mark.slow
+async def test_load_transcribe_and_unload_under_memory_pressure(tmp_path):
+    recorder = Recorder()
+    gauge = Gauge(40.0)
+    worker = WhisperWorker(WhisperConfig(), recorder, memory_percent=gauge)
+    assert worker.model_name == "tiny.en (bundled)"
+    await worker.load()
+    assert worker.state == ModelState.READY
+    assert recorder.states == [ModelState.LOADING, ModelState.READY]
+
+    await worker.maintain()
+    assert worker.state == ModelState.READY  # 40% is fine
+
+    gauge.percent = 95.0
+    await worker.maintain()
+    assert worker.state == ModelState.UNLOADED
+    assert "95%" in recorder.details[-1] and "90%" in recorder.details[-1]
+
+    gauge.percent = 40.0
+    sentence = speech.SENTENCES[1]
+    words = await worker.transcribe(speech.speak(sentence))  # reloads on use
+    assert worker.state == ModelState.READY
+    assert recorder.states[-2:] == [ModelState.LOADING, ModelState.READY]
+    assert speech.wer(sentence, "".join(w.text for w in words)) <= 20
+    assert all(a.start <= b.start for a, b in itertools.pairwise(words))
+
+    text = await worker.transcribe_file(write_wav(tmp_path / "clip.wav", speech.speak(sentence)))
+    assert speech.wer(sentence, text) <= 20
+    await worker.close()
+    assert worker.state == ModelState.UNLOADED
+
+
+@pytest.mark.slow
+async def test_idle_unload_uses_the_configured_timeout():
+    now = [0.0]
+    worker = WhisperWorker(WhisperConfig(idle_unload_s=60), clock=lambda: now[0])
+    await worker.load()
+    now[0] = 59.0
+    await worker.maintain()
+    assert worker.state == ModelState.READY
+    now[0] = 61.0
+    await worker.maintain()
+    assert worker.state == ModelState.UNLOADED
+    await worker.close()
+
+
+@pytest.mark.slow
+async def test_short_encoder_window_is_no_less_accurate_on_test_speech():
+    """The accuracy guard for the shortened window: same sentences, both windows."""
+    cfg = WhisperConfig()
+    worker = WhisperWorker(cfg)
+    spoken = [(rate, s) for rate in (140, 160, 190) for s in speech.SENTENCES]
+    reference = " ".join(sentence for _, sentence in spoken)
+    full, short = [], []
+    for rate, sentence in spoken:
+        audio = speech.speak(sentence, words_per_minute=rate)
+        full += await worker.transcribe(audio)
+        short += await worker.transcribe(audio, window_s=cfg.encoder_window_s)
+    full_wer = speech.wer(reference, "".join(w.text for w in full))
+    short_wer = speech.wer(reference, "".join(w.text for w in short))
+    assert short_wer <= full_wer, (short_wer, full_wer)
+    await worker.close()
