@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import statistics
 import sys
 import time
@@ -61,8 +62,10 @@ async def stream_trial(
     done = asyncio.Event()
 
     async def updater() -> None:
-        while not done.is_set():
-            await asyncio.sleep(cfg.update_interval_ms / 1000 / speed)
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(done.wait(), cfg.update_interval_ms / 1000 / speed)
+                return
             if vad.speech_bounds() is not None and await stream.update() and not first_text:
                 first_text.append(time.perf_counter())
 

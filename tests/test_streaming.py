@@ -123,7 +123,7 @@ async def test_a_word_that_changes_between_decodes_is_not_committed():
         feed(stream, 0.5)
         await stream.update()
     assert stream.committed_text == "steady"
-    assert await stream.finish() == "steady guess5"  # the final decode settles it
+    assert await stream.finish() == "steady guess4"  # the last decode covered all audio
 
 
 async def test_tail_is_cut_at_sentence_end_and_prompt_carries_committed_text():
@@ -139,16 +139,27 @@ async def test_tail_is_cut_at_sentence_end_and_prompt_carries_committed_text():
     assert later and all("w0" in prompt for prompt in later)
 
 
-async def test_finish_decodes_only_the_tail_and_respects_end_sample():
+async def test_finish_reuses_the_last_decode_when_it_covers_the_end():
     stream, worker = make(sentence_timeline(2))
     for _ in range(11):
         feed(stream, 0.5)
         await stream.update()
-    end = round(5.0 * SAMPLE_RATE)
-    final = await stream.finish(end_sample=end)
+    decodes = len(worker.calls)
+    final = await stream.finish(end_sample=round(4.8 * SAMPLE_RATE))
+    assert len(worker.calls) == decodes
+    assert final.endswith("w10")  # w11 starts after the speech end
+
+
+async def test_finish_decodes_only_the_tail_up_to_end_sample():
+    stream, worker = make(sentence_timeline(2))
+    for _ in range(10):
+        feed(stream, 0.5)
+        await stream.update()
+    feed(stream, 1.0)
+    final = await stream.finish(end_sample=round(5.5 * SAMPLE_RATE))
     start, seconds, _ = worker.calls[-1]
-    assert start > 0 and start + seconds == pytest.approx(5.0)
-    assert "w11." not in final  # spoken after end_sample
+    assert start > 0 and start + seconds == pytest.approx(5.5)
+    assert final.endswith("w10 w11.")
 
 
 async def test_ten_minute_dictation_keeps_the_decoded_tail_bounded():

@@ -128,11 +128,18 @@ class StreamingTranscriber:
         return text
 
     async def finish(self, end_sample: int | None = None) -> str:
-        """Decode what is left (up to ``end_sample`` if given) and return the final text."""
+        """Decode what is left (up to ``end_sample`` if given) and return the final text.
+
+        When the last update already decoded past the end, its hypothesis is
+        that decode of everything left: it is committed with no further decode.
+        """
         end = self._total if end_sample is None else min(max(end_sample, 0), self._total)
-        tail = self._tail[: max(0, end - self._tail_start)]
-        if tail.size >= MIN_DECODE_S * SAMPLE_RATE:
-            self._commit(await self._decode(tail))
+        if end <= self._decoded_total:
+            self._commit([w for w in self._hypothesis if w.start < end / SAMPLE_RATE])
+        else:
+            tail = self._tail[: max(0, end - self._tail_start)]
+            if tail.size >= MIN_DECODE_S * SAMPLE_RATE:
+                self._commit(await self._decode(tail))
         self._hypothesis = []
         self._cut(self._total)
         return self.committed_text

@@ -246,7 +246,7 @@ def _decode(
 
 def _token_budget(seconds: float) -> int:
     """Tokens one 30 s window of this audio can plausibly need; stops repetition loops early."""
-    return min(200, 24 + math.ceil(8 * min(seconds, 30.0)))
+    return min(200, 16 + math.ceil(8 * min(seconds, 30.0)))
 
 
 def _check_audio(audio: np.ndarray) -> np.ndarray:

@@ -1,0 +1,39 @@
+"""Streaming's final text is as accurate as one batch decode of the same audio (real model)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import speech
+
+from v2md.config import WhisperConfig
+from v2md.streaming import StreamingTranscriber
+from v2md.transcriber import SAMPLE_RATE, WhisperWorker
+
+pytestmark = pytest.mark.slow
+
+
+async def stream_in_steps(worker: WhisperWorker, cfg: WhisperConfig, audio: np.ndarray) -> str:
+    """Append 100 ms chunks and update every update_interval_ms of audio (unpaced)."""
+    stream = StreamingTranscriber(worker, cfg)
+    chunk = SAMPLE_RATE // 10
+    every = max(1, cfg.update_interval_ms // 100)
+    for index, offset in enumerate(range(0, audio.size, chunk), start=1):
+        stream.append(audio[offset : offset + chunk])
+        if index % every == 0:
+            await stream.update()
+    final = await stream.finish()
+    assert np.array_equal(stream.audio, audio)
+    return final
+
+
+@pytest.mark.parametrize("seconds", [15, 45])
+async def test_streaming_wer_within_one_point_of_batch(seconds):
+    cfg = WhisperConfig()
+    worker = WhisperWorker(cfg)
+    audio, reference = speech.utterance(seconds)
+    batch = "".join(w.text for w in await worker.transcribe(audio))
+    streamed = await stream_in_steps(worker, cfg, audio)
+    await worker.close()
+    batch_wer, stream_wer = speech.wer(reference, batch), speech.wer(reference, streamed)
+    assert stream_wer <= batch_wer + 1.0, f"streaming {stream_wer:.1f} vs batch {batch_wer:.1f}"
