@@ -1,6 +1,7 @@
 """Type stubs for the Rust audio engine (engine/src/lib.rs)."""
 
 from os import PathLike
+from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
@@ -48,7 +49,7 @@ class Ring:
     def attach(path: str | PathLike[str]) -> Ring:
         """Read another process's ring; raises SegmentError for a foreign or corrupt header."""
     @property
-    def path(self) -> str: ...
+    def path(self) -> Path: ...
     @property
     def capacity(self) -> int: ...
     @property

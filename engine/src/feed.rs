@@ -1,7 +1,7 @@
 //! The producer side of a recording: converts what a source delivers, writes it into
 //! the ring, signals the reader, and publishes how the source ended.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{fence, AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crate::notify::EventFd;
@@ -16,6 +16,11 @@ pub struct Shared {
     /// Signalled when the reader freed space or asked the source to stop.
     pub space: EventFd,
     pub stop: AtomicBool,
+    /// Set by a reader that found the ring empty and is about to sleep on `data`; the
+    /// writer signals only then, so a busy stream costs no syscall per chunk.
+    reader_waiting: AtomicBool,
+    /// The same for a writer that found the ring full and sleeps on `space`.
+    writer_waiting: AtomicBool,
     error: Mutex<Option<String>>,
 }
 
@@ -26,6 +31,8 @@ impl Shared {
             data: EventFd::new()?,
             space: EventFd::new()?,
             stop: AtomicBool::new(false),
+            reader_waiting: AtomicBool::new(false),
+            writer_waiting: AtomicBool::new(false),
             error: Mutex::new(None),
         }))
     }
@@ -44,6 +51,26 @@ impl Shared {
         self.data.signal();
     }
 
+    /// Reader found nothing: announce the sleep. The caller must look at the ring once
+    /// more afterwards; either it sees the new data or the writer sees the flag.
+    pub fn reader_sleeping(&self) {
+        announce(&self.reader_waiting);
+    }
+
+    /// Writer: samples were published; wake the reader if it announced a sleep.
+    pub fn wake_reader(&self) {
+        if should_wake(&self.reader_waiting) {
+            self.data.signal();
+        }
+    }
+
+    /// Reader: space was freed; wake the writer if it announced a sleep.
+    pub fn wake_writer(&self) {
+        if should_wake(&self.writer_waiting) {
+            self.space.signal();
+        }
+    }
+
     pub fn request_stop(&self) {
         self.stop.store(true, Ordering::Release);
         self.space.signal();
@@ -52,6 +79,18 @@ impl Shared {
     pub fn stopping(&self) -> bool {
         self.stop.load(Ordering::Acquire)
     }
+}
+
+fn announce(flag: &AtomicBool) {
+    flag.store(true, Ordering::SeqCst);
+    // Pairs with the fence in `should_wake` (store-buffering): at least one side sees
+    // the other's write, so a wake-up is never lost.
+    fence(Ordering::SeqCst);
+}
+
+fn should_wake(flag: &AtomicBool) -> bool {
+    fence(Ordering::SeqCst);
+    flag.load(Ordering::Relaxed) && flag.swap(false, Ordering::SeqCst)
 }
 
 /// Converter plus ring writer for one source.
@@ -106,21 +145,24 @@ impl Feed {
         if !self.wait_for_reader {
             if !self.out.is_empty() {
                 self.producer.write(&self.out);
-                self.shared.data.signal();
+                self.shared.wake_reader();
             }
             return true;
         }
         let mut done = 0;
         while done < self.out.len() {
             if self.producer.free() == 0 {
+                announce(&self.shared.writer_waiting);
                 if self.shared.stopping() {
                     return false;
                 }
-                self.shared.space.wait();
+                if self.producer.free() == 0 {
+                    self.shared.space.wait();
+                }
                 continue;
             }
             done += self.producer.write(&self.out[done..]);
-            self.shared.data.signal();
+            self.shared.wake_reader();
         }
         true
     }

@@ -326,7 +326,12 @@ impl Ring {
         let py = slf.py();
         let owner = Bound::new(py, SegmentOwner(this.shared.segment.clone()))?.into_any();
         let consumer = this.lock_consumer();
-        let (offset, first, wrapped) = consumer.spans();
+        let mut spans = consumer.spans();
+        if spans.1 == 0 {
+            this.shared.reader_sleeping();
+            spans = consumer.spans();
+        }
+        let (offset, first, wrapped) = spans;
         Ok((
             this.view(py, &owner, &consumer, offset, first)?,
             this.view(py, &owner, &consumer, 0, wrapped)?,
@@ -339,7 +344,7 @@ impl Ring {
         self.lock_consumer().consume(n).map_err(|avail| {
             PyValueError::new_err(format!("cannot consume {n} samples: only {avail} readable"))
         })?;
-        self.shared.space.signal();
+        self.shared.wake_writer();
         Ok(())
     }
 
@@ -355,7 +360,7 @@ impl Ring {
         };
         let samples = samples.as_slice()?;
         let n = producer.write(samples);
-        self.shared.data.signal();
+        self.shared.wake_reader();
         Ok(n)
     }
 
