@@ -160,6 +160,21 @@ async def test_stop_keeps_what_was_captured_readable(tmp_path: Path) -> None:
     source.close()
 
 
+async def test_a_source_failing_midway_keeps_its_samples_and_reports_why(tmp_path: Path) -> None:
+    path = write_wav(tmp_path / "cut.wav", np.arange(10_000, dtype=np.int16), SAMPLE_RATE)
+    with path.open("r+b") as f:
+        f.truncate(path.stat().st_size - 2 * 4000 - 1)
+    source = open_source(AudioConfig(), file=path, realtime=False)
+    source.start()
+    try:
+        got = await read_all(source)
+    finally:
+        source.close()
+    assert np.array_equal(got, np.arange(5999, dtype=np.float32) / 32768)
+    assert isinstance(source.error, AudioDeviceError)
+    assert "damaged" in str(source.error) and str(path) in str(source.error)
+
+
 def test_open_source_picks_the_backend_and_file_overrides() -> None:
     assert isinstance(open_source(AudioConfig(backend="sounddevice")), SoundDeviceSource)
     cfg = AudioConfig(file=Path("/nonexistent.wav"))

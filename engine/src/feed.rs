@@ -161,7 +161,9 @@ impl Feed {
                 }
                 continue;
             }
-            done += self.producer.write(&self.out[done..]);
+            // Only what fits: anything more would be counted as dropped.
+            let fits = (self.out.len() - done).min(self.producer.free() as usize);
+            done += self.producer.write(&self.out[done..done + fits]);
             self.shared.wake_reader();
         }
         true

@@ -26,6 +26,8 @@ pub trait Frames: Send {
 pub struct Wav {
     reader: hound::WavReader<BufReader<File>>,
     spec: hound::WavSpec,
+    /// A read error met after some samples: those are delivered first, this comes next.
+    damage: Option<String>,
 }
 
 /// Open a WAV file, checking that its format is one we can convert.
@@ -43,7 +45,11 @@ pub fn open_wav(path: &Path) -> Result<Wav, String> {
             spec.sample_format, spec.bits_per_sample, spec.channels, spec.sample_rate
         ));
     }
-    Ok(Wav { reader, spec })
+    Ok(Wav {
+        reader,
+        spec,
+        damage: None,
+    })
 }
 
 impl Frames for Wav {
@@ -56,25 +62,44 @@ impl Frames for Wav {
     }
 
     fn read(&mut self, buf: &mut [f32]) -> Result<usize, String> {
-        let broken = |e: hound::Error| format!("WAV data is damaged: {e}");
+        if let Some(damage) = self.damage.take() {
+            return Err(damage);
+        }
         let mut n = 0;
-        match self.spec.sample_format {
+        let result: Result<(), hound::Error> = match self.spec.sample_format {
             hound::SampleFormat::Float => {
-                for (slot, s) in buf.iter_mut().zip(self.reader.samples::<f32>()) {
-                    *slot = s.map_err(broken)?;
-                    n += 1;
-                }
+                // `buf` first: zip must not pull a sample it has no slot for.
+                buf.iter_mut()
+                    .zip(self.reader.samples::<f32>())
+                    .try_for_each(|(slot, s)| {
+                        *slot = s?;
+                        n += 1;
+                        Ok(())
+                    })
             }
             hound::SampleFormat::Int => {
                 // Full scale of an N-bit integer maps to [-1, 1): 16-bit s becomes s / 32768.
                 let scale = 1.0 / (1u64 << (self.spec.bits_per_sample - 1)) as f32;
-                for (slot, s) in buf.iter_mut().zip(self.reader.samples::<i32>()) {
-                    *slot = s.map_err(broken)? as f32 * scale;
-                    n += 1;
+                buf.iter_mut()
+                    .zip(self.reader.samples::<i32>())
+                    .try_for_each(|(slot, s)| {
+                        *slot = s? as f32 * scale;
+                        n += 1;
+                        Ok(())
+                    })
+            }
+        };
+        match result {
+            Ok(()) => Ok(n),
+            Err(e) => {
+                let damage = format!("WAV data is damaged: {e}");
+                if n == 0 {
+                    return Err(damage);
                 }
+                self.damage = Some(damage);
+                Ok(n)
             }
         }
-        Ok(n)
     }
 }
 
@@ -180,6 +205,32 @@ mod tests {
         assert_eq!(wav.read(&mut buf).unwrap(), 4);
         assert_eq!(&buf[..4], &[0.5, -1.0, 1.0 / 32768.0, 0.0]);
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_truncated_wav_delivers_what_it_holds_then_the_error() {
+        let path = std::env::temp_dir().join(format!("v2m-trunc-{}.wav", std::process::id()));
+        let spec = hound::WavSpec {
+            channels: 1,
+            sample_rate: 16_000,
+            bits_per_sample: 16,
+            sample_format: hound::SampleFormat::Int,
+        };
+        let mut w = hound::WavWriter::create(&path, spec).unwrap();
+        for s in 0..100i16 {
+            w.write_sample(s).unwrap();
+        }
+        w.finalize().unwrap();
+        let len = std::fs::metadata(&path).unwrap().len();
+        let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        file.set_len(len - 2 * 30 - 1).unwrap();
+        let mut wav = open_wav(&path).unwrap();
+        let mut buf = [0.0; 64];
+        assert_eq!(wav.read(&mut buf).unwrap(), 64);
+        assert_eq!(wav.read(&mut buf).unwrap(), 5);
+        assert_eq!(buf[4], 68.0 / 32768.0);
+        assert!(wav.read(&mut buf).unwrap_err().contains("damaged"));
+        std::fs::remove_file(&path).unwrap();
     }
 
     #[test]
