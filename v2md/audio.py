@@ -105,15 +105,15 @@ class EngineSource:
 
     def start(self) -> None:
         engine = _engine()
-        if self._file is not None:
-            self._ring = self._open_file(engine, self._file)
-        else:
-            try:
+        try:
+            if self._file is not None:
+                self._ring = self._open_file(engine, self._file)
+            else:
                 self._ring = engine.Ring.capture(self.device_name, self._capacity)
-            except engine.DeviceError as exc:
-                raise AudioDeviceError(str(exc)) from None
-            except engine.SegmentError as exc:
-                raise AudioDeviceError(f"{self.device_name}: {exc}") from None
+        except engine.DeviceError as exc:
+            raise AudioDeviceError(str(exc)) from None
+        except engine.SegmentError as exc:  # /dev/shm missing or full
+            raise AudioDeviceError(f"{self.device_name}: {exc}") from None
         self._wakeup = _Wakeup(self._ring.fileno(), self._ring.drain_wakeups)
         rate, channels = self._ring.input_format
         log.info(
@@ -183,9 +183,8 @@ def _decode(path: Path, wav_error: Exception) -> np.ndarray:
     try:
         samples = decode_audio(str(path), sampling_rate=SAMPLE_RATE)
     except Exception as exc:
-        raise InvalidArgumentError(
-            f"{path} is not audio that can be read ({wav_error}; decoder: {exc})"
-        ) from None
+        log.debug("%s: the WAV reader refused it too: %s", path, wav_error)
+        raise InvalidArgumentError(f"{path} is not audio that can be read: {exc}") from None
     if samples.size == 0:
         raise InvalidArgumentError(f"{path} holds no audio samples")
     return np.ascontiguousarray(samples, dtype=np.float32)

@@ -65,7 +65,9 @@ enum Writer {
 
 /// Keeps the mapping alive for as long as a numpy view over it exists, even after close().
 #[pyclass(frozen, module = "v2md._engine")]
-struct SegmentOwner(#[allow(dead_code)] Arc<Segment>);
+struct SegmentOwner {
+    _segment: Arc<Segment>,
+}
 
 #[pyclass(frozen, module = "v2md._engine")]
 struct Ring {
@@ -324,7 +326,13 @@ impl Ring {
         let this = slf.get();
         this.check_open()?;
         let py = slf.py();
-        let owner = Bound::new(py, SegmentOwner(this.shared.segment.clone()))?.into_any();
+        let owner = Bound::new(
+            py,
+            SegmentOwner {
+                _segment: this.shared.segment.clone(),
+            },
+        )?
+        .into_any();
         let consumer = this.lock_consumer();
         let mut spans = consumer.spans();
         if spans.1 == 0 {
