@@ -151,18 +151,18 @@ impl Feed {
         }
         let mut done = 0;
         while done < self.out.len() {
-            if self.producer.free() == 0 {
+            let fits = self.producer.fits(self.out.len() - done);
+            if fits == 0 {
                 announce(&self.shared.writer_waiting);
                 if self.shared.stopping() {
                     return false;
                 }
-                if self.producer.free() == 0 {
+                if self.producer.fits(1) == 0 {
                     self.shared.space.wait();
                 }
                 continue;
             }
             // Only what fits: anything more would be counted as dropped.
-            let fits = (self.out.len() - done).min(self.producer.free() as usize);
             done += self.producer.write(&self.out[done..done + fits]);
             self.shared.wake_reader();
         }

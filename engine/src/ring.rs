@@ -317,6 +317,9 @@ fn create_unique(dir: &Path) -> io::Result<(File, PathBuf)> {
 /// The writing half. Exactly one exists per segment in this process.
 pub struct Producer {
     seg: Arc<Segment>,
+    /// Last read position seen: the reader's cache line is loaded only when this
+    /// stale value says the ring is too full, not on every write.
+    read_seen: u64,
 }
 
 /// The reading half. Exactly one exists per segment.
@@ -326,7 +329,13 @@ pub struct Consumer {
 
 /// Split a freshly created segment into its two halves.
 pub fn split(seg: Arc<Segment>) -> (Producer, Consumer) {
-    (Producer { seg: seg.clone() }, Consumer { seg })
+    (
+        Producer {
+            seg: seg.clone(),
+            read_seen: 0,
+        },
+        Consumer { seg },
+    )
 }
 
 /// A consumer for a segment mapped with [`Segment::open`] (another process's ring).
@@ -339,20 +348,24 @@ impl Producer {
         &self.seg
     }
 
-    /// Free space in samples.
-    pub fn free(&self) -> u64 {
+    /// How many of `wanted` samples fit now (refreshing the reader's position if needed).
+    pub fn fits(&mut self, wanted: usize) -> usize {
         let seg = &*self.seg;
         let w = seg.u64_at(OFF_WRITE_POS).load(Ordering::Relaxed);
-        seg.capacity - (w - seg.read_pos())
+        let mut free = seg.capacity - (w - self.read_seen);
+        if free < wanted as u64 {
+            self.read_seen = seg.read_pos();
+            free = seg.capacity - (w - self.read_seen);
+        }
+        wanted.min(free as usize)
     }
 
     /// Append as many samples as fit; count the rest as overruns. Returns how many were written.
     pub fn write(&mut self, samples: &[f32]) -> usize {
+        let n = self.fits(samples.len());
         let seg = &*self.seg;
         let cap = seg.capacity;
         let w = seg.u64_at(OFF_WRITE_POS).load(Ordering::Relaxed);
-        let free = cap - (w - seg.read_pos());
-        let n = samples.len().min(free as usize);
         let start = (w % cap) as usize;
         let first = n.min(cap as usize - start);
         // SAFETY: [w, w+n) lies in free space the consumer does not read until

@@ -116,7 +116,7 @@ proptest! {
                 let mut done = 0;
                 while done < len {
                     // Write only what fits, as a waiting producer does.
-                    let fits = (len - done).min(p.free() as usize);
+                    let fits = p.fits(len - done);
                     done += p.write(&chunk[done..done + fits]);
                     std::thread::yield_now();
                 }
