@@ -104,8 +104,8 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-async def main(lengths: list[float], runs: int, speed: float) -> None:
-    cfg = WhisperConfig()
+async def main(lengths: list[float], runs: int, speed: float, window: float | None) -> None:
+    cfg = WhisperConfig() if window is None else WhisperConfig(encoder_window_s=window)
     worker = WhisperWorker(cfg)
     await worker.load()
     await worker.transcribe(speech.speak("warm up"))
@@ -144,6 +144,7 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--lengths", type=float, nargs="+", default=[5, 15, 60])
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--window", type=float, default=None, help="[whisper] encoder_window_s")
     parser.add_argument("--speed", type=float, default=1.0, help="feed faster than real time")
     args = parser.parse_args()
-    asyncio.run(main(args.lengths, args.runs, args.speed))
+    asyncio.run(main(args.lengths, args.runs, args.speed, args.window))

@@ -69,7 +69,9 @@ def silence(seconds: float) -> np.ndarray:
     return np.zeros(round(seconds * SAMPLE_RATE), dtype=np.float32)
 
 
-def utterance(seconds: float, *, pause_s: float = 0.3) -> tuple[np.ndarray, str]:
+def utterance(
+    seconds: float, *, pause_s: float = 0.3, words_per_minute: int = 160
+) -> tuple[np.ndarray, str]:
     """Speech of at least ``seconds`` built from SENTENCES (cycled), with its reference text."""
     parts: list[np.ndarray] = []
     said: list[str] = []
@@ -77,7 +79,7 @@ def utterance(seconds: float, *, pause_s: float = 0.3) -> tuple[np.ndarray, str]
     index = 0
     while total < seconds * SAMPLE_RATE:
         sentence = SENTENCES[index % len(SENTENCES)]
-        parts += [speak(sentence), silence(pause_s)]
+        parts += [speak(sentence, words_per_minute=words_per_minute), silence(pause_s)]
         said.append(sentence)
         total += len(parts[-2]) + len(parts[-1])
         index += 1
