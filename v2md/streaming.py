@@ -73,7 +73,11 @@ def beyond_committed(words: Sequence[Word], committed: Sequence[Word]) -> list[W
 
 
 class StreamingTranscriber:
-    """Turns a growing recording into provisional and final text with one WhisperWorker."""
+    """Turns a growing recording into provisional and final text with one WhisperWorker.
+
+    ``append`` may be called at any time; ``update`` and ``finish`` must not
+    overlap (await an update in flight before finishing).
+    """
 
     def __init__(
         self, worker: WhisperWorker, cfg: WhisperConfig, sample_rate: int = SAMPLE_RATE
