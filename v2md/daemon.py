@@ -140,10 +140,10 @@ async def run(cfg: Config) -> int:
     systemd.notify("STOPPING=1", "STATUS=stopping")
     load.cancel()
     await workflow.shutdown()
+    await _close(features)  # may still announce ModelState, so before the bus goes
     with contextlib.suppress(Exception):
         await bus.release_name(BUS_NAME)
     bus.disconnect()
-    await _close(features)
     return 0
 
 
@@ -170,6 +170,8 @@ def _setup_logging(level: str) -> None:
     if not os.environ.get("JOURNAL_STREAM"):
         fmt = "%(asctime)s " + fmt
     logging.basicConfig(level=level.upper(), format=fmt, stream=sys.stderr)
+    # faster-whisper logs every decode at INFO; the worker reports what matters.
+    logging.getLogger("faster_whisper").setLevel(logging.WARNING)
 
 
 def main(argv: list[str] | None = None) -> int:

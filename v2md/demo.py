@@ -26,6 +26,7 @@ from . import BUS_NAME, INTERFACE
 from .client import dictation_proxy, name_has_owner, wait_for_name
 
 SAMPLE = resources.files("v2md") / "data" / "sample.wav"
+SAMPLE_TEXT = resources.files("v2md") / "data" / "sample.txt"  # what the sample says
 
 
 async def _name_owned(address: str | None) -> bool | None:
@@ -121,6 +122,8 @@ def main(argv: list[str] | None = None) -> int:
                 bus_proc.terminate()
                 bus_proc.wait()
     print(f"\nfinal text: {text}")
+    if args.file is None:
+        print(f"the sample says: {SAMPLE_TEXT.read_text().strip()}")
     return 0 if text else 1
 
 
