@@ -50,6 +50,14 @@ class SpeechFile:
     speech_s: float  # where the speech ends; silence follows until the end of the file
 
 
+@pytest.fixture
+def own_bus():
+    """A bus of the test's own, for tests that run (and stop) a daemon of their own."""
+    bus = PrivateBus()
+    yield bus
+    bus.close()
+
+
 @pytest.fixture(scope="session")
 def speech_file(tmp_path_factory) -> SpeechFile:
     """About eight seconds of espeak speech, then a minute of silence, as a 16 kHz WAV.

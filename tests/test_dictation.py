@@ -116,14 +116,14 @@ async def test_transcribe_file(client, speech_file):
     assert speech.wer(speech_file.text, text) <= MAX_WER, text
 
 
-async def test_end_of_input_finishes_by_itself_with_accurate_text(private_bus, tmp_path):
+async def test_end_of_input_finishes_by_itself_with_accurate_text(own_bus, tmp_path):
     text = speech.SENTENCES[4]
     wav = write_wav(tmp_path / "short.wav", speech.speak(text))
     daemon = Daemon(
-        private_bus, tmp_path, V2M_AUDIO__FILE=str(wav), V2M_AUDIO__REALTIME="false"
+        own_bus, tmp_path, V2M_AUDIO__FILE=str(wav), V2M_AUDIO__REALTIME="false"
     ).start()
     await daemon.wait_ready()
-    bus = await MessageBus(bus_address=private_bus.address).connect()
+    bus = await MessageBus(bus_address=own_bus.address).connect()
     try:
         iface, props = await dictation_proxy(bus)
         watch = Watch(iface, props)
@@ -135,10 +135,10 @@ async def test_end_of_input_finishes_by_itself_with_accurate_text(private_bus, t
         assert daemon.stop() == 0
 
 
-async def test_sigterm_while_recording_keeps_the_audio(private_bus, speech_file, tmp_path):
-    daemon = Daemon(private_bus, tmp_path, V2M_AUDIO__FILE=str(speech_file.path)).start()
+async def test_sigterm_while_recording_keeps_the_audio(own_bus, speech_file, tmp_path):
+    daemon = Daemon(own_bus, tmp_path, V2M_AUDIO__FILE=str(speech_file.path)).start()
     await daemon.wait_ready()
-    bus = await MessageBus(bus_address=private_bus.address).connect()
+    bus = await MessageBus(bus_address=own_bus.address).connect()
     try:
         iface, props = await dictation_proxy(bus)
         watch = Watch(iface, props)
@@ -158,10 +158,10 @@ async def test_second_daemon_on_the_same_bus_exits(daemon, tmp_path):
     assert "already owned" in second.log()
 
 
-def test_invalid_config_names_key_value_and_line(private_bus, tmp_path):
+def test_invalid_config_names_key_value_and_line(own_bus, tmp_path):
     config = tmp_path / "config.toml"
     config.write_text('[audio]\ndevice = "default"\nrealtime = "sometimes"\n')
-    daemon = Daemon(private_bus, tmp_path)
+    daemon = Daemon(own_bus, tmp_path)
     proc = subprocess.run(
         [*daemon_command(), "--config", str(config)],
         env=daemon.env,

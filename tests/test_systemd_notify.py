@@ -12,14 +12,14 @@ from harness import Daemon
 from v2md.client import name_has_owner
 
 
-async def test_notify_protocol_and_watchdog(private_bus, tmp_path):
+async def test_notify_protocol_and_watchdog(own_bus, tmp_path):
     path = tmp_path / "notify.sock"
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     sock.bind(str(path))
     sock.setblocking(False)
     loop = asyncio.get_running_loop()
-    daemon = Daemon(private_bus, tmp_path, NOTIFY_SOCKET=str(path), WATCHDOG_USEC="200000").start()
-    bus = await MessageBus(bus_address=private_bus.address).connect()
+    daemon = Daemon(own_bus, tmp_path, NOTIFY_SOCKET=str(path), WATCHDOG_USEC="200000").start()
+    bus = await MessageBus(bus_address=own_bus.address).connect()
     messages: list[str] = []
     try:
 

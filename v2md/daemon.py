@@ -19,7 +19,7 @@ from functools import partial
 from pathlib import Path
 
 import sdnotify
-from dbus_fast import BusType, RequestNameReply
+from dbus_fast import BusType, NameFlag, RequestNameReply
 from dbus_fast.aio import MessageBus
 
 from . import BUS_NAME, OBJECT_PATH, __version__
@@ -119,7 +119,7 @@ async def run(cfg: Config) -> int:
     workflow.attach(service)
     bus.export(OBJECT_PATH, service)
 
-    reply = await bus.request_name(BUS_NAME)
+    reply = await bus.request_name(BUS_NAME, NameFlag.DO_NOT_QUEUE)
     if reply not in (RequestNameReply.PRIMARY_OWNER, RequestNameReply.ALREADY_OWNER):
         log.error("%s is already owned by another process (%s); exiting", BUS_NAME, reply.name)
         bus.disconnect()
