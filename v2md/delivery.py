@@ -86,7 +86,7 @@ class Delivery:
 
     async def deliver(self, text: str) -> None:
         for command in self.plan(text):
-            await _run(command)
+            await _run(command, self._env)
         log.debug("delivered %d characters", len(text))
 
     def _copy(self, text: str, wayland: bool) -> Command:
@@ -143,7 +143,7 @@ _PASTE_ARGV = {
 }
 
 
-async def _run(command: Command) -> None:
+async def _run(command: Command, env: Mapping[str, str]) -> None:
     # Clipboard tools fork a child that keeps serving the selection and would hold
     # pipes open forever, so output goes to /dev/null and only the status counts.
     proc = await asyncio.create_subprocess_exec(
@@ -151,6 +151,7 @@ async def _run(command: Command) -> None:
         stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.DEVNULL,
+        env=dict(env),
     )
     try:
         await asyncio.wait_for(proc.communicate(command.stdin), TIMEOUT_S)
