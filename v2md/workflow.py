@@ -256,9 +256,11 @@ class RecordingWorkflow:
             if limit and not rec.ending and rec.vad.silence_after_speech_ms >= limit:
                 rec.ending = True
                 self._spawn(self._end_on_its_own(rec, f"{limit} ms of silence"))
+        # Whisper invents words from silence, so nothing is decoded before speech was heard.
+        heard = rec.vad is None or rec.vad.speech_bounds() is not None
         now = time.monotonic()
         due = now - rec.last_update >= self._cfg.whisper.update_interval_ms / 1000
-        if due and (rec.update is None or rec.update.done()):
+        if heard and due and (rec.update is None or rec.update.done()):
             rec.last_update = now
             rec.update = asyncio.create_task(self._provisional(rec), name="v2m-update")
 
