@@ -97,9 +97,6 @@ class FakeWorker:
     model_name = "fake"
     language = "auto"
 
-    async def transcribe_file(self, path):
-        return f"text of {path.name}"
-
 
 class FakeLLM:
     def __init__(self, fail=None, gate=None):
@@ -337,16 +334,6 @@ async def test_auto_refine_delivers_refined_text():
     await wf.stop()
     await settle()
     assert delivered == ["HELLO WORLD"]
-
-
-async def test_transcribe_file_validates_path(tmp_path):
-    wf, _ = make()
-    with pytest.raises(InvalidArgumentError, match="absolute"):
-        await wf.transcribe_file("relative.wav")
-    with pytest.raises(InvalidArgumentError, match="no such file"):
-        await wf.transcribe_file(str(tmp_path / "missing.wav"))
-    (tmp_path / "a.wav").write_bytes(b"x")
-    assert await wf.transcribe_file(str(tmp_path / "a.wav")) == "text of a.wav"
 
 
 async def test_language_is_validated():

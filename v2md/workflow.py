@@ -23,12 +23,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
-from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
 import numpy as np
@@ -399,14 +397,8 @@ class RecordingWorkflow:
     # ---- other requests -----------------------------------------------------------------
 
     async def transcribe_file(self, path: str) -> str:
-        file = Path(path)
-        if not file.is_absolute():
-            raise InvalidArgumentError(f"{path!r}: give an absolute path")
-        if not file.is_file():
-            raise InvalidArgumentError(f"{path}: no such file")
-        if not os.access(file, os.R_OK):
-            raise InvalidArgumentError(f"{path}: not readable")
-        return (await self._f.worker.transcribe_file(file)).strip()
+        """Transcribe a file on the same worker; the worker validates the path and the audio."""
+        return (await self._f.worker.transcribe_file(path)).strip()
 
     async def refine(self, text: str) -> str:
         return await self._llm(self._require_llm().refine(text))
