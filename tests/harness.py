@@ -9,6 +9,7 @@ named by the unit's ExecStart when ``V2M_TEST_UNIT`` points at an installed
 from __future__ import annotations
 
 import asyncio
+import inspect
 import os
 import shlex
 import subprocess
@@ -105,9 +106,17 @@ class Daemon:
 async def assert_eventually(
     condition: Callable[[], object], timeout: float = 10.0, message: str = ""
 ) -> None:
-    """Wait until ``condition()`` is truthy, yielding to the loop so signals arrive."""
+    """Wait until ``condition()`` (or what it returns, when awaitable) is truthy.
+
+    Yields to the loop between tries so that signals keep arriving.
+    """
     deadline = time.monotonic() + timeout
-    while not condition():
+
+    async def holds() -> bool:
+        result = condition()
+        return bool(await result if inspect.isawaitable(result) else result)
+
+    while not await holds():
         if time.monotonic() > deadline:
             raise AssertionError(message or f"condition not met within {timeout} s")
         await asyncio.sleep(0.01)
