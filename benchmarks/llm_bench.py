@@ -5,7 +5,9 @@ same run, alternating call by call so drift hits both alike. "direct" sends the
 same, prebuilt prompt with the bare client (Ollama: streamed /api/chat, as the
 service does; Gemini: generateContent); "service" is ``LLMService.refine``,
 which adds validation, reading the prompt file, fencing the text, the deadline,
-the retry loop and reply checks. The difference of the medians is the overhead.
+the retry loop and reply checks; "daemon" is ``Refine`` over D-Bus to a real
+v2md on a private bus, configured with the same fake server, so it adds the bus
+round trip on top. The difference of the medians is the overhead.
 
     python benchmarks/llm_bench.py [--calls 300] [--provider ollama|gemini|both]
 """
@@ -26,10 +28,13 @@ sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT))
 
 import ollama  # noqa: E402
+from dbus_fast.aio import MessageBus  # noqa: E402
 from fake_llm_servers import FakeGemini, FakeOllama  # noqa: E402
 from google import genai  # noqa: E402
 from google.genai import types as genai_types  # noqa: E402
+from harness import Daemon, PrivateBus  # noqa: E402
 
+from v2md.client import dictation_proxy  # noqa: E402
 from v2md.config import GeminiConfig, LLMConfig, OllamaConfig  # noqa: E402
 from v2md.llm import LLMService  # noqa: E402
 from v2md.llm.prompts import refine_prompt  # noqa: E402
@@ -99,10 +104,10 @@ def percentile(samples: list[float], q: float) -> float:
     )
 
 
-async def measure(direct: Call, service: Call, calls: int) -> dict[str, list[float]]:
-    times: dict[str, list[float]] = {"direct": [], "service": []}
+async def measure(sides: dict[str, Call], calls: int) -> dict[str, list[float]]:
+    times: dict[str, list[float]] = {name: [] for name in sides}
     for i in range(WARMUP + calls):
-        for name, call in (("direct", direct), ("service", service)):
+        for name, call in sides.items():
             started = time.perf_counter()
             reply = await call()
             elapsed = time.perf_counter() - started
@@ -125,18 +130,42 @@ async def bench(provider: str, calls: int, prompts_dir: Path) -> None:
         make_direct = direct_ollama if provider == "ollama" else direct_gemini
         url = fake_ollama.url if provider == "ollama" else fake_gemini.url
         direct, close_direct = await make_direct(url, prompts_dir)
+        private = PrivateBus()
+        daemon = Daemon(
+            private,
+            prompts_dir,
+            V2M_LLM__PROVIDER=provider,
+            V2M_LLM__PROMPTS_DIR=str(prompts_dir),
+            V2M_LLM__OLLAMA__HOST=fake_ollama.url,
+            V2M_LLM__OLLAMA__MODEL="bench",
+            V2M_LLM__GEMINI__BASE_URL=fake_gemini.url,
+            V2M_LLM__GEMINI__MODEL="bench",
+            GEMINI_API_KEY="bench-key",
+            V2M_LOG_LEVEL="warning",
+        ).start()
+        await daemon.wait_ready()
+        bus = await MessageBus(bus_address=private.address).connect()
         try:
-            times = await measure(direct, lambda: service.refine(TEXT), calls)
+            iface, _ = await dictation_proxy(bus)
+            sides = {
+                "direct": direct,
+                "service": lambda: service.refine(TEXT),
+                "daemon": lambda: iface.call_refine(TEXT),
+            }
+            times = await measure(sides, calls)
         finally:
+            bus.disconnect()
+            daemon.stop()
+            private.close()
             await close_direct()
             await service.close()
     p = {name: (percentile(t, 50), percentile(t, 95)) for name, t in times.items()}
-    print(
-        f"{provider:<7} {'direct':<8} p50 {p['direct'][0]:7.3f} ms   p95 {p['direct'][1]:7.3f} ms"
-    )
-    print(f"{'':<7} {'service':<8} p50 {p['service'][0]:7.3f} ms   p95 {p['service'][1]:7.3f} ms")
-    added = [p["service"][i] - p["direct"][i] for i in (0, 1)]
-    print(f"{'':<7} {'added':<8} p50 {added[0]:7.3f} ms   p95 {added[1]:7.3f} ms")
+    for i, name in enumerate(p):
+        label = provider if i == 0 else ""
+        print(f"{label:<7} {name:<8} p50 {p[name][0]:7.3f} ms   p95 {p[name][1]:7.3f} ms")
+    for name in ("service", "daemon"):
+        added = [p[name][i] - p["direct"][i] for i in (0, 1)]
+        print(f"{'':<7} {'+' + name:<8} p50 {added[0]:7.3f} ms   p95 {added[1]:7.3f} ms")
 
 
 async def main() -> None:
