@@ -61,6 +61,7 @@ class Daemon:
     def __init__(self, bus: PrivateBus, home: Path, **settings: str) -> None:
         self.bus = bus
         self.home = home
+        home.mkdir(parents=True, exist_ok=True)
         self.log_path = home / "v2md.log"
         self.env = {
             **os.environ,
