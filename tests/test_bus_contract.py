@@ -17,6 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from v2md import BUS_NAME, INTERFACE, OBJECT_PATH
+from v2md.client import dictation_proxy
 from v2md.errors import ERROR_PREFIX
 
 CONTRACT = ROOT / "data" / "org.v2m.Dictation.xml"
@@ -109,20 +110,23 @@ texts = st.text(
 
 @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
 @given(
-    method=st.sampled_from(["TranscribeFile", "Refine", "Translate", "Language"]), a=texts, b=texts
+    method=st.sampled_from(["TranscribeFile", "Refine", "Translate", "Language", "GetHistory"]),
+    a=texts,
+    b=texts,
+    n=st.integers(0, 2**32 - 1),
 )
-def test_fuzzed_arguments_get_named_errors_and_the_daemon_survives(daemon, method, a, b):
+def test_fuzzed_arguments_get_named_errors_and_the_daemon_survives(daemon, method, a, b, n):
     async def call() -> None:
         bus = await MessageBus(bus_address=daemon.bus.address).connect()
         try:
-            from v2md.client import dictation_proxy
-
             iface, props = await dictation_proxy(bus)
             try:
                 if method == "TranscribeFile":
                     await iface.call_transcribe_file(a)
                 elif method == "Refine":
                     await iface.call_refine(a)
+                elif method == "GetHistory":
+                    assert isinstance(await iface.call_get_history(n), list)
                 elif method == "Translate":
                     await iface.call_translate(a, b)
                 else:
