@@ -172,3 +172,19 @@ def test_invalid_config_names_key_value_and_line(own_bus, tmp_path):
     assert proc.returncode == 2
     assert f"{config}:3" in proc.stderr and "audio.realtime" in proc.stderr
     assert "sometimes" in proc.stderr
+
+
+async def test_missing_device_is_a_named_error_and_nothing_changes(own_bus, tmp_path):
+    daemon = Daemon(own_bus, tmp_path, V2M_AUDIO__DEVICE="no-such-microphone").start()
+    await daemon.wait_ready()
+    bus = await MessageBus(bus_address=own_bus.address).connect()
+    try:
+        iface, props = await dictation_proxy(bus)
+        with pytest.raises(DBusError) as info:
+            await iface.call_start()
+        assert info.value.type == ERROR_PREFIX + "AudioDevice"
+        assert "no-such-microphone" in info.value.text
+        assert (await props.call_get(INTERFACE, "State")).value == "idle"
+    finally:
+        bus.disconnect()
+        assert daemon.stop() == 0
