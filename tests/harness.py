@@ -9,18 +9,19 @@ named by the unit's ExecStart when ``V2M_TEST_UNIT`` points at an installed
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import os
 import shlex
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
-from dbus_fast.aio import MessageBus
+from dbus_fast.aio import MessageBus, ProxyInterface
 
-from v2md.client import wait_for_name
+from v2md.client import dictation_proxy, wait_for_name
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -102,6 +103,24 @@ class Daemon:
         if self.proc.poll() is None:
             self.proc.terminate()
         return self.proc.wait(timeout=timeout)
+
+
+@contextlib.asynccontextmanager
+async def running_daemon(
+    bus: PrivateBus, home: Path, **settings: str
+) -> AsyncIterator[tuple[Daemon, ProxyInterface, ProxyInterface]]:
+    """A daemon of the test's own and a client of it: (daemon, interface, properties).
+
+    On leaving, the daemon is stopped with SIGTERM unless the test already ended it.
+    """
+    daemon = Daemon(bus, home, **settings).start()
+    await daemon.wait_ready()
+    client = await MessageBus(bus_address=bus.address).connect()
+    try:
+        yield (daemon, *await dictation_proxy(client))
+    finally:
+        client.disconnect()
+        daemon.stop()
 
 
 async def assert_eventually(

@@ -12,7 +12,7 @@ import speech
 from conftest import write_wav
 from dbus_fast import DBusError
 from dbus_fast.aio import MessageBus
-from harness import Daemon, assert_eventually, daemon_command
+from harness import Daemon, assert_eventually, daemon_command, running_daemon
 
 from v2md import INTERFACE
 from v2md.client import dictation_proxy
@@ -119,35 +119,23 @@ async def test_transcribe_file(client, speech_file):
 async def test_end_of_input_finishes_by_itself_with_accurate_text(own_bus, tmp_path):
     text = speech.SENTENCES[4]
     wav = write_wav(tmp_path / "short.wav", speech.speak(text))
-    daemon = Daemon(
-        own_bus, tmp_path, V2M_AUDIO__FILE=str(wav), V2M_AUDIO__REALTIME="false"
-    ).start()
-    await daemon.wait_ready()
-    bus = await MessageBus(bus_address=own_bus.address).connect()
-    try:
-        iface, props = await dictation_proxy(bus)
+    settings = {"V2M_AUDIO__FILE": str(wav), "V2M_AUDIO__REALTIME": "false"}
+    async with running_daemon(own_bus, tmp_path, **settings) as (daemon, iface, props):
         watch = Watch(iface, props)
         await iface.call_start()
         await assert_eventually(lambda: watch.finals, timeout=60)
         assert speech.wer(text, watch.finals[0]) <= MAX_WER, watch.finals
-    finally:
-        bus.disconnect()
-        assert daemon.stop() == 0
+    assert daemon.proc.returncode == 0
 
 
 async def test_sigterm_while_recording_keeps_the_audio(own_bus, speech_file, tmp_path):
-    daemon = Daemon(own_bus, tmp_path, V2M_AUDIO__FILE=str(speech_file.path)).start()
-    await daemon.wait_ready()
-    bus = await MessageBus(bus_address=own_bus.address).connect()
-    try:
-        iface, props = await dictation_proxy(bus)
+    settings = {"V2M_AUDIO__FILE": str(speech_file.path)}
+    async with running_daemon(own_bus, tmp_path, **settings) as (daemon, iface, props):
         watch = Watch(iface, props)
         await iface.call_start()
         await assert_eventually(lambda: watch.speech, timeout=15)
-    finally:
-        bus.disconnect()
-    daemon.proc.send_signal(signal.SIGTERM)
-    assert daemon.proc.wait(timeout=30) == 0
+        daemon.proc.send_signal(signal.SIGTERM)
+        assert daemon.proc.wait(timeout=30) == 0
     kept = list((tmp_path / "state" / "v2m" / "recordings").glob("*.wav"))
     assert len(kept) == 1 and kept[0].stat().st_size > 10_000
 
@@ -175,16 +163,11 @@ def test_invalid_config_names_key_value_and_line(own_bus, tmp_path):
 
 
 async def test_missing_device_is_a_named_error_and_nothing_changes(own_bus, tmp_path):
-    daemon = Daemon(own_bus, tmp_path, V2M_AUDIO__DEVICE="no-such-microphone").start()
-    await daemon.wait_ready()
-    bus = await MessageBus(bus_address=own_bus.address).connect()
-    try:
-        iface, props = await dictation_proxy(bus)
+    settings = {"V2M_AUDIO__DEVICE": "no-such-microphone"}
+    async with running_daemon(own_bus, tmp_path, **settings) as (daemon, iface, props):
         with pytest.raises(DBusError) as info:
             await iface.call_start()
         assert info.value.type == ERROR_PREFIX + "AudioDevice"
         assert "no-such-microphone" in info.value.text
         assert (await props.call_get(INTERFACE, "State")).value == "idle"
-    finally:
-        bus.disconnect()
-        assert daemon.stop() == 0
+    assert daemon.proc.returncode == 0
