@@ -98,7 +98,11 @@ def _bind(args: argparse.Namespace) -> int:
         ("kde", True): keybindings.unbind_kde,
     }[(args.desktop, args.remove)]
     kwargs = {"dry_run": args.dry_run}
-    lines = action(**kwargs) if args.remove else action(args.accelerator, **kwargs)
+    try:
+        lines = action(**kwargs) if args.remove else action(args.accelerator, **kwargs)
+    except keybindings.KeybindingError as exc:
+        print(f"v2mctl: {exc}", file=sys.stderr)
+        return 1
     print("\n".join(lines))
     return 0
 
