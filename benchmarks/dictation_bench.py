@@ -29,7 +29,6 @@ sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT))
 
 import speech  # noqa: E402
-from conftest import write_wav  # noqa: E402
 from dbus_fast.aio import MessageBus  # noqa: E402
 from harness import Daemon, PrivateBus  # noqa: E402
 
@@ -109,8 +108,10 @@ async def bench_length(seconds: float, runs: int, tmp: Path) -> list[Run]:
     audio, reference = speech.utterance(seconds)
     loud = np.flatnonzero(np.abs(audio) > 0.01)
     onset, end = loud[0] / speech.SAMPLE_RATE, loud[-1] / speech.SAMPLE_RATE
-    speech_only = write_wav(tmp / f"speech-{seconds}.wav", audio)
-    wav = write_wav(tmp / f"source-{seconds}.wav", np.concatenate([audio, speech.silence(30)]))
+    speech_only = speech.write_wav(tmp / f"speech-{seconds}.wav", audio)
+    wav = speech.write_wav(
+        tmp / f"source-{seconds}.wav", np.concatenate([audio, speech.silence(30)])
+    )
     bus = PrivateBus()
     daemon = Daemon(
         bus, tmp / f"home-{seconds}", V2M_AUDIO__FILE=str(wav), V2M_LOG_LEVEL="warning"

@@ -26,7 +26,6 @@ sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT))
 
 import speech  # noqa: E402
-from conftest import write_wav  # noqa: E402
 from harness import PrivateBus, assert_eventually, running_daemon  # noqa: E402
 
 
@@ -48,7 +47,7 @@ async def main() -> None:
     bus = PrivateBus()
     try:
         with tempfile.TemporaryDirectory() as tmp:
-            wav = write_wav(Path(tmp) / "s.wav", speech.speak(speech.SENTENCES[0]))
+            wav = speech.write_wav(Path(tmp) / "s.wav", speech.speak(speech.SENTENCES[0]))
             settings = {"V2M_AUDIO__FILE": str(wav), "V2M_AUDIO__REALTIME": "false"}
             async with running_daemon(bus, Path(tmp), **settings) as (daemon, iface, _props):
                 finals: list[str] = []

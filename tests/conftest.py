@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import wave
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,15 +33,6 @@ def private_bus():
     bus.close()
 
 
-def write_wav(path: Path, audio: np.ndarray) -> Path:
-    with wave.open(str(path), "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(speech.SAMPLE_RATE)
-        out.writeframes((np.clip(audio, -1, 1) * 32767).astype("<i2").tobytes())
-    return path
-
-
 @dataclass(frozen=True)
 class SpeechFile:
     path: Path
@@ -67,7 +57,7 @@ def speech_file(tmp_path_factory) -> SpeechFile:
     text = " ".join(speech.SENTENCES[1:3])
     audio = speech.speak(text)
     path = tmp_path_factory.mktemp("speech") / "speech.wav"
-    write_wav(path, np.concatenate([audio, speech.silence(60)]))
+    speech.write_wav(path, np.concatenate([audio, speech.silence(60)]))
     return SpeechFile(path, text, audio.size / speech.SAMPLE_RATE)
 
 

@@ -64,6 +64,16 @@ def speak(text: str, *, words_per_minute: int = 160, path: Path | None = None) -
     return pcm.astype(np.float32) / 32768.0
 
 
+def write_wav(path: Path, audio: np.ndarray) -> Path:
+    """Write 16 kHz mono float32 ``audio`` as a 16-bit WAV; return ``path``."""
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(SAMPLE_RATE)
+        out.writeframes((np.clip(audio, -1, 1) * 32767).astype("<i2").tobytes())
+    return path
+
+
 def silence(seconds: float) -> np.ndarray:
     """Digital silence of that length at 16 kHz."""
     return np.zeros(round(seconds * SAMPLE_RATE), dtype=np.float32)

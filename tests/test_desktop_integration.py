@@ -10,7 +10,6 @@ import sys
 
 import pytest
 import speech
-from conftest import write_wav
 from dbus_fast import Message
 from dbus_fast.aio import MessageBus
 from harness import Daemon, assert_eventually
@@ -74,7 +73,7 @@ async def dictate(address: str) -> str:
 @pytest.fixture
 def short_speech(tmp_path):
     text = speech.SENTENCES[0]
-    return write_wav(tmp_path / "fox.wav", speech.speak(text)), text
+    return speech.write_wav(tmp_path / "fox.wav", speech.speak(text)), text
 
 
 async def test_notifications_replace_each_other_and_history_is_served(

@@ -9,7 +9,6 @@ import time
 
 import pytest
 import speech
-from conftest import write_wav
 from dbus_fast import DBusError
 from dbus_fast.aio import MessageBus
 from harness import Daemon, assert_eventually, daemon_command, running_daemon
@@ -118,7 +117,7 @@ async def test_transcribe_file(client, speech_file):
 
 async def test_end_of_input_finishes_by_itself_with_accurate_text(own_bus, tmp_path):
     text = speech.SENTENCES[4]
-    wav = write_wav(tmp_path / "short.wav", speech.speak(text))
+    wav = speech.write_wav(tmp_path / "short.wav", speech.speak(text))
     settings = {"V2M_AUDIO__FILE": str(wav), "V2M_AUDIO__REALTIME": "false"}
     async with running_daemon(own_bus, tmp_path, **settings) as (daemon, iface, props):
         watch = Watch(iface, props)

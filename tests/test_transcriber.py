@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import itertools
 import os
-import wave
 from pathlib import Path
 
 import numpy as np
@@ -35,15 +34,6 @@ class Gauge:
 
     def __call__(self) -> float:
         return self.percent
-
-
-def write_wav(path: Path, audio: np.ndarray) -> Path:
-    with wave.open(str(path), "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(speech.SAMPLE_RATE)
-        out.writeframes((np.clip(audio, -1, 1) * 32767).astype("<i2").tobytes())
-    return path
 
 
 def test_bundled_model_is_the_default():
@@ -109,7 +99,7 @@ async def test_transcribe_file_rejects(case, tmp_path):
     elif case == "directory":
         path.mkdir()
     elif case == "not-owned":
-        write_wav(path, speech.silence(0.5))
+        speech.write_wav(path, speech.silence(0.5))
         if os.getuid() != 0:
             pytest.skip("changing a file's owner needs root")
         os.chown(path, 65534, 65534)
@@ -124,7 +114,7 @@ async def test_transcribe_file_rejects(case, tmp_path):
 async def test_transcribe_file_rejects_unreadable(tmp_path):
     if os.getuid() == 0:
         pytest.skip("root reads files whatever their mode")
-    path = write_wav(tmp_path / "clip.wav", speech.silence(0.5))
+    path = speech.write_wav(tmp_path / "clip.wav", speech.silence(0.5))
     path.chmod(0)
     worker = WhisperWorker(WhisperConfig())
     with pytest.raises(InvalidArgumentError, match="not readable"):
@@ -158,7 +148,9 @@ async def test_load_transcribe_and_unload_under_memory_pressure(tmp_path):
     assert speech.wer(sentence, "".join(w.text for w in words)) <= 20
     assert all(a.start <= b.start for a, b in itertools.pairwise(words))
 
-    text = await worker.transcribe_file(write_wav(tmp_path / "clip.wav", speech.speak(sentence)))
+    text = await worker.transcribe_file(
+        speech.write_wav(tmp_path / "clip.wav", speech.speak(sentence))
+    )
     assert speech.wer(sentence, text) <= 20
     await worker.close()
     assert worker.state == ModelState.UNLOADED
