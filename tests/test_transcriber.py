@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import os
 from pathlib import Path
@@ -34,6 +35,63 @@ class Gauge:
 
     def __call__(self) -> float:
         return self.percent
+
+
+class FakeModel:
+    """Stands in for a loaded model: decodes nothing, instantly."""
+
+    encoder_frames = 3000
+
+    def transcribe(self, audio, **options):
+        return iter(()), None
+
+
+@pytest.fixture
+def fake_model(monkeypatch):
+    monkeypatch.setattr(models, "load", lambda spec, cpu_threads: FakeModel())
+
+
+def live_timers(loop: asyncio.AbstractEventLoop) -> list[asyncio.TimerHandle]:
+    return [handle for handle in loop._scheduled if not handle.cancelled()]
+
+
+async def test_idle_worker_leaves_no_timer_to_wake_the_daemon(fake_model):
+    worker = WhisperWorker(WhisperConfig())  # no idle unload configured
+    await worker.transcribe(np.zeros(16_000, dtype=np.float32))
+    assert worker.state == ModelState.READY
+    assert live_timers(asyncio.get_running_loop()) == []
+    await worker.close()
+
+
+async def test_idle_unload_timer_is_armed_after_use_and_postponed_by_use(fake_model):
+    recorder = Recorder()
+    worker = WhisperWorker(WhisperConfig(idle_unload_s=1), recorder)
+    audio = np.zeros(16_000, dtype=np.float32)
+    await worker.transcribe(audio)
+    await asyncio.sleep(0.6)
+    await worker.transcribe(audio)  # a use restarts the idle period
+    await asyncio.sleep(0.6)
+    assert worker.state == ModelState.READY
+    await asyncio.sleep(0.6)
+    assert worker.state == ModelState.UNLOADED
+    assert "idle for 1 s" in recorder.details[-1]
+    await worker.transcribe(audio)  # reloads on use
+    assert worker.state == ModelState.READY
+    await worker.close()
+
+
+async def test_memory_is_checked_after_each_use(fake_model):
+    recorder = Recorder()
+    gauge = Gauge(40.0)
+    worker = WhisperWorker(WhisperConfig(), recorder, memory_percent=gauge)
+    audio = np.zeros(16_000, dtype=np.float32)
+    await worker.transcribe(audio)
+    assert worker.state == ModelState.READY
+    gauge.percent = 95.0
+    await worker.transcribe(audio)
+    assert worker.state == ModelState.UNLOADED
+    assert "95%" in recorder.details[-1]
+    await worker.close()
 
 
 def test_bundled_model_is_the_default():
@@ -132,11 +190,11 @@ async def test_load_transcribe_and_unload_under_memory_pressure(tmp_path):
     assert worker.state == ModelState.READY
     assert recorder.states == [ModelState.LOADING, ModelState.READY]
 
-    await worker.maintain()
+    worker.maintain()
     assert worker.state == ModelState.READY  # 40% is fine
 
     gauge.percent = 95.0
-    await worker.maintain()
+    worker.maintain()
     assert worker.state == ModelState.UNLOADED
     assert "95%" in recorder.details[-1] and "90%" in recorder.details[-1]
 
@@ -162,10 +220,10 @@ async def test_idle_unload_uses_the_configured_timeout():
     worker = WhisperWorker(WhisperConfig(idle_unload_s=60), clock=lambda: now[0])
     await worker.load()
     now[0] = 59.0
-    await worker.maintain()
+    worker.maintain()
     assert worker.state == ModelState.READY
     now[0] = 61.0
-    await worker.maintain()
+    worker.maintain()
     assert worker.state == ModelState.UNLOADED
     await worker.close()
 

@@ -5,6 +5,10 @@ never waits on inference and requests are served in arrival order. The worker
 unloads the model under memory pressure (or after an optional idle time) and
 reloads it on the next use; each state change is reported through ``on_state``
 on the event loop thread.
+
+An idle daemon must not wake periodically, so nothing polls: memory is checked
+after each use, the idle timer is armed only after a use, and while idle the
+kernel's memory-stall notification (Linux PSI trigger) prompts a check.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import asyncio
 import logging
 import math
 import os
+import select
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -32,7 +37,10 @@ from v2md.errors import InvalidArgumentError, ModelError
 log = logging.getLogger(__name__)
 
 SAMPLE_RATE = 16_000
-MAINTENANCE_PERIOD_S = 5.0
+PSI_MEMORY = "/proc/pressure/memory"
+# Some task stalled on memory for 100 ms within 2 s: worth a look at psutil's figure.
+# (2 s is the shortest window unprivileged processes may ask for.)
+PSI_TRIGGER = b"some 100000 2000000\0"
 # Silence the decoder sees after the audio in a shortened window; with none it
 # repeats the last sentence (measured on espeak speech).
 WINDOW_MARGIN_S = 0.5
@@ -83,7 +91,8 @@ class WhisperWorker:
         self._load_lock = asyncio.Lock()
         self._in_flight = 0
         self._last_used = clock()
-        self._maintenance: asyncio.Task[None] | None = None
+        self._idle_timer: asyncio.TimerHandle | None = None
+        self._stall_watch: Callable[[], None] | None = None
         self._language = cfg.language
         self.model_name = self._spec.display_name
         self.state = ModelState.UNLOADED
@@ -127,8 +136,9 @@ class WhisperWorker:
                 f"{self.model_name} on {self._spec.device}/{self._spec.compute_type}, "
                 f"loaded in {time.perf_counter() - started:.1f} s",
             )
-            if self._maintenance is None:
-                self._maintenance = asyncio.create_task(self._maintain_forever())
+            self._arm_idle_timer()
+            if self._stall_watch is None:
+                self._stall_watch = watch_memory_stalls(self.maintain)
 
     async def transcribe(
         self, audio: np.ndarray, *, prompt: str = "", window_s: float | None = None
@@ -190,6 +200,7 @@ class WhisperWorker:
             await self.load()
         model = self._model  # held by the job: an unload meanwhile cannot free it mid-decode
         self._in_flight += 1
+        self._disarm_idle_timer()
         try:
             return await asyncio.get_running_loop().run_in_executor(
                 self._executor, fn, model, *args
@@ -199,9 +210,14 @@ class WhisperWorker:
         finally:
             self._in_flight -= 1
             self._last_used = self._clock()
+            self.maintain()
+            self._arm_idle_timer()
 
-    async def maintain(self) -> None:
-        """Unload the model if memory is short or it has been idle too long."""
+    def maintain(self) -> None:
+        """Unload the model if memory is short or it has been idle too long.
+
+        Runs after every use and on memory-stall notifications; callers may add more.
+        """
         if self._model is None or self._in_flight:
             return
         percent = self._memory_percent()
@@ -218,22 +234,75 @@ class WhisperWorker:
     def _unload(self, reason: str) -> None:
         log.warning("unloading model %s: %s", self.model_name, reason)
         self._model = None
+        self._disarm_idle_timer()
         self._set_state(ModelState.UNLOADED, reason)
 
-    async def _maintain_forever(self) -> None:
-        while True:
-            await asyncio.sleep(MAINTENANCE_PERIOD_S)
-            await self.maintain()
+    def _arm_idle_timer(self) -> None:
+        """One timer per idle stretch, only when idle unload is configured and a model is held."""
+        self._disarm_idle_timer()
+        if self._cfg.idle_unload_s and self._model is not None and not self._in_flight:
+            self._idle_timer = asyncio.get_running_loop().call_later(
+                self._cfg.idle_unload_s, self._idle_expired
+            )
+
+    def _idle_expired(self) -> None:
+        # Any use cancels the timer: firing means a full idle_unload_s without one.
+        self._idle_timer = None
+        if self._model is not None and not self._in_flight:
+            self._unload(f"idle for {self._cfg.idle_unload_s} s; reloads on next use")
+
+    def _disarm_idle_timer(self) -> None:
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
+            self._idle_timer = None
 
     async def close(self) -> None:
-        """Stop maintenance, drop the model and let the inference thread finish."""
-        if self._maintenance is not None:
-            self._maintenance.cancel()
-            self._maintenance = None
+        """Stop watching, drop the model and let the inference thread finish."""
+        self._disarm_idle_timer()
+        if self._stall_watch is not None:
+            self._stall_watch()
+            self._stall_watch = None
         self._model = None
         self._executor.shutdown(wait=False, cancel_futures=True)
         if self.state != ModelState.FAILED:
             self._set_state(ModelState.UNLOADED, "worker closed")
+
+
+def watch_memory_stalls(callback: Callable[[], None]) -> Callable[[], None] | None:
+    """Call ``callback`` on the event loop when the kernel reports memory stalls.
+
+    A PSI trigger signals POLLPRI, which asyncio's selector does not watch, so
+    the trigger sits in an epoll set of its own whose descriptor the loop reads.
+    Returns a function that stops watching, or None where PSI is unavailable
+    (then memory is only checked after each use).
+    """
+    try:
+        fd = os.open(PSI_MEMORY, os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        log.debug("no memory-stall notifications (%s): checking memory after each use", exc)
+        return None
+    try:
+        os.write(fd, PSI_TRIGGER)
+        stalls = select.epoll()
+        stalls.register(fd, select.EPOLLPRI)
+    except OSError as exc:
+        os.close(fd)
+        log.debug("no memory-stall notifications (%s): checking memory after each use", exc)
+        return None
+    loop = asyncio.get_running_loop()
+
+    def on_stall() -> None:
+        stalls.poll(0)  # consume the event
+        callback()
+
+    loop.add_reader(stalls.fileno(), on_stall)
+
+    def stop() -> None:
+        loop.remove_reader(stalls.fileno())
+        stalls.close()
+        os.close(fd)
+
+    return stop
 
 
 def _decode(
