@@ -111,10 +111,22 @@ async def test_words_commit_only_when_two_decodes_agree():
     feed(stream, 1.0)
     assert await stream.update() == "one two"
     assert stream.committed_text == ""  # one decode is only a hypothesis
-    feed(stream, 0.5)
+    feed(stream, 1.5)
     assert await stream.update() == "one two three"
     assert stream.committed_text == "one two"
     assert await stream.update() is None  # no new audio: nothing decoded, nothing changed
+
+
+async def test_agreed_words_at_the_audio_edge_wait_for_more_audio():
+    stream, _ = make(words((0.0, 0.4, " one"), (0.5, 0.9, " two")))
+    feed(stream, 1.0)
+    await stream.update()
+    feed(stream, 0.2)
+    await stream.update()  # both words agreed, but within COMMIT_MARGIN_S of the edge
+    assert stream.committed_text == ""
+    feed(stream, 0.5)
+    await stream.update()  # the edge moved: "one" is far enough behind it now
+    assert stream.committed_text == "one"
 
 
 async def test_a_word_that_changes_between_decodes_is_not_committed():

@@ -33,6 +33,13 @@ KEEP_S = 3.0
 # Committed audio kept before a cut: a decode that starts exactly at a sentence
 # end loses the acoustic context and mishears the next word (measured).
 CONTEXT_S = 1.0
+GAP_CUT = True
+# Agreed words this close to the audio edge wait for another decode: the edge
+# word is often half-heard, and two decodes of the same partial sound agree.
+STABLE_S = 1.0
+# Words ending this close to the audio edge are not committed even when two decodes agree:
+# Whisper is least sure at the edge, and committing there cost ~3 WER points (measured).
+COMMIT_MARGIN_S = 1.0
 SEAM_NGRAM = 5  # longest run of committed words a re-decode may repeat at the seam
 _SENTENCE_END = re.compile("[.!?\u2026\u3002\uff01\uff1f][\"')\\]]*$")  # also CJK full stops
 _NOT_WORD = re.compile(r"[^\w']+")
@@ -122,6 +129,9 @@ class StreamingTranscriber:
             return None
         words = await self._decode(self._tail)
         agreed = agreed_prefix(self._hypothesis, words)
+        edge = self._decoded_total / SAMPLE_RATE - STABLE_S
+        while agreed and words[agreed - 1].end > edge:
+            agreed -= 1
         self._commit(words[:agreed])
         self._hypothesis = words[agreed:]
         self._bound_tail()
@@ -173,9 +183,15 @@ class StreamingTranscriber:
         tail_start_s = self._tail_start / SAMPLE_RATE
         # Words whose end is already inside the kept context cannot move the cut.
         cuttable = [w for w in self._recent if w.end - CONTEXT_S > tail_start_s]
-        sentence_ends = [w for w in cuttable if _SENTENCE_END.search(w.text.strip())]
+        following = [*self._recent, *self._hypothesis]
+        sentence_ends = [
+            (w, following[i + 1])
+            for i, w in enumerate(self._recent)
+            if w in cuttable and _SENTENCE_END.search(w.text.strip()) and i + 1 < len(following)
+        ]
         if sentence_ends:
-            self._cut_before(sentence_ends[-1].end)
+            end, after = sentence_ends[-1]
+            self._cut_before((end.end + max(after.start, end.end)) / 2 if GAP_CUT else end.end)
         elif self._tail.size > TRIM_TAIL_S * SAMPLE_RATE and cuttable:
             self._cut_before(cuttable[-1].end)
         elif self._tail.size > TRIM_TAIL_S * SAMPLE_RATE and not self._hypothesis:
