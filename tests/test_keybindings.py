@@ -11,6 +11,7 @@ import pytest
 from v2md import keybindings as kb
 
 SCHEMA = kb.GNOME_SCHEMA
+USER_PATH = "/org/gnome/settings-daemon/plugins/media-keys/custom-keybindings/custom0/"
 
 
 @pytest.fixture
@@ -24,7 +25,8 @@ def desktop_home(tmp_path, monkeypatch):
 
 
 def gsettings(*args: str) -> str:
-    return subprocess.run(["gsettings", *args], capture_output=True, text=True, check=True).stdout
+    argv = ["gsettings", *args]
+    return subprocess.run(argv, capture_output=True, text=True, check=True).stdout.strip()
 
 
 @pytest.fixture
@@ -36,27 +38,60 @@ def gnome(desktop_home):
     return desktop_home
 
 
+@pytest.fixture
+def kde_bin(desktop_home, monkeypatch):
+    """A PATH of our own, so a KDE install on the test machine cannot change the outcome."""
+    bin_dir = desktop_home / "bin"
+    bin_dir.mkdir()
+    monkeypatch.setenv("PATH", str(bin_dir))
+    return bin_dir
+
+
 def test_gnome_bind_twice_keeps_one_entry_and_the_users_own(gnome):
-    mine = "/org/gnome/settings-daemon/plugins/media-keys/custom-keybindings/custom0/"
-    gsettings("set", SCHEMA, "custom-keybindings", f"['{mine}']")
+    gsettings("set", SCHEMA, "custom-keybindings", f"['{USER_PATH}']")
     lines = kb.bind_gnome("<Super>v")
     kb.bind_gnome("<Super>d")
-    assert "v2mctl bind gnome --remove" in lines[-1]
-    assert (
-        gsettings("get", SCHEMA, "custom-keybindings").strip() == f"['{mine}', '{kb.GNOME_PATH}']"
-    )
-    assert gsettings("get", kb.GNOME_ENTRY, "binding").strip() == "'<Super>d'"
-    assert gsettings("get", kb.GNOME_ENTRY, "command").strip() == f"'{kb.TOGGLE_COMMAND}'"
+    assert lines == [
+        f"GNOME: <Super>v now runs: {kb.TOGGLE_COMMAND}",
+        "undo with: v2mctl bind gnome --remove",
+    ]
+    assert gsettings("get", SCHEMA, "custom-keybindings") == f"['{USER_PATH}', '{kb.GNOME_PATH}']"
+    assert gsettings("get", kb.GNOME_ENTRY, "binding") == "'<Super>d'"
+    assert gsettings("get", kb.GNOME_ENTRY, "command") == f"'{kb.TOGGLE_COMMAND}'"
+    assert gsettings("get", kb.GNOME_ENTRY, "name") == f"'{kb.SHORTCUT_NAME}'"
+
     kb.unbind_gnome()
-    assert gsettings("get", SCHEMA, "custom-keybindings").strip() == f"['{mine}']"
-    assert gsettings("get", kb.GNOME_ENTRY, "binding").strip() == "''"
+    assert gsettings("get", SCHEMA, "custom-keybindings") == f"['{USER_PATH}']"
+    for key in kb.GNOME_ENTRY_KEYS:
+        assert gsettings("get", kb.GNOME_ENTRY, key) == "''"
 
 
-def test_gnome_dry_run_changes_nothing(gnome):
+def test_gnome_unbind_of_the_only_entry_leaves_an_empty_list(gnome):
+    kb.bind_gnome("<Super>v")
+    kb.unbind_gnome()
+    assert gsettings("get", SCHEMA, "custom-keybindings") == "@as []"
+
+
+def test_gnome_dry_run_prints_the_exact_commands_and_changes_nothing(gnome):
+    gsettings("set", SCHEMA, "custom-keybindings", f"['{USER_PATH}']")
     lines = kb.bind_gnome("<Super>v", dry_run=True)
-    expected = ["gsettings", "set", SCHEMA, "custom-keybindings", f"['{kb.GNOME_PATH}']"]
-    assert shlex.split(lines[-1]) == expected
-    assert gsettings("get", SCHEMA, "custom-keybindings").strip() == "@as []"
+    assert [shlex.split(line) for line in lines] == [
+        ["gsettings", "set", kb.GNOME_ENTRY, "name", kb.SHORTCUT_NAME],
+        ["gsettings", "set", kb.GNOME_ENTRY, "command", kb.TOGGLE_COMMAND],
+        ["gsettings", "set", kb.GNOME_ENTRY, "binding", "<Super>v"],
+        ["gsettings", "set", SCHEMA, "custom-keybindings", f'["{USER_PATH}", "{kb.GNOME_PATH}"]'],
+    ]
+    assert gsettings("get", kb.GNOME_ENTRY, "binding") == "''"
+    # Running the printed commands does exactly what bind_gnome does.
+    for line in lines:
+        subprocess.run(shlex.split(line), check=True)
+    assert gsettings("get", SCHEMA, "custom-keybindings") == f"['{USER_PATH}', '{kb.GNOME_PATH}']"
+    assert gsettings("get", kb.GNOME_ENTRY, "binding") == "'<Super>v'"
+
+    assert [shlex.split(line)[1] for line in kb.unbind_gnome(dry_run=True)] == ["set"] + 3 * [
+        "reset"
+    ]
+    assert gsettings("get", kb.GNOME_ENTRY, "binding") == "'<Super>v'"
 
 
 def test_missing_gsettings_is_a_clear_error(desktop_home, monkeypatch):
@@ -65,22 +100,95 @@ def test_missing_gsettings_is_a_clear_error(desktop_home, monkeypatch):
         kb.bind_gnome("<Super>v")
 
 
-def test_kde_writes_desktop_file_and_shortcut_keeping_other_entries(desktop_home):
+def test_missing_gnome_schema_is_a_clear_error(gnome, monkeypatch):
+    monkeypatch.setenv("XDG_DATA_DIRS", str(gnome / "data"))
+    with pytest.raises(kb.KeybindingError, match=f"schema {SCHEMA} is not installed"):
+        kb.bind_gnome("<Super>v")
+
+
+def test_empty_accelerator_is_refused(desktop_home):
+    with pytest.raises(kb.KeybindingError, match="shortcut is empty"):
+        kb.bind_gnome("  ")
+    with pytest.raises(kb.KeybindingError, match="shortcut is empty"):
+        kb.bind_kde("")
+
+
+@pytest.mark.parametrize(
+    ("gtk", "kde"),
+    [
+        ("<Super>v", "Meta+V"),
+        ("<Primary><Alt>space", "Ctrl+Alt+Space"),
+        ("<Control><Shift>F9", "Ctrl+Shift+F9"),
+        ("Meta+V", "Meta+V"),
+    ],
+)
+def test_kde_accelerator_translates_gtk_spelling(gtk, kde):
+    assert kb.kde_accelerator(gtk) == kde
+
+
+@pytest.mark.parametrize("bad", ["<Hyper>v", "<Super>", "v<Super>"])
+def test_kde_accelerator_rejects_what_it_cannot_read(bad):
+    with pytest.raises(kb.KeybindingError, match=r"modifier|cannot read"):
+        kb.kde_accelerator(bad)
+
+
+def test_kde_without_kwriteconfig_edits_the_file_keeping_other_entries(desktop_home, kde_bin):
     shortcuts = desktop_home / "config" / "kglobalshortcutsrc"
-    shortcuts.write_text("[kwin]\nExpose=Ctrl+F9,Ctrl+F9,Toggle Present Windows\n")
+    others = "[kwin]\nExpose=Ctrl+F9,Ctrl+F9,Toggle Present Windows\n"
+    shortcuts.write_text(others)
+    lines = kb.bind_kde("<Super>v")
     kb.bind_kde("Meta+V")
     desktop = desktop_home / "data" / "applications" / "v2m-toggle.desktop"
-    assert f"Exec={kb.TOGGLE_COMMAND}\n" in desktop.read_text()
-    assert "X-KDE-Shortcuts=Meta+V\n" in desktop.read_text()
-    text = shortcuts.read_text()
-    assert "[kwin]\nExpose=Ctrl+F9,Ctrl+F9,Toggle Present Windows\n" in text
-    assert "[services][v2m-toggle.desktop]\n" in text and "_launch=Meta+V\n" in text
+    assert desktop.read_text() == (
+        "[Desktop Entry]\nType=Application\nName=v2m: toggle dictation\n"
+        f"Exec={kb.TOGGLE_COMMAND}\nNoDisplay=true\nX-KDE-Shortcuts=Meta+V\n"
+    )
+    assert shortcuts.read_text() == f"{others}\n[services][v2m-toggle.desktop]\n_launch=Meta+V\n"
+    assert lines[0] == f"KDE: Meta+V runs: {kb.TOGGLE_COMMAND}"
+    assert lines[-1] == "undo with: v2mctl bind kde --remove"
+
     kb.unbind_kde()
     assert not desktop.exists()
-    assert "v2m" not in shortcuts.read_text() and "Expose=" in shortcuts.read_text()
+    assert shortcuts.read_text() == f"{others}"
 
 
-def test_kde_dry_run_writes_nothing(desktop_home):
+def test_kde_unbind_without_a_shortcuts_file_creates_none(desktop_home, kde_bin):
+    kb.unbind_kde()
+    assert not (desktop_home / "config" / "kglobalshortcutsrc").exists()
+
+
+def test_kde_unreadable_shortcuts_file_is_a_clear_error(desktop_home, kde_bin):
+    shortcuts = desktop_home / "config" / "kglobalshortcutsrc"
+    shortcuts.write_text("not an ini file\n")
+    with pytest.raises(kb.KeybindingError, match="cannot read"):
+        kb.bind_kde("Meta+V")
+    assert shortcuts.read_text() == "not an ini file\n"
+
+
+def test_kde_with_kwriteconfig_runs_it_with_the_exact_arguments(desktop_home, kde_bin):
+    log = desktop_home / "kwriteconfig.log"
+    tool = kde_bin / "kwriteconfig6"
+    tool.write_text(f'#!/bin/sh\nprintf "%s\\n" "$@" >> {log}\nprintf "%s\\n" --- >> {log}\n')
+    tool.chmod(0o755)
+    shortcuts = str(desktop_home / "config" / "kglobalshortcutsrc")
+    where = ["--file", shortcuts, "--group", "services", "--group", "v2m-toggle.desktop"]
+    bind_args = [*where, "--key", "_launch", "Meta+V"]
+    unbind_args = [*where, "--key", "_launch", "--delete"]
+
+    dry = kb.bind_kde("Meta+V", dry_run=True)
+    assert shlex.split(dry[-1]) == ["kwriteconfig6", *bind_args]
+    assert shlex.split(kb.unbind_kde(dry_run=True)[-1]) == ["kwriteconfig6", *unbind_args]
+    assert not log.exists()
+
+    kb.bind_kde("Meta+V")
+    kb.unbind_kde()
+    assert log.read_text().split("\n") == [*bind_args, "---", *unbind_args, "---", ""]
+
+
+def test_kde_dry_run_writes_nothing(desktop_home, kde_bin):
     lines = kb.bind_kde("Meta+V", dry_run=True)
     assert "X-KDE-Shortcuts=Meta+V" in lines
-    assert [p for d in ("data", "config") for p in (desktop_home / d).rglob("*")] == []
+    assert lines[-1].startswith("set [services][v2m-toggle.desktop] _launch=Meta+V in ")
+    kb.unbind_kde(dry_run=True)
+    written = [p for d in ("data", "config") for p in (desktop_home / d).rglob("*")]
+    assert written == []
