@@ -18,14 +18,17 @@ import * as PopupMenu from 'resource:///org/gnome/shell/ui/popupMenu.js';
 
 const BUS_NAME = 'org.v2m.Dictation';
 const OBJECT_PATH = '/org/v2m/Dictation';
-const INTERFACE_XML = 'dbus-1/interfaces/org.v2m.Dictation.xml';
+const INTERFACE = 'org.v2m.Dictation';
+const INTERFACE_XML = `dbus-1/interfaces/${INTERFACE}.xml`;
 const PREVIEW_CHARS = 80;
+// One icon per State value, all from the standard (Adwaita) icon theme.
 const ICONS = {
     idle: 'audio-input-microphone-symbolic',
     recording: 'media-record-symbolic',
     transcribing: 'content-loading-symbolic',
     processing: 'emblem-synchronizing-symbolic',
 };
+const NOT_RUNNING_ICON = 'microphone-disabled-symbolic';
 
 function readInterfaceXml() {
     for (const dir of [GLib.get_user_data_dir(), ...GLib.get_system_data_dirs()]) {
@@ -40,6 +43,7 @@ function readInterfaceXml() {
     return null;
 }
 
+// The end of the text: while dictating, the newest words are the interesting ones.
 function preview(text) {
     return text.length > PREVIEW_CHARS ? `…${text.slice(-PREVIEW_CHARS)}` : text;
 }
@@ -48,9 +52,11 @@ const Indicator = GObject.registerClass(
 class Indicator extends PanelMenu.Button {
     _init(makeProxy) {
         super._init(0.0, 'v2m dictation');
-        this._icon = new St.Icon({icon_name: ICONS.idle, style_class: 'system-status-icon'});
+        this._icon = new St.Icon({icon_name: NOT_RUNNING_ICON, style_class: 'system-status-icon'});
         this.add_child(this._icon);
 
+        this._statusItem = new PopupMenu.PopupMenuItem('', {reactive: false});
+        this.menu.addMenuItem(this._statusItem);
         this._toggleItem = new PopupMenu.PopupMenuItem('Start dictation');
         this._toggleItem.connect('activate', () => this._toggle());
         this.menu.addMenuItem(this._toggleItem);
@@ -59,9 +65,10 @@ class Indicator extends PanelMenu.Button {
         this.menu.addMenuItem(this._textItem);
 
         this._proxy = null;
-        this._handlers = [];
+        this._handlerIds = [];
         this._signalIds = [];
         this._cancellable = new Gio.Cancellable();
+        this._sync();
         makeProxy(Gio.DBus.session, BUS_NAME, OBJECT_PATH, (proxy, error) => {
             if (error) {
                 if (!error.matches(Gio.IOErrorEnum, Gio.IOErrorEnum.CANCELLED))
@@ -69,8 +76,9 @@ class Indicator extends PanelMenu.Button {
                 return;
             }
             this._proxy = proxy;
-            this._handlers.push(proxy.connect('g-properties-changed', () => this._sync()));
-            this._handlers.push(proxy.connect('notify::g-name-owner', () => this._sync()));
+            // g-name-owner covers the daemon starting, exiting or crashing.
+            this._handlerIds.push(proxy.connect('g-properties-changed', () => this._sync()));
+            this._handlerIds.push(proxy.connect('notify::g-name-owner', () => this._sync()));
             this._signalIds.push(proxy.connectSignal('TranscriptionUpdated',
                 (_proxy, _sender, [text, final]) => this._showText(text, final)));
             this._sync();
@@ -78,11 +86,13 @@ class Indicator extends PanelMenu.Button {
     }
 
     _sync() {
-        const running = this._proxy?.g_name_owner !== null;
-        const state = (running && this._proxy?.State) || 'idle';
-        this._icon.icon_name = ICONS[state] ?? ICONS.idle;
+        const running = Boolean(this._proxy?.g_name_owner);
+        const state = running ? this._proxy.State : null;
+        this._icon.icon_name = ICONS[state] ?? (running ? ICONS.idle : NOT_RUNNING_ICON);
+        this._statusItem.label.text = running ? `v2m: ${state ?? 'starting'}` : 'v2m is not running';
         this._toggleItem.label.text = state === 'recording' ? 'Stop dictation' : 'Start dictation';
-        this._toggleItem.setSensitive(state === 'idle' || state === 'recording');
+        // Toggle starts a stopped daemon through D-Bus activation, so it stays usable then.
+        this._toggleItem.setSensitive(!running || state === 'idle' || state === 'recording');
     }
 
     _showText(text, final) {
@@ -91,7 +101,7 @@ class Indicator extends PanelMenu.Button {
     }
 
     _toggle() {
-        Gio.DBus.session.call(BUS_NAME, OBJECT_PATH, 'org.v2m.Dictation', 'Toggle',
+        Gio.DBus.session.call(BUS_NAME, OBJECT_PATH, INTERFACE, 'Toggle',
             null, null, Gio.DBusCallFlags.NONE, -1, null, (connection, result) => {
                 try {
                     connection.call_finish(result);
@@ -101,14 +111,14 @@ class Indicator extends PanelMenu.Button {
             });
     }
 
-    destroy() {
+    _onDestroy() {
         this._cancellable.cancel();
         if (this._proxy) {
-            this._handlers.forEach(id => this._proxy.disconnect(id));
+            this._handlerIds.forEach(id => this._proxy.disconnect(id));
             this._signalIds.forEach(id => this._proxy.disconnectSignal(id));
+            this._proxy = null;
         }
-        this._proxy = null;
-        super.destroy();
+        super._onDestroy();
     }
 });
 
@@ -116,7 +126,7 @@ export default class V2mExtension extends Extension {
     enable() {
         const xml = readInterfaceXml();
         if (!xml) {
-            console.error(`v2m: ${INTERFACE_XML} is not installed in any data dir; install v2m with meson`);
+            console.error(`v2m: ${INTERFACE_XML} is in no XDG data dir; install v2m with meson`);
             return;
         }
         this._indicator = new Indicator(Gio.DBusProxy.makeProxyWrapper(xml));
