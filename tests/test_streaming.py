@@ -151,6 +151,17 @@ async def test_tail_is_cut_at_sentence_end_and_prompt_carries_committed_text():
     assert later and all("w0" in prompt for prompt in later)
 
 
+async def test_cut_keeps_the_last_committed_sentence_and_falls_in_a_pause():
+    stream, worker = make(sentence_timeline(3))  # sentences end 2.35 s and 5.25 s; pauses 0.55 s
+    for _ in range(17):
+        feed(stream, 0.5)
+        await stream.update()
+    assert "w11. w12" in stream.committed_text  # the second sentence is committed...
+    start, _, prompt = worker.calls[-1]
+    assert 2.35 < start < 2.9  # ...but only the first was cut off, between its end and w6
+    assert prompt.strip().endswith("w5.")
+
+
 async def test_finish_reuses_the_last_decode_when_it_covers_the_end():
     stream, worker = make(sentence_timeline(2))
     for _ in range(11):
@@ -163,15 +174,15 @@ async def test_finish_reuses_the_last_decode_when_it_covers_the_end():
 
 
 async def test_finish_decodes_only_the_tail_up_to_end_sample():
-    stream, worker = make(sentence_timeline(2))
-    for _ in range(10):
+    stream, worker = make(sentence_timeline(3))
+    for _ in range(16):
         feed(stream, 0.5)
         await stream.update()
     feed(stream, 1.0)
-    final = await stream.finish(end_sample=round(5.5 * SAMPLE_RATE))
+    final = await stream.finish(end_sample=round(8.5 * SAMPLE_RATE))
     start, seconds, _ = worker.calls[-1]
-    assert start > 0 and start + seconds == pytest.approx(5.5)
-    assert final.endswith("w10 w11.")
+    assert start > 0 and start + seconds == pytest.approx(8.5)
+    assert final.endswith("w16 w17.")
 
 
 async def test_ten_minute_dictation_keeps_the_decoded_tail_bounded():

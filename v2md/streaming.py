@@ -3,9 +3,10 @@
 Each update re-decodes only the unconfirmed tail of the recording and commits
 the words two consecutive decodes agree on (LocalAgreement-2, the policy of
 Macháček et al.'s whisper_streaming), so provisional text stops flickering.
-Committed audio is cut off at sentence ends (or, for long run-on speech, at
-the last committed word) and never decoded again; the latest committed words
-travel along as Whisper's text prompt instead. Per-update CPU and memory
+Committed audio is cut off in the pause after a sentence, one committed
+sentence behind (kept as acoustic context), or, for long run-on speech, after
+the last committed word; it is never transcribed again. The committed words
+before the cut travel along as Whisper's text prompt instead. Per-update CPU and memory
 therefore depend on the tail, not on how long the dictation has run.
 """
 
@@ -30,15 +31,11 @@ MIN_DECODE_S = 0.25  # Whisper invents words for slivers of audio: wait for more
 TRIM_TAIL_S = 10.0  # past this, cut at the last committed word even mid-sentence
 HARD_TAIL_S = 20.0  # no agreement for this long: commit all but the last KEEP_S
 KEEP_S = 3.0
-# Committed audio kept before a cut: a decode that starts exactly at a sentence
-# end loses the acoustic context and mishears the next word (measured).
-CONTEXT_S = 1.0
-GAP_CUT = True
-# Agreed words this close to the audio edge wait for another decode: the edge
-# word is often half-heard, and two decodes of the same partial sound agree.
-STABLE_S = 1.0
+# Committed sentences kept at the start of the decoded audio: Whisper mishears the
+# first words of a decode that starts cold at a sentence (measured on espeak speech).
+CONTEXT_SENTENCES = 1
 # Words ending this close to the audio edge are not committed even when two decodes agree:
-# Whisper is least sure at the edge, and committing there cost ~3 WER points (measured).
+# the edge word is often half-heard, and two decodes of the same partial sound agree on it.
 COMMIT_MARGIN_S = 1.0
 SEAM_NGRAM = 5  # longest run of committed words a re-decode may repeat at the seam
 _SENTENCE_END = re.compile("[.!?\u2026\u3002\uff01\uff1f][\"')\\]]*$")  # also CJK full stops
@@ -129,7 +126,7 @@ class StreamingTranscriber:
             return None
         words = await self._decode(self._tail)
         agreed = agreed_prefix(self._hypothesis, words)
-        edge = self._decoded_total / SAMPLE_RATE - STABLE_S
+        edge = self._decoded_total / SAMPLE_RATE - COMMIT_MARGIN_S
         while agreed and words[agreed - 1].end > edge:
             agreed -= 1
         self._commit(words[:agreed])
@@ -181,19 +178,14 @@ class StreamingTranscriber:
     def _bound_tail(self) -> None:
         """Cut committed audio off the tail, so decode cost stays bounded."""
         tail_start_s = self._tail_start / SAMPLE_RATE
-        # Words whose end is already inside the kept context cannot move the cut.
-        cuttable = [w for w in self._recent if w.end - CONTEXT_S > tail_start_s]
-        following = [*self._recent, *self._hypothesis]
-        sentence_ends = [
-            (w, following[i + 1])
-            for i, w in enumerate(self._recent)
-            if w in cuttable and _SENTENCE_END.search(w.text.strip()) and i + 1 < len(following)
-        ]
-        if sentence_ends:
-            end, after = sentence_ends[-1]
-            self._cut_before((end.end + max(after.start, end.end)) / 2 if GAP_CUT else end.end)
-        elif self._tail.size > TRIM_TAIL_S * SAMPLE_RATE and cuttable:
-            self._cut_before(cuttable[-1].end)
+        # Seams after committed words whose next word is known (committed or not).
+        known = [*self._recent, *self._hypothesis[:1]]
+        seams = [(w, after) for w, after in itertools.pairwise(known) if w.end > tail_start_s]
+        sentence_seams = [seam for seam in seams if _SENTENCE_END.search(seam[0].text.strip())]
+        if len(sentence_seams) > CONTEXT_SENTENCES:
+            self._cut_between(*sentence_seams[-1 - CONTEXT_SENTENCES])
+        elif self._tail.size > TRIM_TAIL_S * SAMPLE_RATE and seams:
+            self._cut_between(*seams[-1])
         elif self._tail.size > TRIM_TAIL_S * SAMPLE_RATE and not self._hypothesis:
             self._cut(self._tail_start + self._tail.size - round(KEEP_S * SAMPLE_RATE))  # a pause
         if self._tail.size > HARD_TAIL_S * SAMPLE_RATE:
@@ -208,9 +200,9 @@ class StreamingTranscriber:
             self._hypothesis = self._hypothesis[len(forced) :]
             self._cut(round(keep_from * SAMPLE_RATE))
 
-    def _cut_before(self, end_s: float) -> None:
-        """Cut at a committed word's end, keeping CONTEXT_S of audio before it."""
-        self._cut(round((end_s - CONTEXT_S) * SAMPLE_RATE))
+    def _cut_between(self, word: Word, after: Word) -> None:
+        """Cut in the middle of the gap between two words, so neither is clipped."""
+        self._cut(round((word.end + max(after.start, word.end)) / 2 * SAMPLE_RATE))
 
     def _cut(self, sample: int) -> None:
         """Drop tail audio before absolute ``sample``."""
