@@ -113,11 +113,11 @@ async def main(lengths: list[float], runs: int, speed: float, window: float | No
         f"model {worker.model_name}, {runs} runs, speed x{speed}, "
         f"update every {cfg.update_interval_ms} ms, encoder window >= {cfg.encoder_window_s} s"
     )
-    header = (
-        "length  stream p50/p95 s   batch p50/p95 s   ratio  first text p50 s  "
-        "CPU s/s  WER stream  WER batch"
+    print(
+        "| utterance | stop→final p50 / p95 | decode-at-stop p50 / p95 | ratio (p50) "
+        "| first text after onset (p50) | CPU s per audio s | WER streaming | WER batch |"
     )
-    print(header)
+    print("|---|---|---|---|---|---|---|---|")
     for length in lengths:
         speech_audio, reference = speech.utterance(length)
         audio = np.concatenate([speech.silence(ONSET_S), speech_audio])
@@ -129,15 +129,14 @@ async def main(lengths: list[float], runs: int, speed: float, window: float | No
         cpu = statistics.median(t.cpu_per_audio_s or 0.0 for t in streamed)
         s_wer = statistics.mean(speech.wer(reference, t.text) for t in streamed)
         b_wer = statistics.mean(speech.wer(reference, t.text) for t in batched)
-        first = f"{statistics.median(firsts):.2f}" if firsts else "none"
+        first = f"{statistics.median(firsts):.2f} s" if firsts else "none"
         # 0 s when the last update already covered the speech end: no decode at stop
         ratio = statistics.median(b_lat) / max(statistics.median(s_lat), 1e-3)
         print(
-            f"{audio.size / SAMPLE_RATE:5.1f}s  "
-            f"{percentile(s_lat, 0.5):6.3f}/{percentile(s_lat, 0.95):6.3f}   "
-            f"{percentile(b_lat, 0.5):6.3f}/{percentile(b_lat, 0.95):6.3f}   "
-            f"{ratio:5.1f}x  "
-            f"{first:>16}  {cpu:7.2f}  {s_wer:10.1f}  {b_wer:9.1f}"
+            f"| {audio.size / SAMPLE_RATE:.1f} s ({len(speech.normalise(reference))} words) "
+            f"| {percentile(s_lat, 0.5):.3f} / {percentile(s_lat, 0.95):.3f} s "
+            f"| {percentile(b_lat, 0.5):.3f} / {percentile(b_lat, 0.95):.3f} s "
+            f"| {ratio:.1f}x | {first} | {cpu:.2f} | {s_wer:.1f}% | {b_wer:.1f}% |"
         )
     await worker.close()
 

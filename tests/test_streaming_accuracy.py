@@ -12,11 +12,13 @@ from v2md.transcriber import SAMPLE_RATE, WhisperWorker
 
 pytestmark = pytest.mark.slow
 
-# The product target is streaming within 1 WER point of batch. It is NOT met yet: measured
-# here 1 to 4 points above batch (batch itself moves by up to 3 points between identical runs,
-# CTranslate2 int8 on two threads); see benchmarks/README.md. This bound guards against the
-# streaming policy getting worse than that while the target is open.
-REGRESSION_BOUND = 6.0
+# The product target is streaming within 1 WER point of one batch decode. It is NOT met yet.
+# Measured at the defaults, pooled over the five rates below (658 words): streaming 7.6%,
+# batch 6.1%. Decodes are deterministic (identical figures on every run here), but which
+# words tiny.en gets wrong shifts with any change of policy or window, by about 1.5 points
+# on this set, so the margin needs many words. This bound guards against regressions.
+REGRESSION_BOUND = 2.5
+RATES = (140, 150, 160, 175, 190)  # words per minute
 
 
 async def stream_in_steps(worker: WhisperWorker, cfg: WhisperConfig, audio: np.ndarray) -> str:
@@ -34,11 +36,11 @@ async def stream_in_steps(worker: WhisperWorker, cfg: WhisperConfig, audio: np.n
 
 
 async def test_streaming_wer_stays_near_batch():
-    # Three speaking rates: one utterance is too few words for a 1-point bound.
+    # Several speaking rates: one utterance is too few words for a 1-point bound.
     cfg = WhisperConfig()
     worker = WhisperWorker(cfg)
     references, batch, streamed = [], [], []
-    for rate in (140, 160, 190):
+    for rate in RATES:
         audio, reference = speech.utterance(45, words_per_minute=rate)
         references.append(reference)
         batch.append("".join(w.text for w in await worker.transcribe(audio)))

@@ -50,10 +50,13 @@ class WhisperConfig(_Section):
     memory_threshold_percent: float = Field(default=90.0, gt=0, le=100)
     idle_unload_s: int = Field(default=0, ge=0)
     encoder_window_s: float = Field(
-        default=30.0,
+        default=3.0,
         ge=1.0,
         le=30.0,
-        description="shortest encoder window for streaming decodes; 30 keeps Whisper's full window",
+        description=(
+            "shortest encoder window for streaming decodes (each covers its audio plus 0.5 s); "
+            "30 keeps Whisper's full window"
+        ),
     )
 
     @field_validator("language")
