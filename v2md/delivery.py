@@ -206,7 +206,7 @@ async def _run(command: Command, env: Mapping[str, str]) -> None:
         except TimeoutError:
             proc.kill()
             await proc.wait()
-            raise DeliveryError(f"{tool} did not finish within {command.timeout_s:.0f} s") from None
+            raise DeliveryError(f"{tool} did not finish within {command.timeout_s:g} s") from None
         if proc.returncode == 0:
             return
         stderr.seek(0)
