@@ -95,10 +95,15 @@ fn should_wake(flag: &AtomicBool) -> bool {
 
 /// Converter plus ring writer for one source.
 pub struct Feed {
-    producer: Producer,
-    shared: Arc<Shared>,
+    sink: Sink,
     conv: ToMono16k,
     out: Vec<f32>,
+}
+
+/// The ring side of a feed: writes converted samples and wakes the reader.
+struct Sink {
+    producer: Producer,
+    shared: Arc<Shared>,
     wait_for_reader: bool,
 }
 
@@ -113,45 +118,54 @@ impl Feed {
         wait_for_reader: bool,
     ) -> Result<Self, String> {
         Ok(Self {
-            producer,
-            shared,
+            sink: Sink {
+                producer,
+                shared,
+                wait_for_reader,
+            },
             conv: ToMono16k::new(rate, channels)?,
             out: Vec::new(),
-            wait_for_reader,
         })
     }
 
     /// Convert and write interleaved frames. Returns false when a stop request
     /// interrupted a wait for space (the rest of the chunk is then discarded).
     pub fn push(&mut self, interleaved: &[f32]) -> bool {
+        if self.conv.is_identity() {
+            // Already 16 kHz mono: straight into the ring, without a staging copy.
+            return self.sink.emit(interleaved);
+        }
         self.out.clear();
         self.conv.push(interleaved, &mut self.out);
-        self.emit()
+        self.sink.emit(&self.out)
     }
 
     /// The source ended: flush the resampler and publish the end.
     pub fn finish(&mut self) {
         self.out.clear();
         self.conv.finish(&mut self.out);
-        self.emit();
-        let seg = self.producer.segment();
+        self.sink.emit(&self.out);
+        let seg = self.sink.producer.segment();
         if seg.state() == State::Running {
             seg.set_state(State::Ended);
         }
-        self.shared.data.signal();
+        self.sink.shared.data.signal();
     }
+}
 
-    fn emit(&mut self) -> bool {
+impl Sink {
+    fn emit(&mut self, samples: &[f32]) -> bool {
+        if samples.is_empty() {
+            return true;
+        }
         if !self.wait_for_reader {
-            if !self.out.is_empty() {
-                self.producer.write(&self.out);
-                self.shared.wake_reader();
-            }
+            self.producer.write(samples);
+            self.shared.wake_reader();
             return true;
         }
         let mut done = 0;
-        while done < self.out.len() {
-            let fits = self.producer.fits(self.out.len() - done);
+        while done < samples.len() {
+            let fits = self.producer.fits(samples.len() - done);
             if fits == 0 {
                 announce(&self.shared.writer_waiting);
                 if self.shared.stopping() {
@@ -163,7 +177,7 @@ impl Feed {
                 continue;
             }
             // Only what fits: anything more would be counted as dropped.
-            done += self.producer.write(&self.out[done..done + fits]);
+            done += self.producer.write(&samples[done..done + fits]);
             self.shared.wake_reader();
         }
         true

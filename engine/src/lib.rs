@@ -19,10 +19,11 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use numpy::ndarray::ArrayView1;
-use numpy::{PyArray1, PyReadonlyArray1};
+use numpy::npyffi::NPY_ARRAY_WRITEABLE;
+use numpy::{PyArray1, PyReadonlyArray1, PyUntypedArrayMethods};
 use pyo3::exceptions::{PyException, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::PyDict;
+use pyo3::sync::PyOnceLock;
 
 use crate::capture::Capture;
 use crate::feed::{Feed, Shared};
@@ -78,6 +79,8 @@ struct Ring {
     /// Created here (unlinked on close) rather than attached to another process's ring.
     owner: bool,
     closed: AtomicBool,
+    /// The base object of every view, made once: views are taken on each wake-up.
+    view_base: PyOnceLock<Py<SegmentOwner>>,
 }
 
 fn segment_error(e: impl std::fmt::Display) -> PyErr {
@@ -112,6 +115,7 @@ impl Ring {
             input,
             owner: true,
             closed: AtomicBool::new(false),
+            view_base: PyOnceLock::new(),
         })
     }
 
@@ -150,7 +154,6 @@ impl Ring {
 
     fn view<'py>(
         &self,
-        py: Python<'py>,
         owner: &Bound<'py, PyAny>,
         consumer: &Consumer,
         offset: usize,
@@ -162,9 +165,9 @@ impl Ring {
             let view = ArrayView1::from_shape_ptr(len, consumer.data_ptr().add(offset));
             PyArray1::borrow_from_array(&view, owner.clone())
         };
-        let kwargs = PyDict::new(py);
-        kwargs.set_item("write", false)?;
-        array.call_method("setflags", (), Some(&kwargs))?;
+        // SAFETY: the array was just created and nobody else holds it yet; clearing the
+        // flag is what ndarray.setflags(write=False) does, without a Python call.
+        unsafe { (*array.as_array_ptr()).fields.flags &= !NPY_ARRAY_WRITEABLE };
         Ok(array)
     }
 }
@@ -250,6 +253,7 @@ impl Ring {
             input: (TARGET_RATE, 1),
             owner: false,
             closed: AtomicBool::new(false),
+            view_base: PyOnceLock::new(),
         })
     }
 
@@ -326,13 +330,19 @@ impl Ring {
         let this = slf.get();
         this.check_open()?;
         let py = slf.py();
-        let owner = Bound::new(
-            py,
-            SegmentOwner {
-                _segment: this.shared.segment.clone(),
-            },
-        )?
-        .into_any();
+        let owner = this
+            .view_base
+            .get_or_try_init(py, || {
+                Py::new(
+                    py,
+                    SegmentOwner {
+                        _segment: this.shared.segment.clone(),
+                    },
+                )
+            })?
+            .bind(py)
+            .clone()
+            .into_any();
         let consumer = this.lock_consumer();
         let mut spans = consumer.spans();
         if spans.1 == 0 {
@@ -341,8 +351,8 @@ impl Ring {
         }
         let (offset, first, wrapped) = spans;
         Ok((
-            this.view(py, &owner, &consumer, offset, first)?,
-            this.view(py, &owner, &consumer, 0, wrapped)?,
+            this.view(&owner, &consumer, offset, first)?,
+            this.view(&owner, &consumer, 0, wrapped)?,
         ))
     }
 

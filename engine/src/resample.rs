@@ -61,6 +61,11 @@ impl ToMono16k {
         })
     }
 
+    /// True when the input is already 16 kHz mono and passes through unchanged.
+    pub fn is_identity(&self) -> bool {
+        self.channels == 1 && self.fft.is_none()
+    }
+
     /// Convert `interleaved` frames and append the 16 kHz mono result to `out`.
     pub fn push(&mut self, interleaved: &[f32], out: &mut Vec<f32>) {
         let mono: &[f32] = if self.channels == 1 {
