@@ -1,27 +1,44 @@
 """Audio engine vs a plain Python hand-off, measured side by side in one run.
 
-Three figures, each for the engine's shared-memory ring (Rust producer thread,
-zero-copy reads, eventfd wake-ups) and for the Python reference (a producer thread
-handing copied chunks to ``queue.Queue`` or, through ``call_soon_threadsafe``, to an
-``asyncio.Queue``):
+Each figure is taken for the engine's shared-memory ring and for the Python reference,
+with the same producer chunks and the same consumer work on both sides:
 
-* throughput: 20 ms chunks (320 samples) moved from producer to consumer as fast as
-  the consumer takes them, in samples/s and as a multiple of real time;
-* wake-up latency: a chunk every 20 ms for a while; writer timestamp
-  (CLOCK_MONOTONIC) to the awaiting coroutine running, p50/p99;
+* producer: 20 ms chunks (320 samples). Engine: a Rust thread (no GIL) copies each chunk
+  into the ring, computes its level (RMS/peak) and stamps it, waking the reader through
+  the eventfd only when the reader announced a sleep. Reference: a Python thread copies
+  each chunk into a fresh array (what a device callback hands over) and passes it to
+  ``queue.Queue`` or, through ``call_soon_threadsafe``, to an ``asyncio.Queue``.
+* consumer: copies what it receives into its own buffer (what the daemon does with
+  audio). Engine: one copy of the whole readable span per read, straight from the
+  zero-copy views, then ``consume()``; reference: one copy per chunk taken off the queue.
+  The copied stream is checked against the input after each run.
+
+Figures:
+
+* throughput: 600 s of audio moved as fast as the consumer takes it, samples/s of wall
+  time and CPU ns per sample (all threads); median of alternating rounds so both sides
+  see the same background load;
+* wake-up latency: a chunk every 20 ms; per chunk, the writer's CLOCK_MONOTONIC stamp
+  (taken in Rust for the engine, in the Python thread for the reference) to the awaiting
+  coroutine running, p50/p99, in alternating rounds;
 * idle: CPU time and event-loop wake-ups over a stretch with a reader parked and
   nothing arriving.
 
-Run: ``python benchmarks/engine_bench.py`` (about a minute; ``--quick`` for a smoke run).
-Prints a markdown table.
+The machine's load average is printed with the figures: on a shared machine both
+latency and throughput move with it.
+
+Run: ``python benchmarks/engine_bench.py`` (about two minutes; ``--quick`` for a smoke
+run). Prints a markdown table.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import queue
 import resource
+import statistics
 import threading
 import time
 
@@ -58,26 +75,31 @@ class Meter:
 # --- throughput -------------------------------------------------------------------------
 
 
-async def engine_throughput(samples: np.ndarray, shm: str) -> tuple[float, float]:
-    """Rust thread writes 20 ms chunks (waiting when full); Python reads views zero-copy.
+async def engine_throughput(samples: np.ndarray, out: np.ndarray) -> tuple[float, float, int]:
+    """Rust thread writes 20 ms chunks (waiting when full); Python copies each readable span.
 
     The clock starts once the ring exists: handing the benchmark's input array to the
     Rust source is set-up, like filling the source array is for the references (the
     producer may have filled the 10 s ring by then: under 2% of the samples).
+    Also returns how many reads it took.
     """
-    ring = _engine.Ring.from_samples(samples, 10 * RATE, False, shm)
+    ring = _engine.Ring.from_samples(samples, 10 * RATE, False, _engine.DEFAULT_DIR)
     wakeup = _Wakeup(ring.fileno(), ring.drain_wakeups)
-    got = 0
+    got = reads = 0
     try:
         with Meter() as meter:
             while True:
                 wakeup.arm()
                 ended = ring.ended
                 first, wrapped = ring.views()
-                n = first.size + wrapped.size
-                if n:
-                    ring.consume(n)
-                    got += n
+                if first.size:
+                    out[got : got + first.size] = first
+                    got += first.size
+                    if wrapped.size:
+                        out[got : got + wrapped.size] = wrapped
+                        got += wrapped.size
+                    ring.consume(first.size + wrapped.size)
+                    reads += 1
                 elif ended:
                     break
                 else:
@@ -85,12 +107,12 @@ async def engine_throughput(samples: np.ndarray, shm: str) -> tuple[float, float
     finally:
         wakeup.close()
         ring.close()
-    assert got == samples.size
-    return meter.figures(samples.size)
+    assert got == samples.size and np.array_equal(out, samples)
+    return (*meter.figures(samples.size), reads)
 
 
-def thread_queue_throughput(samples: np.ndarray) -> tuple[float, float]:
-    """Producer thread copies each chunk into queue.Queue; consumer thread gets them."""
+def thread_queue_throughput(samples: np.ndarray, out: np.ndarray) -> tuple[float, float]:
+    """Producer thread puts copied chunks on a queue.Queue; consumer thread copies them out."""
     q: queue.Queue[np.ndarray | None] = queue.Queue(maxsize=10 * RATE // CHUNK)
 
     def produce() -> None:
@@ -103,14 +125,15 @@ def thread_queue_throughput(samples: np.ndarray) -> tuple[float, float]:
         producer.start()
         got = 0
         while (chunk := q.get()) is not None:
+            out[got : got + chunk.size] = chunk
             got += chunk.size
         producer.join()
-    assert got == samples.size
+    assert got == samples.size and np.array_equal(out, samples)
     return meter.figures(samples.size)
 
 
-async def asyncio_queue_throughput(samples: np.ndarray) -> tuple[float, float]:
-    """Producer thread hands copied chunks to an asyncio.Queue via call_soon_threadsafe."""
+async def asyncio_queue_throughput(samples: np.ndarray, out: np.ndarray) -> tuple[float, float]:
+    """Producer thread hands copied chunks to an asyncio.Queue; the coroutine copies them out."""
     loop = asyncio.get_running_loop()
     q: asyncio.Queue[np.ndarray | None] = asyncio.Queue()
 
@@ -124,19 +147,28 @@ async def asyncio_queue_throughput(samples: np.ndarray) -> tuple[float, float]:
         producer.start()
         got = 0
         while (chunk := await q.get()) is not None:
+            out[got : got + chunk.size] = chunk
             got += chunk.size
         producer.join()
-    assert got == samples.size
+    assert got == samples.size and np.array_equal(out, samples)
     return meter.figures(samples.size)
 
 
 # --- wake-up latency --------------------------------------------------------------------
 
 
-async def engine_latency(seconds: float, shm: str) -> list[float]:
-    """Real-time paced Rust producer; latency = wake time - the ring's last write stamp."""
-    ring = _engine.Ring.from_samples(np.zeros(int(seconds * RATE), np.float32), RATE, True, shm)
+async def engine_latency(seconds: float) -> list[float]:
+    """Real-time paced Rust producer; per chunk, wake time minus the chunk's write stamp.
+
+    The ring keeps the stamp of its latest write. When a wake-up finds k chunks (the reader
+    was more than 20 ms late), the earlier ones were written 20 ms apart before it, so
+    each chunk is charged its own wait, as the queue reference does.
+    """
+    ring = _engine.Ring.from_samples(
+        np.zeros(int(seconds * RATE), np.float32), RATE, True, _engine.DEFAULT_DIR
+    )
     wakeup = _Wakeup(ring.fileno(), ring.drain_wakeups)
+    out = np.empty(ring.capacity, np.float32)
     latencies = []
     try:
         while True:
@@ -144,12 +176,17 @@ async def engine_latency(seconds: float, shm: str) -> list[float]:
             ended = ring.ended
             first, wrapped = ring.views()
             if first.size:
-                ring.consume(first.size + wrapped.size)
+                n = first.size + wrapped.size
+                out[: first.size] = first
+                out[first.size : n] = wrapped
+                ring.consume(n)
                 continue
             if ended:
                 break
             await wakeup.wait()
-            latencies.append((now_ns() - ring.last_write_ns) / 1e3)
+            woke, last = now_ns(), ring.last_write_ns
+            chunks = max(1, ring.readable // CHUNK)
+            latencies += [(woke - last) / 1e3 + k * CHUNK / RATE * 1e6 for k in range(chunks)]
     finally:
         wakeup.close()
         ring.close()
@@ -162,6 +199,7 @@ async def asyncio_latency(seconds: float) -> list[float]:
     q: asyncio.Queue[tuple[int, np.ndarray] | None] = asyncio.Queue()
     chunks = int(seconds * RATE) // CHUNK
     silence = np.zeros(CHUNK, np.float32)
+    out = np.empty(CHUNK, np.float32)
 
     def produce() -> None:
         start = time.monotonic()
@@ -175,6 +213,7 @@ async def asyncio_latency(seconds: float) -> list[float]:
     latencies = []
     while (item := await q.get()) is not None:
         latencies.append((now_ns() - item[0]) / 1e3)
+        out[:] = item[1]
     producer.join()
     return latencies
 
@@ -214,17 +253,30 @@ async def idle(seconds: float, park) -> tuple[float, int, int]:
 
 async def main(quick: bool) -> None:
     seconds = 600 if not quick else 30
-    latency_s = 10.0 if not quick else 2.0
+    rounds = 5 if not quick else 2
+    latency_s = 6.0 if not quick else 1.0
     idle_s = 10.0 if not quick else 2.0
+    load_before = os.getloadavg()
     samples = np.random.default_rng(0).standard_normal(seconds * RATE).astype(np.float32)
-    shm = _engine.DEFAULT_DIR
-    eng_tp = await engine_throughput(samples, shm)
-    tq_tp = thread_queue_throughput(samples)
-    aq_tp = await asyncio_queue_throughput(samples)
-    eng_lat = np.array(await engine_latency(latency_s, shm))
-    aq_lat = np.array(await asyncio_latency(latency_s))
+    out = np.ones_like(samples)  # written once so no side pays its page faults
+    eng_runs, tq_runs, aq_runs = [], [], []
+    eng_lat: list[float] = []
+    aq_lat: list[float] = []
+    for _ in range(rounds):
+        eng_runs.append(await engine_throughput(samples, out))
+        tq_runs.append(thread_queue_throughput(samples, out))
+        aq_runs.append(await asyncio_queue_throughput(samples, out))
+    for _ in range(rounds):
+        eng_lat += await engine_latency(latency_s)
+        aq_lat += await asyncio_latency(latency_s)
 
-    ring = _engine.Ring(RATE, shm)
+    def median(runs: list[tuple]) -> tuple[float, float]:
+        return statistics.median(r[0] for r in runs), statistics.median(r[1] for r in runs)
+
+    eng_tp, tq_tp, aq_tp = median(eng_runs), median(tq_runs), median(aq_runs)
+    span = samples.size / statistics.median(r[2] for r in eng_runs)
+
+    ring = _engine.Ring(RATE)
     wakeup = _Wakeup(ring.fileno(), ring.drain_wakeups)
 
     async def park_on_ring() -> None:
@@ -245,6 +297,7 @@ async def main(quick: bool) -> None:
     ring.close()
     aq_idle = await idle(idle_s, park_on_queue)
     poll_idle = await idle(idle_s, poll_every_10ms)
+    load_after = os.getloadavg()
 
     def tp(v: tuple[float, float]) -> str:
         return f"{v[0] / 1e6:,.0f} M samples/s ({v[0] / RATE:,.0f}x real time)"
@@ -252,14 +305,20 @@ async def main(quick: bool) -> None:
     def cpu(v: tuple[float, float]) -> str:
         return f"{v[1]:.2f} ns"
 
-    def lat(a: np.ndarray) -> str:
+    def lat(values: list[float]) -> str:
+        a = np.array(values)
         return f"{np.percentile(a, 50):.0f} / {np.percentile(a, 99):.0f} µs (n={a.size})"
 
     def idl(r: tuple[float, int, int]) -> str:
         return f"{r[0]:.1f} ms CPU, {r[1]} loop wake-ups, {r[2]} context switches"
 
+    def load(v: tuple[float, float, float]) -> str:
+        return " / ".join(f"{x:.2f}" for x in v)
+
     print(
-        f"{seconds} s of audio in {CHUNK}-sample chunks; latency over {latency_s:.0f} s; "
+        f"{os.cpu_count()} CPUs, load average (1/5/15 min) {load(load_before)} before, "
+        f"{load(load_after)} after; {seconds} s of audio in {CHUNK}-sample chunks, "
+        f"median of {rounds} rounds; latency over {rounds} rounds of {latency_s:.0f} s; "
         f"idle over {idle_s:.0f} s\n"
     )
     print("| measure | engine ring | Python reference |")
@@ -274,6 +333,7 @@ async def main(quick: bool) -> None:
         f"{tq_tp[1] / eng_tp[1]:.1f}x; asyncio.Queue: {eng_tp[0] / aq_tp[0]:.1f}x / "
         f"{aq_tp[1] / eng_tp[1]:.1f}x | 1x |"
     )
+    print(f"| samples per read | {span:,.0f} (whole readable span) | {CHUNK} (one chunk) |")
     print(f"| wake-up latency p50 / p99 | {lat(eng_lat)} | asyncio.Queue: {lat(aq_lat)} |")
     print(
         f"| idle, reader parked | {idl(eng_idle)} | asyncio.Queue: {idl(aq_idle)}; "
