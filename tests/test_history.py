@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import textwrap
 
+import pytest
+
 from v2md.history import History
+
+PAGE = 4096  # SQLite's default page size
 
 
 def test_add_recent_refine_clear(tmp_path):
@@ -31,18 +37,22 @@ def test_prunes_oldest_beyond_max_entries(tmp_path):
     assert [raw for _, raw, _ in history.recent(10)] == ["text 4", "text 3", "text 2"]
 
 
-def test_text_survives_sigkill_right_after_add(tmp_path):
-    path = tmp_path / "h.sqlite3"
+def add_then_sigkill(path, text: str) -> None:
+    """A process stores ``text`` and is SIGKILLed at once: nothing closes the database."""
     script = textwrap.dedent(f"""
-        import os, signal, sys
+        import os, signal
         from pathlib import Path
         from v2md.history import History
-        History(Path({str(path)!r}), 10).add("said just before the crash", duration_s=1,
-                                             model="m", language="en")
+        History(Path({str(path)!r}), 10_000).add({text!r}, duration_s=1, model="m", language="en")
         os.kill(os.getpid(), signal.SIGKILL)
     """)
     proc = subprocess.run([sys.executable, "-c", script], env={**os.environ}, timeout=60)
     assert proc.returncode == -signal.SIGKILL
+
+
+def test_text_survives_sigkill_right_after_add(tmp_path):
+    path = tmp_path / "h.sqlite3"
+    add_then_sigkill(path, "said just before the crash")
     assert History(path, 10).recent(1)[0][1] == "said just before the crash"
 
 
@@ -51,7 +61,65 @@ def test_corrupt_file_is_moved_aside_and_a_new_one_started(tmp_path, caplog):
     path.write_bytes(b"this is not a database" * 100)
     history = History(path, 10)
     history.add("fresh", duration_s=1, model="m", language="en")
-    aside = list(tmp_path.glob("h.sqlite3.corrupt-*"))
-    assert len(aside) == 1 and aside[0].read_bytes().startswith(b"this is not a database")
-    assert "moved to" in caplog.text
+    (aside,) = tmp_path.glob("h.sqlite3.corrupt-*")
+    assert aside.read_bytes().startswith(b"this is not a database")
+    (record,) = [r for r in caplog.records if r.name == "v2md.history"]
+    assert record.levelno == logging.ERROR
+    assert f"moved to {aside}, starting a new one" in record.getMessage()
     assert history.recent(5)[0][1] == "fresh"
+
+
+def filled(path, entries: int) -> None:
+    """A history of several megabytes (more than SQLite's page cache), checkpointed."""
+    History(path, entries).close()  # the schema
+    db = sqlite3.connect(path)
+    with db:  # one transaction: quicker than one fsync per entry
+        db.executemany(
+            "INSERT INTO entries (created_ms, raw, duration_s, model, language)"
+            " VALUES (0, ?, 1, 'm', 'en')",
+            ((f"entry {n} " + "x" * 200,) for n in range(entries)),
+        )
+    db.close()  # checkpoints the WAL into the file
+    assert path.stat().st_size > 500 * PAGE
+
+
+def damage(path) -> None:
+    """Overwrite pages in the middle of the file, leaving the header intact."""
+    with open(path, "r+b") as db:
+        db.seek(50 * PAGE)
+        db.write(b"\xa5" * 5 * PAGE)
+
+
+def test_damaged_pages_are_found_when_opening_and_the_last_words_stay_in_the_aside_file(
+    tmp_path,
+):
+    path = tmp_path / "h.sqlite3"
+    filled(path, 10_000)
+    add_then_sigkill(path, "said just before the crash")  # left in the WAL
+    damage(path)
+    history = History(path, 10)
+    assert history.recent(5) == []
+    (aside,) = tmp_path.glob("h.sqlite3.corrupt-*")
+    db = sqlite3.connect(aside)
+    newest = db.execute("SELECT raw FROM entries ORDER BY id DESC LIMIT 1").fetchone()
+    db.close()
+    assert newest == ("said just before the crash",)
+
+
+def test_damage_found_while_running_sets_the_file_aside_and_the_write_lands(tmp_path):
+    path = tmp_path / "h.sqlite3"
+    filled(path, 10_000)
+    history = History(path, 20_000)
+    damage(path)  # behind the open connection's back
+    history.recent(20_000)  # reads the damaged pages
+    history.add("after the damage", duration_s=1, model="m", language="en")
+    assert [raw for _, raw, _ in history.recent(5)] == ["after the damage"]
+    assert len(list(tmp_path.glob("h.sqlite3.corrupt-*"))) == 1
+
+
+def test_a_file_that_cannot_be_opened_is_an_error_and_stays(tmp_path):
+    path = tmp_path / "h.sqlite3"
+    path.mkdir()  # not corrupt, just unusable: never moved away
+    with pytest.raises(sqlite3.OperationalError):
+        History(path, 10)
+    assert path.is_dir() and not list(tmp_path.glob("*.corrupt-*"))

@@ -1,9 +1,10 @@
 """The dictation history: every final text is stored before anything else happens to it.
 
 SQLite in WAL mode with ``synchronous=FULL``: once ``add`` returns, the text
-survives a SIGKILL or a power cut. A file that SQLite says is corrupt is moved
-aside (never deleted: it may still hold words someone wants back) and a new one
-is started. Calls are synchronous and short; the daemon runs them in an executor.
+survives a SIGKILL or a power cut. A file that SQLite finds corrupt, when it is
+opened or later, is moved aside with its WAL (never deleted: it may still hold
+words someone wants back) and a new one is started. Calls are synchronous and
+short; the daemon runs them in an executor, so they are serialised by a lock.
 """
 
 from __future__ import annotations
@@ -12,9 +13,13 @@ import logging
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS entries (
@@ -27,6 +32,18 @@ CREATE TABLE IF NOT EXISTS entries (
     language TEXT NOT NULL
 )
 """
+# Primary result codes meaning the file itself is damaged; anything else (locked, read-only,
+# disk full, no permission) is not the file's fault and must not move it away.
+_CORRUPT_CODES = frozenset({sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB})
+
+
+class _Corrupt(sqlite3.DatabaseError):
+    """The integrity check found damage that SQLite has not reported yet."""
+
+
+def _is_corrupt(exc: sqlite3.DatabaseError) -> bool:
+    code = getattr(exc, "sqlite_errorcode", None)
+    return isinstance(exc, _Corrupt) or (code is not None and code & 0xFF in _CORRUPT_CODES)
 
 
 class History:
@@ -38,14 +55,9 @@ class History:
         try:
             self._db = self._open()
         except sqlite3.DatabaseError as exc:
-            aside = path.with_name(f"{path.name}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}")
-            path.rename(aside)
-            for suffix in ("-wal", "-shm"):
-                Path(f"{path}{suffix}").unlink(missing_ok=True)
-            log.error(
-                "history %s was unreadable (%s): moved to %s, starting a new one", path, exc, aside
-            )
-            self._db = self._open()
+            if not _is_corrupt(exc):
+                raise
+            self._start_afresh(exc)
 
     def _open(self) -> sqlite3.Connection:
         db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
@@ -54,42 +66,82 @@ class History:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=FULL")
             db.execute(_SCHEMA)
-            db.execute("SELECT count(*) FROM entries").fetchone()
+            # Finds damaged pages a simple query would step over; milliseconds at max_entries.
+            problems = [row[0] for row in db.execute("PRAGMA quick_check")]
+            if problems != ["ok"]:
+                raise _Corrupt("; ".join(problems[:3]))
         except sqlite3.DatabaseError:
             db.close()
             raise
         return db
 
+    def _start_afresh(self, exc: sqlite3.DatabaseError) -> None:
+        """Move the damaged file and its WAL aside under one new name, then open a new file."""
+        stamp = time.strftime("%Y%m%d-%H%M%S") + f"-{time.time_ns() // 1_000_000 % 1000:03d}"
+        aside = self.path.with_name(f"{self.path.name}.corrupt-{stamp}")
+        self.path.rename(aside)
+        for suffix in ("-wal", "-shm"):
+            # Closing normally checkpoints the WAL into the file; where it could not, the WAL
+            # goes along under the new name, so opening the aside file still replays it.
+            companion = Path(f"{self.path}{suffix}")
+            if companion.exists():
+                companion.rename(f"{aside}{suffix}")
+        log.error(
+            "history %s is corrupt (%s): moved to %s, starting a new one", self.path, exc, aside
+        )
+        self._db = self._open()
+
+    def _locked(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``work`` under the lock; damage found on the way sets the file aside, once."""
+        with self._lock:
+            try:
+                return work(self._db)
+            except sqlite3.DatabaseError as exc:
+                if not _is_corrupt(exc):
+                    raise
+                self._db.close()
+                self._start_afresh(exc)
+                return work(self._db)
+
     def add(self, raw: str, *, duration_s: float, model: str, language: str) -> int:
         """Store a final text durably; return its id. Prunes beyond ``max_entries``."""
-        with self._lock:
-            cur = self._db.execute(
-                "INSERT INTO entries (created_ms, raw, duration_s, model, language)"
-                " VALUES (?, ?, ?, ?, ?)",
-                (time.time_ns() // 1_000_000, raw, duration_s, model, language),
-            )
-            self._db.execute(
-                "DELETE FROM entries WHERE id <= (SELECT id FROM entries ORDER BY id DESC"
-                " LIMIT 1 OFFSET ?)",
-                (self._max,),
-            )
+
+        def insert(db: sqlite3.Connection) -> int:
+            # One transaction, so one fsync, and the new text never exists without the pruning.
+            with db:
+                db.execute("BEGIN IMMEDIATE")
+                cur = db.execute(
+                    "INSERT INTO entries (created_ms, raw, duration_s, model, language)"
+                    " VALUES (?, ?, ?, ?, ?)",
+                    (time.time_ns() // 1_000_000, raw, duration_s, model, language),
+                )
+                db.execute(
+                    "DELETE FROM entries WHERE id <= (SELECT id FROM entries ORDER BY id DESC"
+                    " LIMIT 1 OFFSET ?)",
+                    (self._max,),
+                )
             return int(cur.lastrowid)
 
+        return self._locked(insert)
+
     def set_refined(self, entry_id: int, refined: str) -> None:
-        with self._lock:
-            self._db.execute("UPDATE entries SET refined = ? WHERE id = ?", (refined, entry_id))
+        self._locked(
+            lambda db: db.execute(
+                "UPDATE entries SET refined = ? WHERE id = ?", (refined, entry_id)
+            )
+        )
 
     def recent(self, limit: int) -> list[tuple[int, str, str]]:
         """Newest first: (unix time in ms, raw text, refined text or "")."""
-        with self._lock:
-            return self._db.execute(
-                "SELECT created_ms, raw, refined FROM entries ORDER BY id DESC LIMIT ?",
-                (limit,),
+        return self._locked(
+            lambda db: db.execute(
+                "SELECT created_ms, raw, refined FROM entries ORDER BY id DESC LIMIT ?", (limit,)
             ).fetchall()
+        )
 
     def clear(self) -> int:
-        with self._lock:
-            return self._db.execute("DELETE FROM entries").rowcount
+        """Delete every entry; return how many there were."""
+        return self._locked(lambda db: db.execute("DELETE FROM entries").rowcount)
 
     def close(self) -> None:
         with self._lock:
