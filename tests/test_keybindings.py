@@ -67,7 +67,8 @@ def test_gnome_bind_twice_keeps_one_entry_and_the_users_own(gnome):
 
 
 def test_gnome_unbind_of_the_only_entry_leaves_an_empty_list(gnome):
-    kb.bind_gnome("<Super>v")
+    kb.bind_gnome("Meta+V")  # KDE's spelling is stored in GNOME's
+    assert gsettings("get", kb.GNOME_ENTRY, "binding") == "'<Super>v'"
     kb.unbind_gnome()
     assert gsettings("get", SCHEMA, "custom-keybindings") == "@as []"
 
@@ -111,6 +112,35 @@ def test_empty_accelerator_is_refused(desktop_home):
         kb.bind_gnome("  ")
     with pytest.raises(kb.KeybindingError, match="shortcut is empty"):
         kb.bind_kde("")
+
+
+@pytest.mark.parametrize(
+    ("given", "gtk"),
+    [
+        ("<Super>v", "<Super>v"),
+        ("<Primary><Alt>space", "<Primary><Alt>space"),
+        ("Meta+V", "<Super>v"),
+        ("ctrl+shift+F9", "<Control><Shift>F9"),
+        ("F12", "F12"),
+    ],
+)
+def test_gnome_accelerator_keeps_gtk_spelling_and_translates_kde_spelling(given, gtk):
+    assert kb.gnome_accelerator(given) == gtk
+
+
+@pytest.mark.parametrize(
+    ("bad", "why"),
+    [
+        ("<Super>", "cannot read"),
+        ("v<Super>", "cannot read"),
+        ("<Super>v w", "cannot read"),
+        ("Hyper+V", "unknown modifier Hyper"),
+        ("Meta+Space", "in GNOME's spelling"),
+    ],
+)
+def test_gnome_accelerator_refuses_what_gnome_would_never_match(desktop_home, bad, why):
+    with pytest.raises(kb.KeybindingError, match=why):
+        kb.bind_gnome(bad, dry_run=True)
 
 
 @pytest.mark.parametrize(

@@ -51,6 +51,9 @@ KDE_MODIFIERS = {
     "alt": "Alt",
     "shift": "Shift",
 }
+# And back: KDE's modifiers in GTK's spelling, for ``v2mctl bind gnome Meta+V``.
+GTK_MODIFIERS = {"meta": "Super", "ctrl": "Control", "alt": "Alt", "shift": "Shift"}
+SUBPROCESS_TIMEOUT_S = 30  # gsettings and kwriteconfig answer at once; a hang is a broken setup
 
 
 class KeybindingError(RuntimeError):
@@ -67,7 +70,12 @@ def _require_accelerator(accelerator: str) -> str:
 def _run(argv: list[str]) -> str:
     if shutil.which(argv[0]) is None:
         raise KeybindingError(f"{argv[0]} is not installed")
-    proc = subprocess.run(argv, capture_output=True, text=True)
+    try:
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=SUBPROCESS_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        raise KeybindingError(
+            f"{shlex.join(argv)} did not finish within {SUBPROCESS_TIMEOUT_S} s"
+        ) from None
     if proc.returncode != 0:
         raise KeybindingError(f"{shlex.join(argv)} failed: {proc.stderr.strip()}")
     return proc.stdout.strip()
@@ -83,8 +91,11 @@ def _gnome_paths() -> list[str]:
             "gsettings is not installed (Debian: libglib2.0-bin, Fedora/Arch: glib2)"
         )
     # list-schemas fails outright when no schema at all is installed: same answer.
-    listed = subprocess.run(["gsettings", "list-schemas"], capture_output=True, text=True)
-    if GNOME_SCHEMA not in listed.stdout.split():
+    try:
+        listed = _run(["gsettings", "list-schemas"])
+    except KeybindingError:
+        listed = ""
+    if GNOME_SCHEMA not in listed.split():
         raise KeybindingError(
             f"the GSettings schema {GNOME_SCHEMA} is not installed: this is not a GNOME "
             "session, or gnome-settings-daemon is missing (Debian: gnome-settings-daemon-common)"
@@ -117,11 +128,41 @@ def _apply(commands: list[list[str]], dry_run: bool) -> list[str]:
     return []
 
 
+def gnome_accelerator(accelerator: str) -> str:
+    """GTK's spelling of a shortcut: ``Meta+V`` becomes ``<Super>v``; ``<Super>v`` stays.
+
+    A string GNOME would store but never match (``<Super>``, ``v<Super>``) is refused
+    here, since gsettings accepts any text. From KDE's spelling, modifiers, single
+    characters and F keys translate exactly; other named keys differ (Esc/Escape,
+    Space/space), so they must be given GNOME's way.
+    """
+    accelerator = _require_accelerator(accelerator)
+    if re.fullmatch(r"(?:<\w+>)*\w+", accelerator):
+        return accelerator
+    match = re.fullmatch(r"((?:\w+\+)+)(\w+)", accelerator)
+    if match is None:
+        raise KeybindingError(f"cannot read the shortcut {accelerator!r}; GNOME's is like <Super>v")
+    modifiers = []
+    for modifier in match.group(1).rstrip("+").split("+"):
+        if modifier.lower() not in GTK_MODIFIERS:
+            raise KeybindingError(f"unknown modifier {modifier} in {accelerator!r}")
+        modifiers.append(f"<{GTK_MODIFIERS[modifier.lower()]}>")
+    key = match.group(2)
+    if len(key) == 1:
+        key = key.lower()
+    elif not re.fullmatch(r"F\d{1,2}", key):
+        raise KeybindingError(
+            f"give {accelerator!r} in GNOME's spelling (e.g. <Super>space): "
+            f"key names differ between KDE and GNOME"
+        )
+    return "".join(modifiers) + key
+
+
 def bind_gnome(
     accelerator: str, *, dry_run: bool = False, command: str = TOGGLE_COMMAND
 ) -> list[str]:
     """Point our custom keybinding at ``command``, keeping the user's other ones."""
-    accelerator = _require_accelerator(accelerator)
+    accelerator = gnome_accelerator(accelerator)
     paths = _gnome_paths()
     if GNOME_PATH not in paths:
         paths.append(GNOME_PATH)
