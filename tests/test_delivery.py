@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import subprocess
@@ -171,6 +172,14 @@ async def test_deliver_runs_exactly_the_planned_commands(recording_tools, env, c
     ]
     assert (log / "stdin").read_bytes() == b"".join(c.stdin for c in plan)
     assert (log / "locale").read_text().split() == ["C.UTF-8"] * len(plan)
+
+
+async def test_deliveries_in_quick_succession_do_not_interleave(recording_tools):
+    tool_env, log = recording_tools
+    first, second = "1" * (3 * TYPE_CHUNK_CHARS), "2" * (3 * TYPE_CHUNK_CHARS)
+    d = on_path(OutputConfig(clipboard=False, type=True), {**tool_env, **X11})
+    await asyncio.gather(d.deliver(first), d.deliver(second))
+    assert (log / "stdin").read_text() == first + second
 
 
 async def test_a_failing_tool_is_a_delivery_error_with_its_message_and_a_hint(tmp_path):

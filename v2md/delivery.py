@@ -67,6 +67,8 @@ class Delivery:
         self._cfg = cfg
         self._env = os_environ if environ is None else environ
         self._which = which
+        # Two final texts in quick succession must not interleave their typed chunks.
+        self._busy = asyncio.Lock()
 
     def tool_environment(self) -> dict[str, str]:
         """The environment the tools run in: the daemon's, with a UTF-8 character type.
@@ -112,9 +114,11 @@ class Delivery:
         return commands
 
     async def deliver(self, text: str) -> None:
+        """Run ``plan(text)``, after any delivery still in progress."""
         env = self.tool_environment()
-        for command in self.plan(text):
-            await _run(command, env)
+        async with self._busy:
+            for command in self.plan(text):
+                await _run(command, env)
         log.debug("delivered %d characters", len(text))
 
     def _copy(self, text: str, wayland: bool) -> Command:
