@@ -158,11 +158,13 @@ async def asyncio_queue_throughput(samples: np.ndarray, out: np.ndarray) -> tupl
 
 
 async def engine_latency(seconds: float) -> list[float]:
-    """Real-time paced Rust producer; per chunk, wake time minus the chunk's write stamp.
+    """Real-time paced Rust producer; per chunk, the time the coroutine has it minus its stamp.
 
-    The ring keeps the stamp of its latest write. When a wake-up finds k chunks (the reader
-    was more than 20 ms late), the earlier ones were written 20 ms apart before it, so
-    each chunk is charged its own wait, as the queue reference does.
+    Every chunk read counts, whether the read followed a wake-up or found it on a second
+    look, as every chunk taken off the reference's queue does. The ring keeps the stamp
+    of its latest write, read before the views: when a read finds k chunks, the earlier
+    ones were written 20 ms apart before it, so each is charged its own wait (a chunk
+    landing between the stamp and the views is charged 20 ms too much, never too little).
     """
     ring = _engine.Ring.from_samples(
         np.zeros(int(seconds * RATE), np.float32), RATE, True, _engine.DEFAULT_DIR
@@ -174,19 +176,20 @@ async def engine_latency(seconds: float) -> list[float]:
         while True:
             wakeup.arm()
             ended = ring.ended
+            last = ring.last_write_ns
             first, wrapped = ring.views()
             if first.size:
+                got = now_ns()
                 n = first.size + wrapped.size
+                chunks = -(-n // CHUNK)
+                latencies += [(got - last) / 1e3 + k * CHUNK / RATE * 1e6 for k in range(chunks)]
                 out[: first.size] = first
                 out[first.size : n] = wrapped
                 ring.consume(n)
-                continue
-            if ended:
+            elif ended:
                 break
-            await wakeup.wait()
-            woke, last = now_ns(), ring.last_write_ns
-            chunks = max(1, ring.readable // CHUNK)
-            latencies += [(woke - last) / 1e3 + k * CHUNK / RATE * 1e6 for k in range(chunks)]
+            else:
+                await wakeup.wait()
     finally:
         wakeup.close()
         ring.close()

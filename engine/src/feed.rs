@@ -57,6 +57,12 @@ impl Shared {
         announce(&self.reader_waiting);
     }
 
+    /// Reader: the second look found samples after all, so it will not sleep; without
+    /// this the writer's next chunk would signal a wake-up nobody waits for.
+    pub fn reader_awake(&self) {
+        self.reader_waiting.store(false, Ordering::SeqCst);
+    }
+
     /// Writer: samples were published; wake the reader if it announced a sleep.
     pub fn wake_reader(&self) {
         if should_wake(&self.reader_waiting) {

@@ -348,6 +348,9 @@ impl Ring {
         if spans.1 == 0 {
             this.shared.reader_sleeping();
             spans = consumer.spans();
+            if spans.1 != 0 {
+                this.shared.reader_awake();
+            }
         }
         let (offset, first, wrapped) = spans;
         Ok((
