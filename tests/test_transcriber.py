@@ -6,6 +6,7 @@ import asyncio
 import itertools
 import os
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -41,6 +42,7 @@ class FakeModel:
     """Stands in for a loaded model: decodes nothing, instantly."""
 
     encoder_frames = 3000
+    model = SimpleNamespace(device="cpu", compute_type="int8")  # CTranslate2's model attributes
 
     def transcribe(self, audio, **options):
         return iter(()), None
@@ -117,6 +119,31 @@ async def test_missing_model_directory_fails_with_advice(tmp_path):
     assert worker.state == ModelState.FAILED
     assert recorder.states == [ModelState.LOADING, ModelState.FAILED]
     assert "no model.bin" in recorder.details[-1]
+    await worker.close()
+
+
+@pytest.mark.skipif(
+    models.ctranslate2.get_cuda_device_count() > 0, reason="needs a machine without CUDA"
+)
+async def test_automatic_cuda_that_cannot_load_falls_back_to_cpu(monkeypatch, caplog):
+    # Pretend ctranslate2 counted a GPU: loading on it fails here, as with a broken driver.
+    monkeypatch.setattr(models.ctranslate2, "get_cuda_device_count", lambda: 1)
+    recorder = Recorder()
+    worker = WhisperWorker(WhisperConfig(), recorder)
+    assert (worker._spec.device, worker._spec.compute_type) == ("cuda", "float16")
+    await worker.load()
+    assert worker.state == ModelState.READY
+    assert "on cpu/int8" in recorder.details[-1]
+    assert "falling back to the CPU" in caplog.text
+    await worker.close()
+
+
+async def test_cuda_asked_for_by_name_fails_without_fallback(monkeypatch):
+    monkeypatch.setattr(models.ctranslate2, "get_cuda_device_count", lambda: 0)
+    worker = WhisperWorker(WhisperConfig(device="cuda"))
+    with pytest.raises(ModelError, match=r"on cuda/float16"):
+        await worker.load()
+    assert worker.state == ModelState.FAILED
     await worker.close()
 
 

@@ -36,6 +36,9 @@ class ModelSpec:
     device: str
     compute_type: str
     local: bool
+    # Where device = "auto" chose CUDA: what to load instead when CUDA turns out unusable
+    # (a driver, cuBLAS or cuDNN missing is only found out by loading).
+    cpu_fallback: ModelSpec | None = None
 
 
 def _bundled_path() -> Path | None:
@@ -53,24 +56,35 @@ def _looks_like_path(name: str) -> bool:
 
 def resolve(cfg: WhisperConfig) -> ModelSpec:
     """Map the configuration to a model source, device and compute type (no loading)."""
-    device = cfg.device
-    if device == "auto":
-        device = "cuda" if ctranslate2.get_cuda_device_count() > 0 else "cpu"
-    compute_type = cfg.compute_type
-    if compute_type == "auto":
-        compute_type = "float16" if device == "cuda" else "int8"
     name = cfg.model.strip()
     bundled = _bundled_path() if name == BUNDLED_MODEL else None
     if bundled is not None:
-        return ModelSpec(str(bundled), f"{name} (bundled)", device, compute_type, local=True)
-    if _looks_like_path(name):
-        path = str(Path(name).expanduser())
-        return ModelSpec(path, path, device, compute_type, local=True)
-    return ModelSpec(name, name, device, compute_type, local=False)
+        source, display, local = str(bundled), f"{name} (bundled)", True
+    elif _looks_like_path(name):
+        source = display = str(Path(name).expanduser())
+        local = True
+    else:
+        source, display, local = name, name, False
+
+    def spec(device: str, fallback: ModelSpec | None = None) -> ModelSpec:
+        compute_type = cfg.compute_type
+        if compute_type == "auto":
+            compute_type = "float16" if device == "cuda" else "int8"
+        return ModelSpec(source, display, device, compute_type, local, fallback)
+
+    if cfg.device != "auto":
+        return spec(cfg.device)
+    if ctranslate2.get_cuda_device_count() > 0:
+        return spec("cuda", fallback=spec("cpu"))
+    return spec("cpu")
 
 
 def load(spec: ModelSpec, cpu_threads: int = 0) -> WindowedWhisperModel:
-    """Load the model; raise ModelError with an actionable message when it cannot be."""
+    """Load the model; raise ModelError with an actionable message when it cannot be.
+
+    An automatic CUDA choice that fails to load falls back to the CPU, so a
+    broken GPU setup costs speed, not dictation.
+    """
     if spec.local and not (Path(spec.source) / "model.bin").is_file():
         raise ModelError(
             f"Whisper model directory {spec.source} has no model.bin: point [whisper] model at "
@@ -82,6 +96,17 @@ def load(spec: ModelSpec, cpu_threads: int = 0) -> WindowedWhisperModel:
             f"unknown Whisper model {spec.source!r}: use one of {', '.join(available_models())}, "
             "a Hugging Face repository id (owner/name) or a local model directory"
         )
+    try:
+        return _load(spec, cpu_threads)
+    except ModelError as exc:
+        if spec.cpu_fallback is None:
+            raise
+        log.warning("%s; falling back to the CPU (set [whisper] device to silence this)", exc)
+        return _load(spec.cpu_fallback, cpu_threads)
+
+
+def _load(spec: ModelSpec, cpu_threads: int) -> WindowedWhisperModel:
+    """Construct the model on the spec's device (the name was checked by ``load``)."""
     kwargs = {"device": spec.device, "compute_type": spec.compute_type, "cpu_threads": cpu_threads}
     try:
         if spec.local:

@@ -133,7 +133,8 @@ class WhisperWorker:
             self._last_used = self._clock()
             self._set_state(
                 ModelState.READY,
-                f"{self.model_name} on {self._spec.device}/{self._spec.compute_type}, "
+                f"{self.model_name} on {self._model.model.device}/"
+                f"{self._model.model.compute_type}, "
                 f"loaded in {time.perf_counter() - started:.1f} s",
             )
             self._arm_idle_timer()
