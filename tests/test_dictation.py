@@ -170,3 +170,19 @@ async def test_missing_device_is_a_named_error_and_nothing_changes(own_bus, tmp_
         assert "no-such-microphone" in info.value.text
         assert (await props.call_get(INTERFACE, "State")).value == "idle"
     assert daemon.proc.returncode == 0
+
+
+async def test_history_that_cannot_be_opened_costs_no_dictation(own_bus, tmp_path):
+    (tmp_path / "data" / "v2m" / "history.sqlite3").mkdir(parents=True)  # unusable, not corrupt
+    text = speech.SENTENCES[1]
+    wav = speech.write_wav(tmp_path / "short.wav", speech.speak(text))
+    settings = {"V2M_AUDIO__FILE": str(wav), "V2M_AUDIO__REALTIME": "false"}
+    async with running_daemon(own_bus, tmp_path, **settings) as (daemon, iface, props):
+        watch = Watch(iface, props)
+        await iface.call_start()
+        await assert_eventually(lambda: watch.finals, timeout=60)
+        assert speech.wer(text, watch.finals[0]) <= MAX_WER, watch.finals
+        with pytest.raises(DBusError) as info:
+            await iface.call_get_history(5)
+        assert info.value.type == ERROR_PREFIX + "History"
+    assert "running without a history" in daemon.log()

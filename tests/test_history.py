@@ -12,6 +12,7 @@ import textwrap
 
 import pytest
 
+from v2md.errors import HistoryError
 from v2md.history import History
 
 PAGE = 4096  # SQLite's default page size
@@ -120,6 +121,16 @@ def test_damage_found_while_running_sets_the_file_aside_and_the_write_lands(tmp_
 def test_a_file_that_cannot_be_opened_is_an_error_and_stays(tmp_path):
     path = tmp_path / "h.sqlite3"
     path.mkdir()  # not corrupt, just unusable: never moved away
-    with pytest.raises(sqlite3.OperationalError):
+    with pytest.raises(HistoryError, match="cannot open the history"):
         History(path, 10)
     assert path.is_dir() and not list(tmp_path.glob("*.corrupt-*"))
+
+
+def test_a_write_the_file_refuses_is_a_history_error_and_the_file_stays(tmp_path):
+    history = History(tmp_path / "h.sqlite3", 10)
+    history.add("kept", duration_s=1, model="m", language="en")
+    history._db.execute("PRAGMA query_only = ON")  # refuses writes, as a full disk would
+    with pytest.raises(HistoryError, match="readonly"):
+        history.add("refused", duration_s=1, model="m", language="en")
+    assert [raw for _, raw, _ in history.recent(5)] == ["kept"]
+    assert not list(tmp_path.glob("*.corrupt-*"))

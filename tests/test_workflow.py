@@ -12,6 +12,8 @@ from v2md.config import Config
 from v2md.errors import (
     AudioDeviceError,
     BusyError,
+    DeliveryError,
+    HistoryError,
     InvalidArgumentError,
     InvalidStateError,
     LLMError,
@@ -137,11 +139,39 @@ class Recorder:
         return [t for t, final in self.texts if final]
 
 
-def make(sources=None, stream=None, vad=False, llm=None, cfg=None, delivered=None):
+class FailingHistory:
+    def add(self, text, **details):
+        raise HistoryError("history /x/h.sqlite3: database or disk is full")
+
+
+class FakeNotifier:
+    def __init__(self):
+        self.shown: list[tuple[str, str, bool]] = []
+
+    async def notify(self, summary, body=""):
+        self.shown.append((summary, body, False))
+
+    async def alert(self, summary, body=""):
+        self.shown.append((summary, body, True))
+
+
+def make(
+    sources=None,
+    stream=None,
+    vad=False,
+    llm=None,
+    cfg=None,
+    delivered=None,
+    history=None,
+    notifier=None,
+    delivery_error=None,
+):
     sources = iter(sources or [])
 
     class Delivery:
         async def deliver(self, text):
+            if delivery_error is not None:
+                raise delivery_error
             delivered.append(text)
 
     features = Features(
@@ -151,6 +181,8 @@ def make(sources=None, stream=None, vad=False, llm=None, cfg=None, delivered=Non
         make_vad=FakeVAD if vad else None,
         llm=llm,
         delivery=Delivery() if delivered is not None else None,
+        history=history,
+        notifier=notifier,
     )
     wf = RecordingWorkflow(cfg or Config(), features)
     rec = Recorder()
@@ -342,3 +374,28 @@ async def test_language_is_validated():
     assert wf.language == "de"
     with pytest.raises(InvalidArgumentError, match="unknown language"):
         wf.language = "klingon"
+
+
+async def test_history_that_cannot_store_loses_nothing_else():
+    delivered: list[str] = []
+    wf, rec = make(history=FailingHistory(), delivered=delivered)
+    await wf.start()
+    assert await wf.stop() == "hello world"
+    await settle()
+    assert rec.finals == ["hello world"] and wf.last_text == "hello world"
+    assert delivered == ["hello world"]
+    assert isinstance(rec.errors[-1], HistoryError)
+    assert wf.state is State.IDLE
+
+
+async def test_failed_delivery_alerts_the_user_with_the_text():
+    notifier = FakeNotifier()
+    failure = DeliveryError("no clipboard tool: install wl-clipboard")
+    wf, rec = make(delivered=[], notifier=notifier, delivery_error=failure)
+    await wf.start()
+    await wf.stop()
+    await settle()
+    assert rec.errors == [failure]
+    ((summary, body, critical),) = notifier.shown
+    assert summary == "Dictation not typed"
+    assert critical and "wl-clipboard" in body and "hello world" in body

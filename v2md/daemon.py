@@ -24,6 +24,7 @@ from dbus_fast.aio import MessageBus
 
 from . import BUS_NAME, OBJECT_PATH, __version__
 from .config import Config, ConfigError, load_config, xdg_dir
+from .errors import HistoryError
 from .service import DictationService
 from .workflow import Features, RecordingWorkflow
 
@@ -74,13 +75,19 @@ def _build_features(cfg: Config, bus: MessageBus, on_model_state) -> Features:
     from .vad import SileroVAD
 
     worker = WhisperWorker(cfg.whisper, on_state=on_model_state)
+    try:
+        history = History(xdg_dir("data") / "v2m" / "history.sqlite3", cfg.history.max_entries)
+    except HistoryError as exc:
+        # Dictation still works; the texts go to the caller and the focused app only.
+        log.error("%s: running without a history", exc)
+        history = None
     return Features(
         worker=worker,
         open_source=partial(audio.open_source, cfg.audio),
         make_stream=partial(StreamingTranscriber, worker, cfg.whisper),
         make_vad=partial(SileroVAD, cfg.vad) if cfg.vad.enabled else None,
         llm=LLMService(cfg.llm),
-        history=History(xdg_dir("data") / "v2m" / "history.sqlite3", cfg.history.max_entries),
+        history=history,
         delivery=Delivery(cfg.output),
         notifier=Notifier(bus, cfg.notifications),
     )

@@ -67,6 +67,12 @@ class DeliveryError(V2MError):
     name = "Delivery"
 
 
+class HistoryError(V2MError):
+    """The history file could not be opened or written (disk full, no permission, …)."""
+
+    name = "History"
+
+
 ALL_ERRORS: tuple[type[V2MError], ...] = (
     InvalidStateError,
     InvalidArgumentError,
@@ -76,4 +82,5 @@ ALL_ERRORS: tuple[type[V2MError], ...] = (
     OperationTimeoutError,
     BusyError,
     DeliveryError,
+    HistoryError,
 )

@@ -17,6 +17,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
+from .errors import HistoryError
+
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
@@ -47,17 +49,22 @@ def _is_corrupt(exc: sqlite3.DatabaseError) -> bool:
 
 
 class History:
+    """Every method raises HistoryError when the file cannot be used (disk full, no permission)."""
+
     def __init__(self, path: Path, max_entries: int) -> None:
         self.path = path
         self._max = max_entries
         self._lock = threading.Lock()
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         try:
-            self._db = self._open()
-        except sqlite3.DatabaseError as exc:
-            if not _is_corrupt(exc):
-                raise
-            self._start_afresh(exc)
+            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            try:
+                self._db = self._open()
+            except sqlite3.DatabaseError as exc:
+                if not _is_corrupt(exc):
+                    raise
+                self._start_afresh(exc)
+        except (OSError, sqlite3.Error) as exc:
+            raise HistoryError(f"cannot open the history {path}: {exc}") from exc
 
     def _open(self) -> sqlite3.Connection:
         db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
@@ -95,13 +102,16 @@ class History:
         """Run ``work`` under the lock; damage found on the way sets the file aside, once."""
         with self._lock:
             try:
-                return work(self._db)
-            except sqlite3.DatabaseError as exc:
-                if not _is_corrupt(exc):
-                    raise
-                self._db.close()
-                self._start_afresh(exc)
-                return work(self._db)
+                try:
+                    return work(self._db)
+                except sqlite3.DatabaseError as exc:
+                    if not _is_corrupt(exc):
+                        raise
+                    self._db.close()
+                    self._start_afresh(exc)
+                    return work(self._db)
+            except (OSError, sqlite3.Error) as exc:
+                raise HistoryError(f"history {self.path}: {exc}") from exc
 
     def add(self, raw: str, *, duration_s: float, model: str, language: str) -> int:
         """Store a final text durably; return its id. Prunes beyond ``max_entries``."""

@@ -78,6 +78,10 @@ class Notifier:
             log.info("notification server is back")
             self._reported = False
 
+    async def alert(self, summary: str, body: str = "") -> None:
+        """A notification that stays until dismissed (critical urgency): something went wrong."""
+        await self.notify(summary, body, urgency=URGENCY_CRITICAL)
+
     async def _call(self, member: str, signature: str, body: list) -> list:
         reply = await self._bus.call(
             Message(

@@ -18,7 +18,7 @@ from dbus_fast.annotations import DBusBool, DBusSignature, DBusStr, DBusUInt32
 from dbus_fast.service import ServiceInterface, dbus_property, method, signal
 
 from . import INTERFACE, __version__
-from .errors import ERROR_PREFIX, InvalidArgumentError, V2MError
+from .errors import ERROR_PREFIX, HistoryError, V2MError
 
 if TYPE_CHECKING:
     from .history import History
@@ -141,7 +141,7 @@ class DictationService(ServiceInterface):
 
     def _require_history(self) -> "History":
         if self._history is None:
-            raise InvalidArgumentError("history is not enabled in this daemon")
+            raise HistoryError("the history could not be opened when v2md started (see its log)")
         return self._history
 
     # ---- signals -------------------------------------------------------------------------

@@ -36,6 +36,7 @@ from .errors import (
     AudioDeviceError,
     BusyError,
     DeliveryError,
+    HistoryError,
     InvalidArgumentError,
     InvalidStateError,
     ModelError,
@@ -357,14 +358,13 @@ class RecordingWorkflow:
         """Store, announce, then deliver in the background: the history write comes first."""
         entry = None
         if self._f.history is not None and text:
-            entry = await asyncio.get_running_loop().run_in_executor(
-                None,
+            entry = await self._remember(
                 lambda: self._f.history.add(
                     text,
                     duration_s=duration,
                     model=self._f.worker.model_name,
                     language=self._f.worker.language,
-                ),
+                )
             )
         self.last_text = text
         self._listener.last_text_changed(text)
@@ -372,6 +372,16 @@ class RecordingWorkflow:
         log.info("final text: %d characters from %.1f s of audio", len(text), duration)
         if text:
             self._spawn(self._deliver(text, entry))
+
+    async def _remember(self, write: Callable[[], T]) -> T | None:
+        """Run a history write off the loop. A failure is reported, not raised: the text
+        still reaches the caller, LastText and the focused app."""
+        try:
+            return await asyncio.get_running_loop().run_in_executor(None, write)
+        except HistoryError as exc:
+            log.error("history not updated: %s", exc)
+            self._listener.error(exc)
+            return None
 
     async def _deliver(self, text: str, entry: int | None) -> None:
         if self._cfg.llm.auto_refine and self._f.llm is not None:
@@ -382,15 +392,17 @@ class RecordingWorkflow:
                 self._listener.error(type(exc)(f"auto-refine failed, raw text delivered: {exc}"))
             else:
                 if self._f.history is not None and entry is not None:
-                    await asyncio.get_running_loop().run_in_executor(
-                        None, self._f.history.set_refined, entry, refined
-                    )
+                    await self._remember(lambda: self._f.history.set_refined(entry, refined))
                 text = refined
         if self._f.delivery is not None:
             try:
                 await self._f.delivery.deliver(text)
             except DeliveryError as exc:
                 self._listener.error(exc)
+                if self._f.notifier is not None:
+                    # The user is looking at the app, not the bus: say why nothing appeared.
+                    await self._f.notifier.alert("Dictation not typed", f"{exc}\n\n{text}")
+                return
         if self._f.notifier is not None:
             await self._f.notifier.notify("Dictation", text)
 
