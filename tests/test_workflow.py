@@ -396,6 +396,22 @@ async def test_failed_delivery_alerts_the_user_with_the_text():
     await wf.stop()
     await settle()
     assert rec.errors == [failure]
-    ((summary, body, critical),) = notifier.shown
+    listening, (summary, body, critical) = notifier.shown
+    assert listening[0] == "Dictation" and "Listening" in listening[1]
     assert summary == "Dictation not typed"
     assert critical and "wl-clipboard" in body and "hello world" in body
+
+
+async def test_the_desktop_hears_of_start_final_text_and_errors_outside_calls():
+    notifier = FakeNotifier()
+    wf, _ = make(sources=[FakeSource([np.ones(1600, np.float32)], overruns=800)], notifier=notifier)
+    await wf.start()
+    await wf.stop()
+    await settle()
+    assert [(s, critical) for s, _, critical in notifier.shown] == [
+        ("Dictation", False),  # listening
+        ("Dictation error", True),  # the dropped samples
+        ("Dictation", False),  # the final text
+    ]
+    assert "dropped 800 samples" in notifier.shown[1][1]
+    assert notifier.shown[2][1] == "hello world"

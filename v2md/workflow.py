@@ -225,6 +225,7 @@ class RecordingWorkflow:
         rec.pump = asyncio.create_task(self._pump(rec), name="v2m-pump")
         self._set_phase(State.RECORDING)
         log.info("recording from %s", source.device_name)
+        self._notify("Dictation", f"Listening ({source.device_name})…")
 
     async def _pump(self, rec: _Recording) -> None:
         """Move audio from the source into VAD and the streaming transcriber until it ends."""
@@ -233,10 +234,10 @@ class RecordingWorkflow:
                 self._feed(rec, chunk)
         except Exception as exc:  # a broken source must end the recording, not the daemon
             log.exception("audio source failed")
-            self._listener.error(AudioDeviceError(f"{rec.source.device_name}: {exc}"))
+            self._report(AudioDeviceError(f"{rec.source.device_name}: {exc}"))
         else:
             if rec.source.error is not None:
-                self._listener.error(rec.source.error)
+                self._report(rec.source.error)
         if not rec.ending:
             # The source ended on its own (file finished, device gone): finish like a Stop,
             # keeping everything captured so far.
@@ -272,7 +273,7 @@ class RecordingWorkflow:
                 f"({dropped / SAMPLE_RATE:.2f} s) because the reader fell behind"
             )
             log.warning(message)
-            self._listener.error(AudioDeviceError(message))
+            self._report(AudioDeviceError(message))
 
     async def _provisional(self, rec: _Recording) -> None:
         try:
@@ -307,7 +308,7 @@ class RecordingWorkflow:
             kept = await self._keep_audio(rec, f"transcription failed: {exc}")
             kind = type(exc) if isinstance(exc, V2MError) else ModelError
             error = kind(f"transcription failed ({exc}); {kept}")
-            self._listener.error(error)
+            self._report(error)
             raise error from exc
         finally:
             await self._close_recording(rec)
@@ -380,7 +381,7 @@ class RecordingWorkflow:
             return await asyncio.get_running_loop().run_in_executor(None, write)
         except HistoryError as exc:
             log.error("history not updated: %s", exc)
-            self._listener.error(exc)
+            self._report(exc)
             return None
 
     async def _deliver(self, text: str, entry: int | None) -> None:
@@ -389,7 +390,7 @@ class RecordingWorkflow:
                 refined = await self._llm(self._f.llm.refine(text))
             except V2MError as exc:
                 # The raw words still go out: an LLM failure never replaces what was said.
-                self._listener.error(type(exc)(f"auto-refine failed, raw text delivered: {exc}"))
+                self._report(type(exc)(f"auto-refine failed, raw text delivered: {exc}"))
             else:
                 if self._f.history is not None and entry is not None:
                     await self._remember(lambda: self._f.history.set_refined(entry, refined))
@@ -398,13 +399,10 @@ class RecordingWorkflow:
             try:
                 await self._f.delivery.deliver(text)
             except DeliveryError as exc:
-                self._listener.error(exc)
-                if self._f.notifier is not None:
-                    # The user is looking at the app, not the bus: say why nothing appeared.
-                    await self._f.notifier.alert("Dictation not typed", f"{exc}\n\n{text}")
+                # The user is looking at the app, not the bus: say why nothing appeared.
+                self._report(exc, summary="Dictation not typed", text=text)
                 return
-        if self._f.notifier is not None:
-            await self._f.notifier.notify("Dictation", text)
+        self._notify("Dictation", text)
 
     # ---- other requests -----------------------------------------------------------------
 
@@ -442,6 +440,19 @@ class RecordingWorkflow:
             self._f.worker.language = validate_language(code)
         except ValueError as exc:
             raise InvalidArgumentError(str(exc)) from None
+
+    # ---- telling the user ----------------------------------------------------------------
+
+    def _report(self, error: V2MError, *, summary: str = "Dictation error", text: str = "") -> None:
+        """An error outside any call: an Error signal, and a notification that stays."""
+        self._listener.error(error)
+        self._notify(summary, f"{error}\n\n{text}" if text else str(error), alert=True)
+
+    def _notify(self, summary: str, body: str, *, alert: bool = False) -> None:
+        """A desktop notification, sent in the background: it never holds up a call."""
+        if self._f.notifier is not None:
+            show = self._f.notifier.alert if alert else self._f.notifier.notify
+            self._spawn(show(summary, body))
 
     # ---- lifetime ---------------------------------------------------------------------------
 
