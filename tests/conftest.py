@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,6 +14,26 @@ from dbus_fast.aio import MessageBus
 from harness import STARTED, Daemon, PrivateBus
 
 from v2md.client import dictation_proxy
+
+
+# Which words tiny.en gets wrong shifts with CTranslate2's CPU kernels: Intel MKL on Intel
+# CPUs, oneDNN elsewhere, each per instruction set. Accuracy tests compare word error rates
+# within a point, so every machine (and every daemon the tests start) uses one kernel set,
+# and a figure measured here is the figure CI measures. Set before CTranslate2 first runs.
+def _has_avx2() -> bool:
+    try:
+        return " avx2 " in Path("/proc/cpuinfo").read_text() + " "
+    except OSError:
+        return False
+
+
+if _has_avx2():
+    for _name, _value in (
+        ("CT2_USE_MKL", "0"),
+        ("CT2_FORCE_CPU_ISA", "AVX2"),
+        ("ONEDNN_MAX_CPU_ISA", "AVX2"),
+    ):
+        os.environ.setdefault(_name, _value)
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -55,7 +55,8 @@ def speak(text: str, *, words_per_minute: int = 160, path: Path | None = None) -
             capture_output=True,
         )
         subprocess.run(
-            ["sox", str(raw), "-r", str(SAMPLE_RATE), "-c", "1", "-b", "16", str(out)],
+            # -D: no dither, whose random noise would make every run's audio (and text) differ.
+            ["sox", "-D", str(raw), "-r", str(SAMPLE_RATE), "-c", "1", "-b", "16", str(out)],
             check=True,
             capture_output=True,
         )
