@@ -115,15 +115,26 @@ async def test_transcribe_file(client, speech_file):
     assert speech.wer(speech_file.text, text) <= MAX_WER, text
 
 
+def one_sentence_unpaced(tmp_path, text: str) -> dict[str, str]:
+    """Settings for a file source holding ``text``, read as fast as the daemon takes it."""
+    wav = speech.write_wav(tmp_path / "short.wav", speech.speak(text))
+    return {"V2M_AUDIO__FILE": str(wav), "V2M_AUDIO__REALTIME": "false"}
+
+
+async def final_text_on_its_own(iface, props) -> str:
+    """Start, then wait for the final text the end of the input brings."""
+    watch = Watch(iface, props)
+    await iface.call_start()
+    await assert_eventually(lambda: watch.finals, timeout=60)
+    return watch.finals[0]
+
+
 async def test_end_of_input_finishes_by_itself_with_accurate_text(own_bus, tmp_path):
     text = speech.SENTENCES[4]
-    wav = speech.write_wav(tmp_path / "short.wav", speech.speak(text))
-    settings = {"V2M_AUDIO__FILE": str(wav), "V2M_AUDIO__REALTIME": "false"}
+    settings = one_sentence_unpaced(tmp_path, text)
     async with running_daemon(own_bus, tmp_path, **settings) as (daemon, iface, props):
-        watch = Watch(iface, props)
-        await iface.call_start()
-        await assert_eventually(lambda: watch.finals, timeout=60)
-        assert speech.wer(text, watch.finals[0]) <= MAX_WER, watch.finals
+        final = await final_text_on_its_own(iface, props)
+        assert speech.wer(text, final) <= MAX_WER, final
     assert daemon.proc.returncode == 0
 
 
@@ -175,13 +186,10 @@ async def test_missing_device_is_a_named_error_and_nothing_changes(own_bus, tmp_
 async def test_history_that_cannot_be_opened_costs_no_dictation(own_bus, tmp_path):
     (tmp_path / "data" / "v2m" / "history.sqlite3").mkdir(parents=True)  # unusable, not corrupt
     text = speech.SENTENCES[1]
-    wav = speech.write_wav(tmp_path / "short.wav", speech.speak(text))
-    settings = {"V2M_AUDIO__FILE": str(wav), "V2M_AUDIO__REALTIME": "false"}
+    settings = one_sentence_unpaced(tmp_path, text)
     async with running_daemon(own_bus, tmp_path, **settings) as (daemon, iface, props):
-        watch = Watch(iface, props)
-        await iface.call_start()
-        await assert_eventually(lambda: watch.finals, timeout=60)
-        assert speech.wer(text, watch.finals[0]) <= MAX_WER, watch.finals
+        final = await final_text_on_its_own(iface, props)
+        assert speech.wer(text, final) <= MAX_WER, final
         with pytest.raises(DBusError) as info:
             await iface.call_get_history(5)
         assert info.value.type == ERROR_PREFIX + "History"
