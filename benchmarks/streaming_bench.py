@@ -66,7 +66,8 @@ async def stream_trial(
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(done.wait(), cfg.update_interval_ms / 1000 / speed)
                 return
-            if vad.speech_bounds() is not None and await stream.update() and not first_text:
+            bounds = vad.speech_bounds()
+            if bounds is not None and await stream.update(bounds[1]) and not first_text:
                 first_text.append(time.perf_counter())
 
     start = time.perf_counter()

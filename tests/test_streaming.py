@@ -214,6 +214,25 @@ async def test_speech_without_agreement_is_forced_out_of_the_tail():
     assert stream.committed_text  # forced commits happened
 
 
+async def test_a_pause_costs_no_decode_commits_what_was_said_and_keeps_the_tail_short():
+    stream, worker = make(sentence_timeline(1))  # w0..w5 end at 2.35 s
+    speech_end = round(2.5 * SAMPLE_RATE)  # where the VAD heard the speech end (padded)
+    for _ in range(6):
+        feed(stream, 0.5)
+        await stream.update(min(speech_end, stream._total))
+    decodes = len(worker.calls)
+    assert worker.calls[-1][1] == pytest.approx(2.5)  # the trailing silence was not decoded
+    assert stream.committed_text != "w0 w1 w2 w3 w4 w5."  # the last words await more audio
+    for _ in range(120):  # a minute of silence, updates every 0.5 s
+        feed(stream, 0.5)
+        await stream.update(speech_end)
+    assert len(worker.calls) == decodes  # the pause cost no inference
+    assert stream.committed_text == "w0 w1 w2 w3 w4 w5."  # the pause made it final
+    assert stream._tail.size <= TRIM_TAIL_S * SAMPLE_RATE
+    assert await stream.finish(speech_end) == "w0 w1 w2 w3 w4 w5."
+    assert len(worker.calls) == decodes
+
+
 def test_append_rejects_non_mono_or_integer_audio():
     stream, _ = make([])
     with pytest.raises(InvalidArgumentError):

@@ -59,7 +59,7 @@ class FakeStream:
     def append(self, samples):
         self.parts.append(samples)
 
-    async def update(self):
+    async def update(self, end_sample=None):
         return f"{sum(p.size for p in self.parts)} samples"
 
     async def finish(self, end_sample=None):

@@ -37,6 +37,7 @@ CONTEXT_SENTENCES = 1
 # Words ending this close to the audio edge are not committed even when two decodes agree:
 # the edge word is often half-heard, and two decodes of the same partial sound agree on it.
 COMMIT_MARGIN_S = 1.0
+PAUSE_COMMIT_S = 1.0  # a pause this long after the speech the last decode covered ends it
 SEAM_NGRAM = 5  # longest run of committed words a re-decode may repeat at the seam
 _SENTENCE_END = re.compile("[.!?\u2026\u3002\uff01\uff1f][\"')\\]]*$")  # also CJK full stops
 _NOT_WORD = re.compile(r"[^\w']+")
@@ -94,7 +95,7 @@ class StreamingTranscriber:
         self._total = 0  # samples appended
         self._tail = np.zeros(0, dtype=np.float32)  # audio not yet cut off, from _tail_start
         self._tail_start = 0
-        self._decoded_total = 0  # _total when the last decode started
+        self._decoded_total = 0  # where the last decode's audio ended (absolute sample)
         self._text = ""  # committed text, Whisper's spacing
         self._recent: deque[Word] = deque(maxlen=PROMPT_WORDS)  # last committed, absolute times
         self._hypothesis: list[Word] = []  # unconfirmed words of the last decode
@@ -120,11 +121,25 @@ class StreamingTranscriber:
         self._total += samples.size
         self._tail = np.concatenate([self._tail, samples])
 
-    async def update(self) -> str | None:
-        """Decode the unconfirmed tail; return the provisional full text if it changed."""
-        if self._total == self._decoded_total or self._tail.size < MIN_DECODE_S * SAMPLE_RATE:
+    async def update(self, end_sample: int | None = None) -> str | None:
+        """Decode the unconfirmed tail (up to ``end_sample`` if given, e.g. where the VAD
+        heard speech end); return the provisional full text if it changed.
+
+        Nothing is decoded when no audio arrived before ``end_sample`` since the last
+        decode, so a pause costs no inference, and a Stop after it needs no decode at all.
+        Once a pause has lasted PAUSE_COMMIT_S, the last decode of the speech before it
+        is final: it is committed, so the tail stays bounded however long the pause.
+        """
+        end = self._clamp(end_sample)
+        if end <= self._decoded_total:
+            if self._hypothesis and self._total - end >= PAUSE_COMMIT_S * SAMPLE_RATE:
+                self._commit([w for w in self._hypothesis if w.start < end / SAMPLE_RATE])
+                self._hypothesis = []
+            self._bound_tail()
             return None
-        words = await self._decode(self._tail)
+        if end - self._tail_start < MIN_DECODE_S * SAMPLE_RATE:
+            return None
+        words = await self._decode(self._tail[: end - self._tail_start], end)
         agreed = agreed_prefix(self._hypothesis, words)
         edge = self._decoded_total / SAMPLE_RATE - COMMIT_MARGIN_S
         while agreed and words[agreed - 1].end > edge:
@@ -144,21 +159,25 @@ class StreamingTranscriber:
         When the last update already decoded past the end, its hypothesis is
         that decode of everything left: it is committed with no further decode.
         """
-        end = self._total if end_sample is None else min(max(end_sample, 0), self._total)
+        end = self._clamp(end_sample)
         if end <= self._decoded_total:
             self._commit([w for w in self._hypothesis if w.start < end / SAMPLE_RATE])
         else:
             tail = self._tail[: max(0, end - self._tail_start)]
             if tail.size >= MIN_DECODE_S * SAMPLE_RATE:
-                self._commit(await self._decode(tail))
+                self._commit(await self._decode(tail, end))
         self._hypothesis = []
         self._cut(self._total)
         return self.committed_text
 
-    async def _decode(self, audio: np.ndarray) -> list[Word]:
-        """Words of ``audio`` (which starts at the tail) that follow the committed ones."""
+    def _clamp(self, end_sample: int | None) -> int:
+        return self._total if end_sample is None else min(max(end_sample, 0), self._total)
+
+    async def _decode(self, audio: np.ndarray, end: int) -> list[Word]:
+        """Words of ``audio`` (from the tail's start to absolute sample ``end``) that follow
+        the committed ones."""
         offset = self._tail_start / SAMPLE_RATE
-        self._decoded_total = self._total
+        self._decoded_total = end
         prompt = "".join(w.text for w in self._recent if w.end <= offset)
         words = await self._worker.transcribe(
             audio, prompt=prompt, window_s=self._cfg.encoder_window_s

@@ -276,8 +276,10 @@ class RecordingWorkflow:
             self._report(AudioDeviceError(message))
 
     async def _provisional(self, rec: _Recording) -> None:
+        # Up to where the VAD last heard speech: trailing silence is not worth decoding.
+        bounds = rec.vad.speech_bounds() if rec.vad is not None else None
         try:
-            text = await rec.stream.update()
+            text = await rec.stream.update(bounds[1] if bounds else None)
         except V2MError as exc:
             log.warning("provisional decode failed: %s", exc)
             return
