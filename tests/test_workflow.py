@@ -59,6 +59,8 @@ class FakeStream:
     def append(self, samples):
         self.parts.append(samples)
 
+    decoded_until = 0
+
     async def update(self, end_sample=None):
         return f"{sum(p.size for p in self.parts)} samples"
 
@@ -91,8 +93,8 @@ class FakeVAD:
             self.silence_after_speech_ms += samples.size / 16.0
         self.speech_active = loud
 
-    def speech_bounds(self):
-        return (0, 100) if self._seen else None
+    def speech_bounds(self, *, padded=True):
+        return (0, 100 if padded else 90) if self._seen else None
 
 
 class FakeWorker:

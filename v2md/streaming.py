@@ -106,6 +106,11 @@ class StreamingTranscriber:
         return self._text.strip()
 
     @property
+    def decoded_until(self) -> int:
+        """Where the audio of the last decode ended (in samples from the start)."""
+        return self._decoded_total
+
+    @property
     def audio(self) -> np.ndarray:
         """Everything appended so far (to save a recording when transcription fails)."""
         if not self._chunks:

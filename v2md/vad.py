@@ -124,13 +124,14 @@ class SileroVAD:
             self._last_end = self._quiet_since * FRAME
             log.debug("speech ended at %.2f s", self._last_end / SAMPLE_RATE)
 
-    def speech_bounds(self) -> tuple[int, int] | None:
-        """First speech start and last speech end in samples, padded; None if no speech yet."""
+    def speech_bounds(self, *, padded: bool = True) -> tuple[int, int] | None:
+        """First speech start and last speech end in samples (padded by ``speech_pad_ms``
+        unless ``padded`` is false); None if no speech yet."""
         if self._first_start is None:
             return None
         if self.speech_active:
             end = self.samples_seen if self._quiet_since is None else self._quiet_since * FRAME
         else:
             end = self._last_end  # set whenever speech has ended
-        pad = self._cfg.speech_pad_ms * SAMPLE_RATE // 1000
+        pad = self._cfg.speech_pad_ms * SAMPLE_RATE // 1000 if padded else 0
         return max(0, self._first_start - pad), min(self.samples_seen, end + pad)

@@ -247,10 +247,12 @@ class RecordingWorkflow:
         rec.samples += chunk.size
         rec.stream.append(chunk)
         self._report_overruns(rec)
+        speech_ended = False
         if rec.vad is not None:
             rec.vad.process(chunk)
             if rec.vad.speech_active != rec.speech_active:
                 rec.speech_active = rec.vad.speech_active
+                speech_ended = not rec.speech_active
                 self._listener.speech_active_changed(rec.speech_active)
             limit = self._cfg.vad.auto_stop_silence_ms
             if limit and not rec.ending and rec.vad.silence_after_speech_ms >= limit:
@@ -258,10 +260,10 @@ class RecordingWorkflow:
                 self._spawn(self._end_on_its_own(rec, f"{limit} ms of silence"))
         # Whisper invents words from silence, so nothing is decoded before speech was heard.
         heard = rec.vad is None or rec.vad.speech_bounds() is not None
-        now = time.monotonic()
-        due = now - rec.last_update >= self._cfg.whisper.update_interval_ms / 1000
+        # When speech ends, decode it at once: a Stop that follows then finds it decoded.
+        interval = self._cfg.whisper.update_interval_ms / 1000
+        due = speech_ended or time.monotonic() - rec.last_update >= interval
         if heard and due and (rec.update is None or rec.update.done()):
-            rec.last_update = now
             rec.update = asyncio.create_task(self._provisional(rec), name="v2m-update")
 
     def _report_overruns(self, rec: _Recording) -> None:
@@ -283,6 +285,10 @@ class RecordingWorkflow:
         except V2MError as exc:
             log.warning("provisional decode failed: %s", exc)
             return
+        finally:
+            # The interval counts from the end of a decode: on a slow CPU, updates leave
+            # room for capture, VAD and the final decode instead of running back to back.
+            rec.last_update = time.monotonic()
         if text is not None and self._rec is rec and self._phase is State.RECORDING:
             self._listener.transcription_updated(text, False)
 
@@ -300,12 +306,21 @@ class RecordingWorkflow:
         self._set_phase(State.TRANSCRIBING)
         rec.ending = True
         try:
+            stopped = time.perf_counter()
             rec.source.stop()
             if rec.pump is not None:
                 await rec.pump  # drains what the ring still holds
+            drained = time.perf_counter()
             if rec.update is not None:
                 await rec.update  # the worker is serial; let the last update land first
+            updated = time.perf_counter()
             text = await self._final_text(rec)
+            log.debug(
+                "stop: %.0f ms draining, %.0f ms for the update in flight, %.0f ms for the rest",
+                1000 * (drained - stopped),
+                1000 * (updated - drained),
+                1000 * (time.perf_counter() - updated),
+            )
         except Exception as exc:
             kept = await self._keep_audio(rec, f"transcription failed: {exc}")
             kind = type(exc) if isinstance(exc, V2MError) else ModelError
@@ -326,7 +341,10 @@ class RecordingWorkflow:
             if bounds is None:
                 log.info("no speech in %.1f s of audio", rec.samples / SAMPLE_RATE)
                 return ""
-            end = bounds[1]
+            # A last decode that reached the speech end heard it all: the padding after
+            # it is silence, not worth a decode of its own at stop.
+            speech_end = rec.vad.speech_bounds(padded=False)[1]
+            end = max(speech_end, min(bounds[1], rec.stream.decoded_until))
         return (await rec.stream.finish(end)).strip()
 
     async def _keep_audio(self, rec: _Recording, reason: str) -> str:
