@@ -8,6 +8,7 @@ import pytest
 from v2md.config import WhisperConfig
 from v2md.errors import InvalidArgumentError
 from v2md.streaming import (
+    CONTEXT_SENTENCES,
     HARD_TAIL_S,
     TRIM_TAIL_S,
     StreamingTranscriber,
@@ -151,15 +152,16 @@ async def test_tail_is_cut_at_sentence_end_and_prompt_carries_committed_text():
     assert later and all("w0" in prompt for prompt in later)
 
 
-async def test_cut_keeps_the_last_committed_sentence_and_falls_in_a_pause():
+async def test_cut_falls_in_the_pause_after_the_last_committed_sentence():
+    assert CONTEXT_SENTENCES == 0
     stream, worker = make(sentence_timeline(3))  # sentences end 2.35 s and 5.25 s; pauses 0.55 s
     for _ in range(17):
         feed(stream, 0.5)
         await stream.update()
-    assert "w11. w12" in stream.committed_text  # the second sentence is committed...
+    assert "w11. w12" in stream.committed_text
     start, _, prompt = worker.calls[-1]
-    assert 2.35 < start < 2.9  # ...but only the first was cut off, between its end and w6
-    assert prompt.strip().endswith("w5.")
+    assert 5.25 < start < 5.8  # cut between w11's end and w12, clipping neither
+    assert prompt.strip().endswith("w11.")
 
 
 async def test_finish_reuses_the_last_decode_when_it_covers_the_end():

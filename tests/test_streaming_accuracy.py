@@ -13,8 +13,8 @@ from v2md.transcriber import SAMPLE_RATE, WhisperWorker
 pytestmark = pytest.mark.slow
 
 # The product target is streaming within 1 WER point of one batch decode. It is NOT met.
-# Measured at the defaults (benchmarks/accuracy_bench.py), pooled over the five rates below
-# (658 words): streaming 9.12%, batch 7.90%; over ten rates (1306 words): 8.50% vs 6.43%.
+# Measured at the defaults, pooled over the five rates below (658 words): streaming 9.27%,
+# batch 7.90%; benchmarks/README.md has more rates (benchmarks/accuracy_bench.py).
 # Streaming decides each word with at most a couple of seconds of audio after it, batch with
 # up to 30 s, and tiny.en uses that context. The figures repeat exactly from run to run and,
 # with the kernels conftest pins, from machine to machine; this bound guards regressions.

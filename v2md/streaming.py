@@ -3,11 +3,12 @@
 Each update re-decodes only the unconfirmed tail of the recording and commits
 the words two consecutive decodes agree on (LocalAgreement-2, the policy of
 Macháček et al.'s whisper_streaming), so provisional text stops flickering.
-Committed audio is cut off in the pause after a sentence, one committed
-sentence behind (kept as acoustic context), or, for long run-on speech, after
-the last committed word; it is never transcribed again. The committed words
-before the cut travel along as Whisper's text prompt instead. Per-update CPU and memory
-therefore depend on the tail, not on how long the dictation has run.
+Committed audio is cut off in the pause after a sentence (CONTEXT_SENTENCES
+behind) or, for long run-on speech, after the last committed word; it is never
+transcribed again. The committed words before the cut travel along as Whisper's
+text prompt instead. Per-update CPU and memory therefore depend on the tail, not
+on how long the dictation has run. Decodes stop where the VAD last heard speech,
+so pauses cost no inference.
 """
 
 from __future__ import annotations
@@ -31,9 +32,11 @@ MIN_DECODE_S = 0.25  # Whisper invents words for slivers of audio: wait for more
 TRIM_TAIL_S = 10.0  # past this, cut at the last committed word even mid-sentence
 HARD_TAIL_S = 20.0  # no agreement for this long: commit all but the last KEEP_S
 KEEP_S = 3.0
-# Committed sentences kept at the start of the decoded audio: Whisper mishears the
-# first words of a decode that starts cold at a sentence (measured on espeak speech).
-CONTEXT_SENTENCES = 1
+# Committed sentences kept as audio at the start of each decode; their text goes along
+# as the prompt either way. Measured on the accuracy test's speech (658 words): none,
+# 9.27% WER; one, 9.12%, for 28% more inference and, through the daemon on two cores,
+# 0.5 s from Stop to the final text instead of 0.2 s.
+CONTEXT_SENTENCES = 0
 # Words ending this close to the audio edge are not committed even when two decodes agree:
 # the edge word is often half-heard, and two decodes of the same partial sound agree on it.
 COMMIT_MARGIN_S = 1.0
