@@ -123,6 +123,7 @@ class _Recording:
     last_update: float = 0.0
     overruns_reported: int = 0
     speech_active: bool = False
+    decoded_pause: int | None = None  # the speech pause the latest update was started for
     ending: bool = False
 
 
@@ -247,23 +248,28 @@ class RecordingWorkflow:
         rec.samples += chunk.size
         rec.stream.append(chunk)
         self._report_overruns(rec)
-        speech_ended = False
+        paused_at = None
         if rec.vad is not None:
             rec.vad.process(chunk)
             if rec.vad.speech_active != rec.speech_active:
                 rec.speech_active = rec.vad.speech_active
-                speech_ended = not rec.speech_active
                 self._listener.speech_active_changed(rec.speech_active)
             limit = self._cfg.vad.auto_stop_silence_ms
             if limit and not rec.ending and rec.vad.silence_after_speech_ms >= limit:
                 rec.ending = True
                 self._spawn(self._end_on_its_own(rec, f"{limit} ms of silence"))
+            heard_to = rec.vad.speech_bounds(padded=False)
+            if heard_to is not None and heard_to[1] < rec.vad.samples_seen:
+                paused_at = heard_to[1]  # speech has paused, perhaps ended, here
         # Whisper invents words from silence, so nothing is decoded before speech was heard.
         heard = rec.vad is None or rec.vad.speech_bounds() is not None
-        # When speech ends, decode it at once: a Stop that follows then finds it decoded.
+        # Speech that pauses is decoded as soon as the worker is free, before the VAD even
+        # calls it ended: a Stop that follows then finds it decoded.
+        new_pause = paused_at is not None and paused_at != rec.decoded_pause
         interval = self._cfg.whisper.update_interval_ms / 1000
-        due = speech_ended or time.monotonic() - rec.last_update >= interval
+        due = new_pause or time.monotonic() - rec.last_update >= interval
         if heard and due and (rec.update is None or rec.update.done()):
+            rec.decoded_pause = paused_at
             rec.update = asyncio.create_task(self._provisional(rec), name="v2m-update")
 
     def _report_overruns(self, rec: _Recording) -> None:
