@@ -54,6 +54,7 @@ class FakeSource:
 class FakeStream:
     def __init__(self, final="hello world", fail=None, gate=None):
         self.parts: list[np.ndarray] = []
+        self.updates: list[int | None] = []  # end_sample of each update
         self.final, self.fail, self.gate = final, fail, gate
 
     def append(self, samples):
@@ -62,6 +63,7 @@ class FakeStream:
     decoded_until = 0
 
     async def update(self, end_sample=None):
+        self.updates.append(end_sample)
         return f"{sum(p.size for p in self.parts)} samples"
 
     async def finish(self, end_sample=None):
@@ -77,24 +79,28 @@ class FakeStream:
 
 
 class FakeVAD:
-    """Speech while samples are non-zero; silence counted after speech."""
+    """Speech while samples are non-zero; silence counted after speech; 100-sample padding."""
 
     def __init__(self):
         self.speech_active = False
         self.silence_after_speech_ms = 0.0
-        self._seen = False
+        self.samples_seen = 0
+        self._speech_end: int | None = None
 
     def process(self, samples):
+        self.samples_seen += samples.size
         loud = bool(np.any(samples))
         if loud:
-            self._seen = True
+            self._speech_end = self.samples_seen
             self.silence_after_speech_ms = 0.0
-        elif self._seen:
+        elif self._speech_end is not None:
             self.silence_after_speech_ms += samples.size / 16.0
         self.speech_active = loud
 
     def speech_bounds(self, *, padded=True):
-        return (0, 100 if padded else 90) if self._seen else None
+        if self._speech_end is None:
+            return None
+        return 0, min(self.samples_seen, self._speech_end + (100 if padded else 0))
 
 
 class FakeWorker:
@@ -330,6 +336,22 @@ async def test_provisional_text_is_announced_while_recording():
     await wf.start()
     await settle()
     assert ("800 samples", False) in rec.texts
+    await wf.stop()
+
+
+async def test_a_pause_in_speech_is_decoded_at_once_and_only_up_to_it():
+    stream = FakeStream()
+    source = FakeSource([np.ones(1600, np.float32)])
+    wf, rec = make([source], stream=lambda: stream, vad=True)
+    await wf.start()
+    await settle()
+    assert stream.updates == [1600]  # with the speech
+    source._queue.put_nowait(np.zeros(160, np.float32))
+    await settle()
+    # The pause brought a second update at once, well within update_interval_ms,
+    # decoding to the speech end plus padding, not to the end of the silence.
+    assert stream.updates == [1600, 1700]
+    assert not rec.errors
     await wf.stop()
 
 
