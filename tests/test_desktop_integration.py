@@ -89,15 +89,18 @@ async def test_notifications_replace_each_other_and_history_is_served(
         assert first and second  # accuracy is test_dictation's business
         calls: list[list] = []
 
-        async def two_calls() -> bool:
+        async def four_calls() -> bool:
             calls[:] = await notify_calls(own_bus.address)
-            return len(calls) >= 2
+            return len(calls) >= 4
 
-        await assert_eventually(two_calls, timeout=10)
+        # Each dictation: "Listening (<device>)…" at Start, then its final text.
+        await assert_eventually(four_calls, timeout=10)
         app, replaces, _icon, summary, body, *_ = calls[0]
-        assert (app, replaces, summary, body) == ("v2m", 0, "Dictation", first)
-        assert calls[1][1] == 1  # replaces the first notification (the mock's id 1)
-        assert calls[1][4] == second
+        assert (app, replaces, summary) == ("v2m", 0, "Dictation")
+        assert body == f"Listening ({wav})…"
+        # Every later one replaces the first (the mock's id 1): one bubble, not a stack.
+        assert [(call[1], call[3]) for call in calls[1:]] == [(1, "Dictation")] * 3
+        assert [call[4] for call in calls[1:]] == [first, f"Listening ({wav})…", second]
 
         bus = await MessageBus(bus_address=own_bus.address).connect()
         try:
