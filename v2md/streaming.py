@@ -141,8 +141,7 @@ class StreamingTranscriber:
         end = self._clamp(end_sample)
         if end <= self._decoded_total:
             if self._hypothesis and self._total - end >= PAUSE_COMMIT_S * SAMPLE_RATE:
-                self._commit([w for w in self._hypothesis if w.start < end / SAMPLE_RATE])
-                self._hypothesis = []
+                self._commit_hypothesis(end)
             self._bound_tail()
             return None
         if end - self._tail_start < MIN_DECODE_S * SAMPLE_RATE:
@@ -169,7 +168,7 @@ class StreamingTranscriber:
         """
         end = self._clamp(end_sample)
         if end <= self._decoded_total:
-            self._commit([w for w in self._hypothesis if w.start < end / SAMPLE_RATE])
+            self._commit_hypothesis(end)
         else:
             tail = self._tail[: max(0, end - self._tail_start)]
             if tail.size >= MIN_DECODE_S * SAMPLE_RATE:
@@ -196,6 +195,11 @@ class StreamingTranscriber:
             Word(w.start + offset, w.end + offset, w.text) for w in words if word_key(w.text)
         ]
         return beyond_committed(absolute, self._recent)
+
+    def _commit_hypothesis(self, end: int) -> None:
+        """Take the last decode as final up to absolute sample ``end``."""
+        self._commit([w for w in self._hypothesis if w.start < end / SAMPLE_RATE])
+        self._hypothesis = []
 
     def _commit(self, words: Sequence[Word]) -> None:
         for word in words:
