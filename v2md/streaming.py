@@ -98,7 +98,7 @@ class StreamingTranscriber:
         self._total = 0  # samples appended
         self._tail = np.zeros(0, dtype=np.float32)  # audio not yet cut off, from _tail_start
         self._tail_start = 0
-        self._decoded_total = 0  # where the last decode's audio ended (absolute sample)
+        self._decoded_until = 0  # where the last decode's audio ended (absolute sample)
         self._text = ""  # committed text, Whisper's spacing
         self._recent: deque[Word] = deque(maxlen=PROMPT_WORDS)  # last committed, absolute times
         self._hypothesis: list[Word] = []  # unconfirmed words of the last decode
@@ -111,7 +111,7 @@ class StreamingTranscriber:
     @property
     def decoded_until(self) -> int:
         """Where the audio of the last decode ended (in samples from the start)."""
-        return self._decoded_total
+        return self._decoded_until
 
     @property
     def audio(self) -> np.ndarray:
@@ -139,7 +139,7 @@ class StreamingTranscriber:
         is final: it is committed, so the tail stays bounded however long the pause.
         """
         end = self._clamp(end_sample)
-        if end <= self._decoded_total:
+        if end <= self._decoded_until:
             if self._hypothesis and self._total - end >= PAUSE_COMMIT_S * SAMPLE_RATE:
                 self._commit_hypothesis(end)
             self._bound_tail()
@@ -148,7 +148,7 @@ class StreamingTranscriber:
             return None
         words = await self._decode(self._tail[: end - self._tail_start], end)
         agreed = agreed_prefix(self._hypothesis, words)
-        edge = self._decoded_total / SAMPLE_RATE - COMMIT_MARGIN_S
+        edge = self._decoded_until / SAMPLE_RATE - COMMIT_MARGIN_S
         while agreed and words[agreed - 1].end > edge:
             agreed -= 1
         self._commit(words[:agreed])
@@ -167,7 +167,7 @@ class StreamingTranscriber:
         that decode of everything left: it is committed with no further decode.
         """
         end = self._clamp(end_sample)
-        if end <= self._decoded_total:
+        if end <= self._decoded_until:
             self._commit_hypothesis(end)
         else:
             tail = self._tail[: max(0, end - self._tail_start)]
@@ -184,7 +184,7 @@ class StreamingTranscriber:
         """Words of ``audio`` (from the tail's start to absolute sample ``end``) that follow
         the committed ones."""
         offset = self._tail_start / SAMPLE_RATE
-        self._decoded_total = end
+        self._decoded_until = end
         prompt = "".join(w.text for w in self._recent if w.end <= offset)
         words = await self._worker.transcribe(
             audio, prompt=prompt, window_s=self._cfg.encoder_window_s

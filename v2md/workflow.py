@@ -248,7 +248,7 @@ class RecordingWorkflow:
         rec.samples += chunk.size
         rec.stream.append(chunk)
         self._report_overruns(rec)
-        paused_at = None
+        heard, paused_at = rec.vad is None, None
         if rec.vad is not None:
             rec.vad.process(chunk)
             if rec.vad.speech_active != rec.speech_active:
@@ -258,11 +258,11 @@ class RecordingWorkflow:
             if limit and not rec.ending and rec.vad.silence_after_speech_ms >= limit:
                 rec.ending = True
                 self._spawn(self._end_on_its_own(rec, f"{limit} ms of silence"))
+            # Whisper invents words from silence, so nothing is decoded before speech was heard.
             heard_to = rec.vad.speech_bounds(padded=False)
-            if heard_to is not None and heard_to[1] < rec.vad.samples_seen:
+            heard = heard_to is not None
+            if heard and heard_to[1] < rec.vad.samples_seen:
                 paused_at = heard_to[1]  # speech has paused, perhaps ended, here
-        # Whisper invents words from silence, so nothing is decoded before speech was heard.
-        heard = rec.vad is None or rec.vad.speech_bounds() is not None
         # Speech that pauses is decoded as soon as the worker is free, before the VAD even
         # calls it ended: a Stop that follows then finds it decoded.
         new_pause = paused_at is not None and paused_at != rec.decoded_pause
