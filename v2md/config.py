@@ -54,7 +54,7 @@ class WhisperConfig(_Section):
         ge=1.0,
         le=30.0,
         description=(
-            "shortest encoder window for streaming decodes (each covers its audio plus 0.5 s); "
+            "shortest encoder window for streaming decodes (each covers its audio plus 2 s); "
             "30 keeps Whisper's full window"
         ),
     )
