@@ -44,8 +44,8 @@ class FakeModel:
     encoder_frames = 3000
     model = SimpleNamespace(device="cpu", compute_type="int8")  # CTranslate2's model attributes
 
-    def transcribe(self, audio, **options):
-        return iter(()), None
+    def segments(self, audio, max_windows, **options):
+        return []
 
 
 @pytest.fixture
@@ -270,3 +270,27 @@ async def test_short_encoder_window_is_no_less_accurate_on_test_speech():
     short_wer = speech.wer(reference, "".join(w.text for w in short))
     assert short_wer <= full_wer, (short_wer, full_wer)
     await worker.close()
+
+
+@pytest.mark.slow
+def test_a_window_budget_ends_the_decode_after_that_many_windows(monkeypatch):
+    windows: list[int] = []
+    decode_window = models.WindowedWhisperModel.generate_with_fallback
+
+    def counted(self, *args, **kwargs):
+        windows.append(self.encoder_frames)
+        return decode_window(self, *args, **kwargs)
+
+    monkeypatch.setattr(models.WindowedWhisperModel, "generate_with_fallback", counted)
+    model = models.load(models.resolve(WhisperConfig()))
+    # Cut mid-sentence, as a streaming tail is: in a short window, faster-whisper goes on
+    # to decode a second one from the last word it found.
+    audio = speech.speak(speech.SENTENCES[2])[: 2 * speech.SAMPLE_RATE]
+    model.encoder_frames = models.window_frames(3.0, audio.size, 2.0)
+    options = {"language": "en", "word_timestamps": True, "beam_size": 1, "temperature": 0.0}
+    unlimited = model.segments(audio, None, **options)
+    assert len(windows) >= 2
+    windows.clear()
+    first = model.segments(audio, 1, **options)
+    assert len(windows) == 1
+    assert first and [s.text for s in first] == [s.text for s in unlimited if s.seek == 0]

@@ -8,10 +8,12 @@ ModelError whose message says what to change.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import ctranslate2
 import numpy as np
@@ -144,19 +146,51 @@ def window_frames(window_s: float | None, audio_samples: int, margin_s: float) -
     return min(frames, _FULL_WINDOW_FRAMES)
 
 
+class _WindowsSpent(Exception):
+    """Raised inside faster-whisper's segment generator to end a call at its window budget."""
+
+
 class WindowedWhisperModel(WhisperModel):
-    """faster-whisper's model with an optional encoder window shorter than 30 s.
+    """faster-whisper's model with an optional encoder window shorter than 30 s, and an
+    optional limit on how many windows one call decodes.
 
     faster-whisper pads every segment's features to 3000 frames; CTranslate2's
     encoder also accepts fewer, and its cost falls roughly with the length
     (0.25 s for 30 s, 0.03 s for 10 s on two cores with tiny.en int8). Setting
     ``encoder_frames`` before a call cuts that padding; the worker's single
-    thread makes the attribute safe.
+    thread makes the attributes safe.
     """
 
     encoder_frames: int = _FULL_WINDOW_FRAMES
+    _max_windows: int | None = None
+    _windows_left: int | None = None  # counted from the first window of a call
+
+    def segments(self, audio: np.ndarray, max_windows: int | None, **options: Any) -> list[Any]:
+        """Decode ``audio`` into faster-whisper segments, from at most ``max_windows``
+        encoder windows (None: as many as the audio needs)."""
+        self._max_windows = max_windows
+        found: list[Any] = []
+        try:
+            segments, _info = self.transcribe(audio, **options)
+            with contextlib.suppress(_WindowsSpent):  # ends the generator at the budget
+                found.extend(segments)  # it decodes lazily: finish it on this thread
+        finally:
+            self._max_windows = self._windows_left = None
+        return found
+
+    def generate_segments(self, *args: Any, **kwargs: Any) -> Any:
+        # Armed here, after any language detection, whose encode is not a window.
+        self._windows_left = self._max_windows
+        return super().generate_segments(*args, **kwargs)
+
+    def generate_with_fallback(self, *args: Any, **kwargs: Any) -> Any:
+        if self._windows_left is not None:
+            self._windows_left -= 1
+        return super().generate_with_fallback(*args, **kwargs)
 
     def encode(self, features: np.ndarray) -> ctranslate2.StorageView:
+        if self._windows_left == 0:
+            raise _WindowsSpent  # before spending an encode on a window past the budget
         if features.shape[-1] > self.encoder_frames:
             features = features[..., : self.encoder_frames]
         return super().encode(features)
