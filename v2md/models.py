@@ -162,26 +162,20 @@ class WindowedWhisperModel(WhisperModel):
     """
 
     encoder_frames: int = _FULL_WINDOW_FRAMES
-    _max_windows: int | None = None
-    _windows_left: int | None = None  # counted from the first window of a call
+    _windows_left: int | None = None  # of the call in progress; None: no limit
 
     def segments(self, audio: np.ndarray, max_windows: int | None, **options: Any) -> list[Any]:
         """Decode ``audio`` into faster-whisper segments, from at most ``max_windows``
         encoder windows (None: as many as the audio needs)."""
-        self._max_windows = max_windows
         found: list[Any] = []
         try:
-            segments, _info = self.transcribe(audio, **options)
+            segments, _info = self.transcribe(audio, **options)  # detects the language, if asked
+            self._windows_left = max_windows  # the generator has decoded no window yet
             with contextlib.suppress(_WindowsSpent):  # ends the generator at the budget
                 found.extend(segments)  # it decodes lazily: finish it on this thread
         finally:
-            self._max_windows = self._windows_left = None
+            self._windows_left = None
         return found
-
-    def generate_segments(self, *args: Any, **kwargs: Any) -> Any:
-        # Armed here, after any language detection, whose encode is not a window.
-        self._windows_left = self._max_windows
-        return super().generate_segments(*args, **kwargs)
 
     def generate_with_fallback(self, *args: Any, **kwargs: Any) -> Any:
         if self._windows_left is not None:
