@@ -44,7 +44,7 @@ class FakeModel:
     encoder_frames = 3000
     model = SimpleNamespace(device="cpu", compute_type="int8")  # CTranslate2's model attributes
 
-    def segments(self, audio, max_windows, **options):
+    def segments(self, audio, frames, max_windows, options):
         return []
 
 
@@ -286,11 +286,11 @@ def test_a_window_budget_ends_the_decode_after_that_many_windows(monkeypatch):
     # Cut mid-sentence, as a streaming tail is: in a short window, faster-whisper goes on
     # to decode a second one from the last word it found.
     audio = speech.speak(speech.SENTENCES[2])[: 2 * speech.SAMPLE_RATE]
-    model.encoder_frames = models.window_frames(3.0, audio.size, 2.0)
+    frames = models.window_frames(3.0, audio.size, 2.0)
     options = {"language": "en", "word_timestamps": True, "beam_size": 1, "temperature": 0.0}
-    unlimited = model.segments(audio, None, **options)
+    unlimited = model.segments(audio, frames, None, options)
     assert len(windows) >= 2
     windows.clear()
-    first = model.segments(audio, 1, **options)
+    first = model.segments(audio, frames, 1, options)
     assert len(windows) == 1
     assert first and [s.text for s in first] == [s.text for s in unlimited if s.seek == 0]

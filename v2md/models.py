@@ -156,17 +156,20 @@ class WindowedWhisperModel(WhisperModel):
 
     faster-whisper pads every segment's features to 3000 frames; CTranslate2's
     encoder also accepts fewer, and its cost falls roughly with the length
-    (0.25 s for 30 s, 0.03 s for 10 s on two cores with tiny.en int8). Setting
-    ``encoder_frames`` before a call cuts that padding; the worker's single
-    thread makes the attributes safe.
+    (0.25 s for 30 s, 0.03 s for 10 s on two cores with tiny.en int8). ``segments``
+    cuts that padding to the frames it is given; the worker's single thread makes
+    the per-call attributes safe.
     """
 
     encoder_frames: int = _FULL_WINDOW_FRAMES
     _windows_left: int | None = None  # of the call in progress; None: no limit
 
-    def segments(self, audio: np.ndarray, max_windows: int | None, **options: Any) -> list[Any]:
-        """Decode ``audio`` into faster-whisper segments, from at most ``max_windows``
-        encoder windows (None: as many as the audio needs)."""
+    def segments(
+        self, audio: np.ndarray, frames: int, max_windows: int | None, options: dict[str, Any]
+    ) -> list[Any]:
+        """Decode ``audio`` into faster-whisper segments, in encoder windows of ``frames``
+        mel frames, at most ``max_windows`` of them (None: as many as the audio needs)."""
+        self.encoder_frames = frames
         found: list[Any] = []
         try:
             segments, _info = self.transcribe(audio, **options)  # detects the language, if asked

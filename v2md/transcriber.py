@@ -173,9 +173,8 @@ class WhisperWorker:
         # One window: faster-whisper would go on to a second from the last word's end to
         # the audio's, the half-heard edge the next update decodes anyway. Measured on the
         # accuracy test's streaming: 85% of decodes did, for 24% of the CPU and no word.
-        segments = await self._run(
-            _decode, audio, frames, 1 if window_s is not None else None, options
-        )
+        windows = 1 if window_s is not None else None
+        segments = await self._run(lambda model: model.segments(audio, frames, windows, options))
         words = [
             Word(float(w.start), float(w.end), w.word) for seg in segments for w in seg.words or ()
         ]
@@ -195,7 +194,7 @@ class WhisperWorker:
         # Files may be long and hold silence: let faster-whisper's VAD skip it.
         options = self._options(self._cfg.initial_prompt, word_timestamps=False, vad_filter=True)
         frames = models.window_frames(None, 0, 0)
-        segments = await self._run(_decode, audio, frames, None, options)
+        segments = await self._run(lambda model: model.segments(audio, frames, None, options))
         return "".join(seg.text for seg in segments).strip()
 
     def _options(self, initial_prompt: str, **extra: Any) -> dict[str, Any]:
@@ -208,17 +207,15 @@ class WhisperWorker:
             **extra,
         }
 
-    async def _run(self, fn: Callable[..., Any], *args: Any) -> Any:
-        """Run ``fn(model, *args)`` on the inference thread, loading the model first if needed."""
+    async def _run(self, fn: Callable[[models.WindowedWhisperModel], Any]) -> Any:
+        """Run ``fn(model)`` on the inference thread, loading the model first if needed."""
         if self._model is None:
             await self.load()
         model = self._model  # held by the job: an unload meanwhile cannot free it mid-decode
         self._in_flight += 1
         self._disarm_idle_timer()
         try:
-            return await asyncio.get_running_loop().run_in_executor(
-                self._executor, fn, model, *args
-            )
+            return await asyncio.get_running_loop().run_in_executor(self._executor, fn, model)
         except Exception as exc:
             raise ModelError(f"Whisper decoding failed: {exc}") from exc
         finally:
@@ -317,17 +314,6 @@ def watch_memory_stalls(callback: Callable[[], None]) -> Callable[[], None] | No
         os.close(fd)
 
     return stop
-
-
-def _decode(
-    model: models.WindowedWhisperModel,
-    audio: np.ndarray,
-    frames: int,
-    max_windows: int | None,
-    options: dict[str, Any],
-) -> list[Any]:
-    model.encoder_frames = frames
-    return model.segments(audio, max_windows, **options)
 
 
 def _before_runaway(words: list[Word]) -> list[Word]:
