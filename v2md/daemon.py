@@ -67,9 +67,11 @@ def _build_features(cfg: Config, bus: MessageBus, on_model_state) -> Features:
     # Imported here so that `v2md --help` and config errors answer without loading ML libraries.
     from . import audio
     from .delivery import Delivery
+    from .finalpass import FinalPass
     from .history import History
     from .llm import LLMService
     from .notifications import Notifier
+    from .session import LiveSession, SessionEvents
     from .streaming import StreamingTranscriber
     from .transcriber import WhisperWorker
     from .vad import SileroVAD
@@ -81,11 +83,20 @@ def _build_features(cfg: Config, bus: MessageBus, on_model_state) -> Features:
         # Dictation still works; the texts go to the caller and the focused app only.
         log.error("%s: running without a history", exc)
         history = None
+
+    def open_session(events: SessionEvents) -> LiveSession:
+        return LiveSession(
+            cfg,
+            audio.open_source(cfg.audio),
+            StreamingTranscriber(worker, cfg.whisper),
+            FinalPass(worker),
+            SileroVAD(cfg.vad) if cfg.vad.enabled else None,
+            events,
+        )
+
     return Features(
         worker=worker,
-        open_source=partial(audio.open_source, cfg.audio),
-        make_stream=partial(StreamingTranscriber, worker, cfg.whisper),
-        make_vad=partial(SileroVAD, cfg.vad) if cfg.vad.enabled else None,
+        open_session=open_session,
         llm=LLMService(cfg.llm),
         history=history,
         delivery=Delivery(cfg.output),

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -179,6 +180,24 @@ class WindowedWhisperModel(WhisperModel):
         finally:
             self._windows_left = None
         return found
+
+    def windows(self, audio: np.ndarray, options: dict[str, Any]) -> Iterator[str]:
+        """Set up a decode of ``audio`` in full 30 s windows; each ``next()`` then returns
+        one segment's text, decoding the next window when the last one's are used up.
+
+        Steps may run between other calls on this model (the worker's priorities), so
+        each one sets the window size again."""
+        self.encoder_frames = _FULL_WINDOW_FRAMES
+        segments, _info = self.transcribe(audio, **options)  # features, VAD, language
+        return self._each_segment(segments)
+
+    def _each_segment(self, segments: Iterator[Any]) -> Iterator[str]:
+        while True:
+            self.encoder_frames = _FULL_WINDOW_FRAMES
+            segment = next(segments, None)
+            if segment is None:
+                return
+            yield segment.text
 
     def generate_with_fallback(self, *args: Any, **kwargs: Any) -> Any:
         if self._windows_left is not None:

@@ -1,4 +1,9 @@
-"""Streaming transcription: provisional text while the user speaks, final text at stop.
+"""Streaming transcription: provisional text while the user speaks.
+
+The final text is not decoded here but by the full-context pass of
+``finalpass.py``; each time that pass has decoded up to a pause, ``rebase``
+takes its text as committed and drops the audio before the pause, so provisional
+text converges to what will be final and the tail stays short.
 
 Each update re-decodes only the unconfirmed tail of the recording and commits
 the words two consecutive decodes agree on (LocalAgreement-2, the policy of
@@ -32,7 +37,9 @@ log = logging.getLogger(__name__)
 PROMPT_WORDS = 40  # committed words kept as context for the next decodes
 MIN_DECODE_S = 0.25  # Whisper invents words for slivers of audio: wait for more
 TRIM_TAIL_S = 10.0  # past this, cut at the last committed word even mid-sentence
-HARD_TAIL_S = 20.0  # no agreement for this long: commit all but the last KEEP_S
+# No agreement for this long: show all but the last KEEP_S as committed. Provisional text
+# only: the final text comes from the full-context pass, which never cuts audio this way.
+HARD_TAIL_S = 20.0
 KEEP_S = 3.0
 # Committed sentences kept as audio at the start of each decode; their text goes along
 # as the prompt either way. Measured when commits went word by word, on the accuracy
@@ -96,8 +103,8 @@ def beyond_committed(words: Sequence[Word], committed: Sequence[Word]) -> list[W
 class StreamingTranscriber:
     """Turns a growing recording into provisional and final text with one WhisperWorker.
 
-    ``append`` may be called at any time; ``update`` and ``finish`` must not
-    overlap (await an update in flight before finishing).
+    ``append`` and ``rebase`` may be called at any time; updates must not overlap. An
+    update in flight when ``rebase`` is called is discarded.
     """
 
     def __init__(
@@ -107,7 +114,7 @@ class StreamingTranscriber:
             raise InvalidArgumentError(f"streaming needs {SAMPLE_RATE} Hz audio, not {sample_rate}")
         self._worker = worker
         self._cfg = cfg
-        self._chunks: list[np.ndarray] = []
+        self._rebased = 0  # counts rebases: an update that started before one is stale
         self._total = 0  # samples appended
         self._tail = np.zeros(0, dtype=np.float32)  # audio not yet cut off, from _tail_start
         self._tail_start = 0
@@ -126,19 +133,11 @@ class StreamingTranscriber:
         """Where the audio of the last decode ended (in samples from the start)."""
         return self._decoded_until
 
-    @property
-    def audio(self) -> np.ndarray:
-        """Everything appended so far (to save a recording when transcription fails)."""
-        if not self._chunks:
-            return np.zeros(0, dtype=np.float32)
-        return np.concatenate(self._chunks)
-
     def append(self, samples: np.ndarray) -> None:
         """Add 16 kHz mono float32 samples to the recording."""
         if samples.ndim != 1 or not np.issubdtype(samples.dtype, np.floating):
             raise InvalidArgumentError("append float mono samples (a one-dimensional array)")
         samples = samples.astype(np.float32)  # a copy: callers may reuse their buffers
-        self._chunks.append(samples)
         self._total += samples.size
         self._tail = np.concatenate([self._tail, samples])
 
@@ -161,7 +160,10 @@ class StreamingTranscriber:
             return None
         if end - self._tail_start < MIN_DECODE_S * SAMPLE_RATE:
             return None
+        rebased = self._rebased
         words = await self._decode(self._tail[: end - self._tail_start], end)
+        if rebased != self._rebased:
+            return None  # a full-context decode replaced what this one started from
         agreed = self._committable(words, agreed_prefix(self._hypothesis, words))
         self._commit(words[:agreed])
         self._hypothesis = words[agreed:]
@@ -172,22 +174,20 @@ class StreamingTranscriber:
         self._shown = text
         return text
 
-    async def finish(self, end_sample: int | None = None) -> str:
-        """Decode what is left (up to ``end_sample`` if given) and return the final text.
-
-        When the last update already decoded past the end, its hypothesis is
-        that decode of everything left: it is committed with no further decode.
-        """
-        end = self._clamp(end_sample)
-        if end <= self._decoded_until:
-            self._commit_hypothesis(end)
-        else:
-            tail = self._tail[: max(0, end - self._tail_start)]
-            if tail.size >= MIN_DECODE_S * SAMPLE_RATE:
-                self._commit(await self._decode(tail, end))
+    def rebase(self, sample: int, text: str) -> None:
+        """Take ``text`` as the committed text of everything before absolute ``sample`` (a
+        full-context decode up to a pause) and decode only what follows from now on."""
+        self._rebased += 1
+        self._text = f" {text}" if text else ""
+        seconds = sample / SAMPLE_RATE
+        # The last words, all ending at the pause: the prompt carries them, and the seam
+        # check drops a decode's repetition of them.
+        self._recent.clear()
+        self._recent.extend(Word(seconds, seconds, f" {w}") for w in text.split()[-PROMPT_WORDS:])
         self._hypothesis = []
-        self._cut(self._total)
-        return self.committed_text
+        self._decoded_until = sample
+        self._cut(sample)
+        self._shown = None
 
     def _clamp(self, end_sample: int | None) -> int:
         return self._total if end_sample is None else min(max(end_sample, 0), self._total)
@@ -245,8 +245,8 @@ class StreamingTranscriber:
         if self._tail.size > HARD_TAIL_S * SAMPLE_RATE:
             keep_from = (self._tail_start + self._tail.size) / SAMPLE_RATE - KEEP_S
             forced = list(itertools.takewhile(lambda w: w.end <= keep_from, self._hypothesis))
-            log.warning(
-                "no agreement in %.1f s of audio: committing %d words unconfirmed",
+            log.info(
+                "no agreement in %.1f s of audio: showing %d words as provisional text",
                 self._tail.size / SAMPLE_RATE,
                 len(forced),
             )

@@ -1,7 +1,10 @@
 """The warm Whisper worker: one model, one inference thread, loaded once and kept ready.
 
-Every decode runs on the worker's own single-thread executor, so the event loop
-never waits on inference and requests are served in arrival order. The worker
+Every decode runs on the worker's one inference thread, so the event loop never
+waits on inference. Jobs wait there by priority, then arrival: the final text a
+person is waiting for goes first, provisional text next, and a file last. A file
+is decoded one 30 s window per job, so a dictation never waits behind a whole
+file, only behind the window in progress. The worker
 unloads the model under memory pressure (or after an optional idle time) and
 reloads it on the next use; each state change is reported through ``on_state``
 on the event loop thread.
@@ -14,16 +17,19 @@ kernel's memory-stall notification (Linux PSI trigger) prompts a check.
 from __future__ import annotations
 
 import asyncio
+import heapq
 import itertools
 import logging
 import math
 import os
 import select
+import threading
 import time
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from enum import StrEnum
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from enum import IntEnum, StrEnum
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +52,18 @@ PSI_TRIGGER = b"some 100000 2000000\0"
 # runs on past the speech, repeating it in words stamped at one instant: over 184
 # streaming decodes of espeak speech, 573 such words with 0.5 s, 191 with 2 s.
 WINDOW_MARGIN_S = 2.0
+# A long decode is set up (features, VAD) a block at a time, so that no one job holds the
+# inference thread long: measured on two cores, 0.25 s for 60 s of audio, 1.6 s for 300 s.
+FILE_BLOCK_S = 60
+BLOCK_SEARCH_S = 5
+
+
+class Priority(IntEnum):
+    """Which inference job goes first; lower first, then in arrival order."""
+
+    FINAL = 0  # the final text of a dictation: a person may be waiting on Stop
+    LIVE = 1  # provisional text while speaking
+    FILE = 2  # one window of a TranscribeFile
 
 
 class ModelState(StrEnum):
@@ -72,6 +90,62 @@ def system_memory_percent() -> float:
     return psutil.virtual_memory().percent
 
 
+@dataclass(order=True)
+class _Job:
+    priority: Priority
+    seq: int
+    fn: Callable[[], Any] = field(compare=False)
+    future: Future[Any] = field(compare=False)
+
+
+class InferenceThread:
+    """One thread running jobs by priority, then in order of arrival."""
+
+    def __init__(self, name: str = "whisper") -> None:
+        self._jobs: list[_Job] = []
+        self._seq = itertools.count()
+        self._ready = threading.Condition()
+        self._closed = False
+        self._thread = threading.Thread(target=self._serve, name=name)
+        self._thread.start()
+
+    def submit(self, priority: Priority, fn: Callable[[], Any]) -> asyncio.Future[Any]:
+        """Queue ``fn``; its result or exception arrives in the returned awaitable.
+
+        Cancelling the awaitable before the job starts drops the job."""
+        future: Future[Any] = Future()
+        with self._ready:
+            if self._closed:
+                raise RuntimeError("the inference thread is closed")
+            heapq.heappush(self._jobs, _Job(priority, next(self._seq), fn, future))
+            self._ready.notify()
+        return asyncio.wrap_future(future)
+
+    def _serve(self) -> None:
+        while True:
+            with self._ready:
+                while not self._jobs and not self._closed:
+                    self._ready.wait()
+                if not self._jobs:
+                    return
+                job = heapq.heappop(self._jobs)
+            if not job.future.set_running_or_notify_cancel():
+                continue  # its caller gave up waiting before it started
+            try:
+                job.future.set_result(job.fn())
+            except BaseException as exc:
+                job.future.set_exception(exc)
+
+    def close(self) -> None:
+        """Drop queued jobs and let the thread end after the one it is running."""
+        with self._ready:
+            self._closed = True
+            for job in self._jobs:
+                job.future.cancel()
+            self._jobs.clear()
+            self._ready.notify()
+
+
 class WhisperWorker:
     """Owns the Whisper model and serialises all inference on one thread."""
 
@@ -88,7 +162,7 @@ class WhisperWorker:
         self._on_state = on_state
         self._memory_percent = memory_percent
         self._clock = clock
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="whisper")
+        self._inference = InferenceThread()
         self._model: models.WindowedWhisperModel | None = None
         self._load_lock = asyncio.Lock()
         self._in_flight = 0
@@ -126,8 +200,8 @@ class WhisperWorker:
             self._set_state(ModelState.LOADING, f"loading {self.model_name}")
             started = time.perf_counter()
             try:
-                self._model = await asyncio.get_running_loop().run_in_executor(
-                    self._executor, models.load, self._spec, self._cfg.cpu_threads
+                self._model = await self._inference.submit(
+                    Priority.FINAL, lambda: models.load(self._spec, self._cfg.cpu_threads)
                 )
             except ModelError as exc:
                 self._set_state(ModelState.FAILED, str(exc))
@@ -174,28 +248,55 @@ class WhisperWorker:
         # the audio's, the half-heard edge the next update decodes anyway. Measured on the
         # accuracy test's streaming: 85% of decodes did, for 24% of the CPU and no word.
         windows = 1 if window_s is not None else None
-        segments = await self._run(lambda model: model.segments(audio, frames, windows, options))
+        segments = await self._run(
+            Priority.LIVE, lambda model: model.segments(audio, frames, windows, options)
+        )
         words = [
             Word(float(w.start), float(w.end), w.word) for seg in segments for w in seg.words or ()
         ]
         return _before_runaway(words)
+
+    async def transcribe_speech(
+        self, audio: np.ndarray, priority: Priority = Priority.FINAL
+    ) -> str:
+        """Decode complete speech the way a file is decoded: 30 s windows, as many as the
+        audio needs, long silences skipped. The final text of a dictation comes from here,
+        so that it is as accurate as one batch decode of the same audio."""
+        audio = _check_audio(audio)
+        if audio.size == 0:
+            return ""
+        pieces = []
+        async for text in self._windows(audio, priority):
+            pieces.append(text)
+        return "".join(pieces).strip()
 
     async def transcribe_file(self, path: str | Path) -> str:
         """Transcribe an audio file (any format faster-whisper's decoder reads)."""
         path = _check_file(Path(path))
         loop = asyncio.get_running_loop()
         try:
-            audio = await loop.run_in_executor(self._executor, decode_audio, str(path), SAMPLE_RATE)
+            audio = await loop.run_in_executor(None, decode_audio, str(path), SAMPLE_RATE)
         except Exception as exc:
             raise InvalidArgumentError(f"{path} is not audio the decoder can read: {exc}") from exc
         if audio.size == 0:
             raise InvalidArgumentError(f"{path} holds no audio samples")
         log.info("transcribing %s (%.1f s of audio)", path, audio.size / SAMPLE_RATE)
-        # Files may be long and hold silence: let faster-whisper's VAD skip it.
+        return await self.transcribe_speech(audio, Priority.FILE)
+
+    async def _windows(self, audio: np.ndarray, priority: Priority) -> AsyncIterator[str]:
+        """The text of each 30 s window in turn, each decoded as a job of its own, so
+        work of a higher priority runs between them."""
+        # Long silences skipped by faster-whisper's VAD, as for any file.
         options = self._options(self._cfg.initial_prompt, word_timestamps=False, vad_filter=True)
-        frames = models.window_frames(None, 0, 0)
-        segments = await self._run(lambda model: model.segments(audio, frames, None, options))
-        return "".join(seg.text for seg in segments).strip()
+        block_start = 0
+        while block_start < audio.size:
+            block_end = _block_end(audio, block_start)
+            block = audio[block_start:block_end]
+            steps = await self._run(priority, lambda model, b=block: model.windows(b, options))
+            step = partial(next, steps, None)
+            while (text := await self._run(priority, lambda _model, step=step: step())) is not None:
+                yield text
+            block_start = block_end
 
     def _options(self, initial_prompt: str, **extra: Any) -> dict[str, Any]:
         return {
@@ -207,7 +308,9 @@ class WhisperWorker:
             **extra,
         }
 
-    async def _run(self, fn: Callable[[models.WindowedWhisperModel], Any]) -> Any:
+    async def _run(
+        self, priority: Priority, fn: Callable[[models.WindowedWhisperModel], Any]
+    ) -> Any:
         """Run ``fn(model)`` on the inference thread, loading the model first if needed."""
         if self._model is None:
             await self.load()
@@ -215,7 +318,7 @@ class WhisperWorker:
         self._in_flight += 1
         self._disarm_idle_timer()
         try:
-            return await asyncio.get_running_loop().run_in_executor(self._executor, fn, model)
+            return await self._inference.submit(priority, lambda: fn(model))
         except Exception as exc:
             raise ModelError(f"Whisper decoding failed: {exc}") from exc
         finally:
@@ -274,7 +377,7 @@ class WhisperWorker:
             self._stall_watch()
             self._stall_watch = None
         self._model = None
-        self._executor.shutdown(wait=False, cancel_futures=True)
+        self._inference.close()
         if self.state != ModelState.FAILED:
             self._set_state(ModelState.UNLOADED, "worker closed")
 
@@ -323,6 +426,18 @@ def _before_runaway(words: list[Word]) -> list[Word]:
         if word.end <= word.start and after.end <= after.start:
             return words[:index]
     return words
+
+
+def _block_end(audio: np.ndarray, start: int) -> int:
+    """Where a block of a long decode that begins at ``start`` ends: FILE_BLOCK_S on, at the
+    quietest 100 ms of its last few seconds, so that no word is cut in two."""
+    end = start + FILE_BLOCK_S * SAMPLE_RATE
+    if end + BLOCK_SEARCH_S * SAMPLE_RATE >= audio.size:
+        return audio.size
+    frame = SAMPLE_RATE // 10
+    search = audio[end - BLOCK_SEARCH_S * SAMPLE_RATE : end]
+    energy = np.square(search[: search.size // frame * frame]).reshape(-1, frame).sum(axis=1)
+    return end - search.size + int(np.argmin(energy)) * frame + frame // 2
 
 
 def _token_budget(seconds: float) -> int:

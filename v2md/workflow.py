@@ -14,8 +14,11 @@ Cancel arriving then gets Busy instead of queueing behind it.
 is under way; it overlays ``idle`` instead of blocking the recorder, so a new
 dictation can start while Refine is still waiting for its provider.
 
-This module knows nothing of D-Bus: it reports to a ``Listener`` and raises
-the errors of ``errors.py``.
+Everything that belongs to one recording, from capture to final text, lives in a
+``Session`` (``session.py``); this module keeps the state machine, publishing and
+delivery. It knows nothing of D-Bus: it reports to a ``Listener`` and raises the
+errors of ``errors.py``. Its dependencies are the Protocols below, so that the
+daemon's parts and the tests' fakes are held to the same shape.
 """
 
 from __future__ import annotations
@@ -23,17 +26,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
-from typing import TYPE_CHECKING, Protocol, TypeVar
-
-import numpy as np
+from typing import TYPE_CHECKING, Protocol, TypeVar, runtime_checkable
 
 from .config import Config, validate_language
 from .errors import (
-    AudioDeviceError,
     BusyError,
     DeliveryError,
     HistoryError,
@@ -42,21 +41,11 @@ from .errors import (
     ModelError,
     V2MError,
 )
-from .recordings import save_recording
 
 if TYPE_CHECKING:
-    from .audio import AudioSource
-    from .delivery import Delivery
-    from .history import History
-    from .llm import LLMService
-    from .notifications import Notifier
-    from .streaming import StreamingTranscriber
-    from .transcriber import WhisperWorker
-    from .vad import SileroVAD
+    from .session import SessionEvents
 
 log = logging.getLogger(__name__)
-
-SAMPLE_RATE = 16_000
 
 T = TypeVar("T")
 
@@ -95,36 +84,100 @@ class _Unobserved:
     def error(self, error: V2MError) -> None: ...
 
 
+@runtime_checkable
+class Session(Protocol):
+    """One recording, from open source to final text (``session.LiveSession``)."""
+
+    device_name: str
+    speech_active: bool
+
+    @property
+    def duration_s(self) -> float: ...
+    async def start(self) -> None: ...
+    async def finish(self) -> str: ...
+    async def cancel(self) -> None: ...
+    async def keep_audio(self, reason: str) -> str: ...
+    @property
+    def settled_text(self) -> str: ...
+
+
+@runtime_checkable
+class Worker(Protocol):
+    """The Whisper worker as the workflow uses it (``transcriber.WhisperWorker``)."""
+
+    model_name: str
+    language: str
+
+    async def transcribe_file(self, path: str) -> str: ...
+
+
+@runtime_checkable
+class TextService(Protocol):
+    """Refine and Translate (``llm.LLMService``)."""
+
+    async def refine(self, text: str) -> str: ...
+    async def translate(self, text: str, target_language: str) -> str: ...
+
+
+@runtime_checkable
+class Archive(Protocol):
+    """Where final texts are kept (``history.History``)."""
+
+    def add(self, text: str, *, duration_s: float, model: str, language: str) -> int: ...
+    def set_refined(self, entry: int, refined: str) -> None: ...
+
+
+@runtime_checkable
+class Deliverer(Protocol):
+    """Puts text into the focused app (``delivery.Delivery``)."""
+
+    async def deliver(self, text: str) -> None: ...
+
+
+@runtime_checkable
+class Notices(Protocol):
+    """Desktop notifications (``notifications.Notifier``)."""
+
+    async def notify(self, summary: str, body: str) -> None: ...
+    async def alert(self, summary: str, body: str) -> None: ...
+
+
 @dataclass
 class Features:
     """The parts the workflow drives; built by the daemon, replaced by fakes in unit tests."""
 
-    worker: WhisperWorker
-    open_source: Callable[[], AudioSource]
-    make_stream: Callable[[], StreamingTranscriber]
-    make_vad: Callable[[], SileroVAD] | None = None
-    llm: LLMService | None = None
-    history: History | None = None
-    delivery: Delivery | None = None
-    notifier: Notifier | None = None
+    worker: Worker
+    open_session: Callable[[SessionEvents], Session]
+    llm: TextService | None = None
+    history: Archive | None = None
+    delivery: Deliverer | None = None
+    notifier: Notices | None = None
 
 
-@dataclass(eq=False)
-class _Recording:
-    """Everything that belongs to one recording, dropped as a whole when it ends."""
+class _SessionEvents:
+    """Forwards what one session reports, for as long as it is the current one."""
 
-    source: AudioSource
-    stream: StreamingTranscriber
-    vad: SileroVAD | None
-    started: float = field(default_factory=time.monotonic)
-    samples: int = 0
-    pump: asyncio.Task[None] | None = None
-    update: asyncio.Task[None] | None = None
-    last_update: float = 0.0
-    overruns_reported: int = 0
-    speech_active: bool = False
-    decoded_pause: int | None = None  # the speech pause the latest update was started for
-    ending: bool = False
+    def __init__(self, workflow: RecordingWorkflow) -> None:
+        self._wf = workflow
+        self.session: Session | None = None
+
+    def _current(self) -> bool:
+        return self.session is not None and self._wf._session is self.session
+
+    def speech_active_changed(self, active: bool) -> None:
+        if self._current():
+            self._wf._listener.speech_active_changed(active)
+
+    def provisional_text(self, text: str) -> None:
+        if self._current() and self._wf._phase is State.RECORDING:
+            self._wf._listener.transcription_updated(text, False)
+
+    def error(self, error: V2MError) -> None:
+        self._wf._report(error)
+
+    def ended(self, reason: str) -> None:
+        if self.session is not None:
+            self._wf._spawn(self._wf._end_on_its_own(self.session, reason))
 
 
 class RecordingWorkflow:
@@ -138,7 +191,7 @@ class RecordingWorkflow:
         self._phase = State.IDLE
         self._announced = State.IDLE
         self._llm_requests = 0
-        self._rec: _Recording | None = None
+        self._session: Session | None = None
         self._background: set[asyncio.Task[None]] = set()
         self.last_text = ""
 
@@ -156,7 +209,7 @@ class RecordingWorkflow:
 
     @property
     def speech_active(self) -> bool:
-        return bool(self._rec and self._rec.speech_active)
+        return bool(self._session and self._session.speech_active)
 
     def _set_phase(self, phase: State) -> None:
         if phase is self._phase:
@@ -197,12 +250,13 @@ class RecordingWorkflow:
     async def cancel(self) -> None:
         self._refuse_while_transcribing("Cancel")
         async with self._lock:
-            rec = self._rec
-            if self._phase is not State.RECORDING or rec is None:
+            session = self._session
+            if self._phase is not State.RECORDING or session is None:
                 raise InvalidStateError("not recording: nothing to cancel")
-            await self._close_recording(rec)
+            self._session = None
+            await session.cancel()
             self._set_phase(State.IDLE)
-            log.info("recording cancelled after %.1f s", rec.samples / SAMPLE_RATE)
+            log.info("recording cancelled after %.1f s", session.duration_s)
 
     def _refuse_while_transcribing(self, what: str) -> None:
         if self._phase is State.TRANSCRIBING:
@@ -211,194 +265,73 @@ class RecordingWorkflow:
     async def _start_locked(self) -> None:
         if self._phase is not State.IDLE:
             raise InvalidStateError(f"cannot start while {self._phase}")
-        source = self._f.open_source()
-        try:
-            await asyncio.get_running_loop().run_in_executor(None, source.start)
-        except AudioDeviceError:
-            source.close()
-            raise
-        rec = _Recording(
-            source=source,
-            stream=self._f.make_stream(),
-            vad=self._f.make_vad() if self._f.make_vad else None,
-        )
-        self._rec = rec
-        rec.pump = asyncio.create_task(self._pump(rec), name="v2m-pump")
+        events = _SessionEvents(self)
+        session = events.session = self._f.open_session(events)
+        await session.start()
+        self._session = session
         self._set_phase(State.RECORDING)
-        log.info("recording from %s", source.device_name)
-        self._notify("Dictation", f"Listening ({source.device_name})…")
+        log.info("recording from %s", session.device_name)
+        self._notify("Dictation", f"Listening ({session.device_name})…")
 
-    async def _pump(self, rec: _Recording) -> None:
-        """Move audio from the source into VAD and the streaming transcriber until it ends."""
-        try:
-            while (chunk := await rec.source.read()).size:
-                self._feed(rec, chunk)
-        except Exception as exc:  # a broken source must end the recording, not the daemon
-            log.exception("audio source failed")
-            self._report(AudioDeviceError(f"{rec.source.device_name}: {exc}"))
-        else:
-            if rec.source.error is not None:
-                self._report(rec.source.error)
-        if not rec.ending:
-            # The source ended on its own (file finished, device gone): finish like a Stop,
-            # keeping everything captured so far.
-            self._spawn(self._end_on_its_own(rec, "end of input"))
-
-    def _feed(self, rec: _Recording, chunk: np.ndarray) -> None:
-        rec.samples += chunk.size
-        rec.stream.append(chunk)
-        self._report_overruns(rec)
-        heard, paused_at = rec.vad is None, None
-        if rec.vad is not None:
-            rec.vad.process(chunk)
-            if rec.vad.speech_active != rec.speech_active:
-                rec.speech_active = rec.vad.speech_active
-                self._listener.speech_active_changed(rec.speech_active)
-            limit = self._cfg.vad.auto_stop_silence_ms
-            if limit and not rec.ending and rec.vad.silence_after_speech_ms >= limit:
-                rec.ending = True
-                self._spawn(self._end_on_its_own(rec, f"{limit} ms of silence"))
-            # Whisper invents words from silence, so nothing is decoded before speech was heard.
-            heard_to = rec.vad.speech_bounds(padded=False)
-            heard = heard_to is not None
-            if heard and heard_to[1] < rec.vad.samples_seen:
-                paused_at = heard_to[1]  # speech has paused, perhaps ended, here
-        # Speech that pauses is decoded as soon as the worker is free, before the VAD even
-        # calls it ended: a Stop that follows then finds it decoded.
-        new_pause = paused_at is not None and paused_at != rec.decoded_pause
-        interval = self._cfg.whisper.update_interval_ms / 1000
-        due = new_pause or time.monotonic() - rec.last_update >= interval
-        if heard and due and (rec.update is None or rec.update.done()):
-            rec.decoded_pause = paused_at
-            rec.update = asyncio.create_task(self._provisional(rec), name="v2m-update")
-
-    def _report_overruns(self, rec: _Recording) -> None:
-        dropped = rec.source.overruns - rec.overruns_reported
-        if dropped > 0:
-            rec.overruns_reported += dropped
-            message = (
-                f"{rec.source.device_name}: dropped {dropped} samples "
-                f"({dropped / SAMPLE_RATE:.2f} s) because the reader fell behind"
-            )
-            log.warning(message)
-            self._report(AudioDeviceError(message))
-
-    async def _provisional(self, rec: _Recording) -> None:
-        # Up to where the VAD last heard speech: trailing silence is not worth decoding.
-        bounds = rec.vad.speech_bounds() if rec.vad is not None else None
-        try:
-            text = await rec.stream.update(bounds[1] if bounds else None)
-        except V2MError as exc:
-            log.warning("provisional decode failed: %s", exc)
-            return
-        finally:
-            # The interval counts from the end of a decode: on a slow CPU, updates leave
-            # room for capture, VAD and the final decode instead of running back to back.
-            rec.last_update = time.monotonic()
-        if text is not None and self._rec is rec and self._phase is State.RECORDING:
-            self._listener.transcription_updated(text, False)
-
-    async def _end_on_its_own(self, rec: _Recording, reason: str) -> None:
+    async def _end_on_its_own(self, session: Session, reason: str) -> None:
         async with self._lock:
-            if self._rec is not rec or self._phase is not State.RECORDING:
+            if self._session is not session or self._phase is not State.RECORDING:
                 return  # a Stop or Cancel got there first
             log.info("recording ends: %s", reason)
             with contextlib.suppress(V2MError):  # already reported through the listener
                 await self._finish_locked()
 
     async def _finish_locked(self) -> str:
-        rec = self._rec
-        assert rec is not None and self._phase is State.RECORDING
+        session = self._session
+        assert session is not None and self._phase is State.RECORDING
         self._set_phase(State.TRANSCRIBING)
-        rec.ending = True
         try:
-            stopped = time.perf_counter()
-            rec.source.stop()
-            if rec.pump is not None:
-                await rec.pump  # drains what the ring still holds
-            drained = time.perf_counter()
-            if rec.update is not None:
-                await rec.update  # the worker is serial; let the last update land first
-            updated = time.perf_counter()
-            text = await self._final_text(rec)
-            log.debug(
-                "stop: %.0f ms draining, %.0f ms for the update in flight, %.0f ms for the rest",
-                1000 * (drained - stopped),
-                1000 * (updated - drained),
-                1000 * (time.perf_counter() - updated),
-            )
+            text = (await session.finish()).strip()
         except Exception as exc:
-            kept = await self._keep_audio(rec, f"transcription failed: {exc}")
+            kept = await self._rescue(session, f"transcription failed: {exc}")
             kind = type(exc) if isinstance(exc, V2MError) else ModelError
             error = kind(f"transcription failed ({exc}); {kept}")
             self._report(error)
             raise error from exc
         finally:
-            await self._close_recording(rec)
+            self._session = None
             self._set_phase(State.IDLE)
-        duration = rec.samples / SAMPLE_RATE
-        await self._publish_final(text, duration)
+        await self._publish_final(text, session.duration_s)
         return text
 
-    async def _final_text(self, rec: _Recording) -> str:
-        end = None
-        if rec.vad is not None:
-            bounds = rec.vad.speech_bounds()
-            if bounds is None:
-                log.info("no speech in %.1f s of audio", rec.samples / SAMPLE_RATE)
-                return ""
-            # A last decode that reached the speech end heard it all: the padding after
-            # it is silence, not worth a decode of its own at stop.
-            speech_end = rec.vad.speech_bounds(padded=False)[1]
-            end = max(speech_end, min(bounds[1], rec.stream.decoded_until))
-        return (await rec.stream.finish(end)).strip()
-
-    async def _keep_audio(self, rec: _Recording, reason: str) -> str:
-        """Save the recording's audio; return a sentence saying where it went."""
-        loop = asyncio.get_running_loop()
-        try:
-            path = await loop.run_in_executor(
-                None, save_recording, rec.stream.audio, SAMPLE_RATE, reason
-            )
-        except OSError as exc:
-            log.error("could not keep the audio (%s): %s", reason, exc)
-            return f"the audio could not be kept: {exc}"
-        return f"the audio is kept in {path}"
-
-    async def _close_recording(self, rec: _Recording) -> None:
-        rec.ending = True
-        rec.source.stop()
-        for task in (rec.pump, rec.update):
-            if task is not None and not task.done():
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-        rec.source.close()
-        if rec.speech_active:
-            rec.speech_active = False
-            self._listener.speech_active_changed(False)
-        self._rec = None
+    async def _rescue(self, session: Session, reason: str) -> str:
+        """A recording that gets no final text: keep its audio as a WAV and the text of what
+        was already final in the history; return a sentence saying where they went."""
+        kept = await session.keep_audio(reason)
+        await session.cancel()
+        if await self._store(session.settled_text, session.duration_s) is not None:
+            kept += "; the text before it is in the history"
+        return kept
 
     # ---- after the final text --------------------------------------------------------------
 
     async def _publish_final(self, text: str, duration: float) -> None:
         """Store, announce, then deliver in the background: the history write comes first."""
-        entry = None
-        if self._f.history is not None and text:
-            entry = await self._remember(
-                lambda: self._f.history.add(
-                    text,
-                    duration_s=duration,
-                    model=self._f.worker.model_name,
-                    language=self._f.worker.language,
-                )
-            )
+        entry = await self._store(text, duration)
         self.last_text = text
         self._listener.last_text_changed(text)
         self._listener.transcription_updated(text, True)
         log.info("final text: %d characters from %.1f s of audio", len(text), duration)
         if text:
             self._spawn(self._deliver(text, entry))
+
+    async def _store(self, text: str, duration: float) -> int | None:
+        """Add a final text to the history; its entry, or None if there is none."""
+        if self._f.history is None or not text:
+            return None
+        return await self._remember(
+            lambda: self._f.history.add(
+                text,
+                duration_s=duration,
+                model=self._f.worker.model_name,
+                language=self._f.worker.language,
+            )
+        )
 
     async def _remember(self, write: Callable[[], T]) -> T | None:
         """Run a history write off the loop. A failure is reported, not raised: the text
@@ -442,7 +375,7 @@ class RecordingWorkflow:
     async def translate(self, text: str, target_language: str) -> str:
         return await self._llm(self._require_llm().translate(text, target_language))
 
-    def _require_llm(self) -> LLMService:
+    def _require_llm(self) -> TextService:
         if self._f.llm is None:
             raise InvalidStateError("LLM post-processing is not available in this daemon")
         return self._f.llm
@@ -489,15 +422,10 @@ class RecordingWorkflow:
 
     async def shutdown(self) -> None:
         """Stop cleanly: a recording in progress is kept as a WAV, never thrown away."""
-        rec = self._rec
-        if rec is not None and self._phase is State.RECORDING:
-            rec.ending = True
-            rec.source.stop()
-            if rec.pump is not None:
-                with contextlib.suppress(Exception):
-                    await rec.pump
-            log.warning("stopped while recording: %s", await self._keep_audio(rec, "shutdown"))
-            await self._close_recording(rec)
+        session = self._session
+        if session is not None and self._phase is State.RECORDING:
+            self._session = None
+            log.warning("stopped while recording: %s", await self._rescue(session, "shutdown"))
         for task in list(self._background):
             with contextlib.suppress(Exception, asyncio.CancelledError):
                 await asyncio.wait_for(task, timeout=5)

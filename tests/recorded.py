@@ -1,0 +1,157 @@
+"""Recorded human speech with transcripts, for tests and benchmarks.
+
+espeak-ng voices are too clean to show what real voices do to streaming
+(clipped first words, half-heard hyphenated words). Two public sources of
+recorded speech, neither downloaded at test time:
+
+* an audiobook reader (LibriVox, "Sense and Sensibility", five consecutive
+  sentences, 25 s) and a second speaker reading playing cards, both from
+  the test data of PocketSphinx's source distribution on PyPI, fetched
+  once by ``.ci/setup`` (``python3 tests/recorded.py``) into a cache;
+* Asterisk's telephone prompts (Debian's ``asterisk-core-sounds-en-wav``,
+  one speaker, 8 kHz), joined with pauses as a person dictating would.
+
+Every function returns 16 kHz mono float32 and the reference text.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tarfile
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+
+SAMPLE_RATE = 16_000
+
+POCKETSPHINX_SDIST = (
+    "https://files.pythonhosted.org/packages/61/e7/"
+    "13e0e787ff467218de880310d79cba14424f13b87171ac44af0bde1e428c/pocketsphinx-5.1.1.tar.gz"
+)
+POCKETSPHINX_SHA256 = "675778b309a22dfc9b7d37f7621976bba491d2a5f8c59696bd77fd6d07271355"
+_WANTED = re.compile(
+    r"^pocketsphinx-5\.1\.1/test/data/(librivox|cards)/[^/]*(\.wav|transcription)$"
+)
+_TRANSCRIPT_LINE = re.compile(r"<s>(.*)</s>\s*\((.+)\)")
+
+ASTERISK_DIR = Path("/usr/share/asterisk/sounds/en")
+ASTERISK_TEXT = Path("/usr/share/doc/asterisk-core-sounds-en/core-sounds-en.txt.gz")
+# Prompts whole sentences long, without digits or sounds in brackets, in a fixed order.
+PROMPTS = (
+    "vm-intro",
+    "agent-alreadyon",
+    "cannot-complete-as-dialed",
+    "check-number-dial-again",
+    "vm-nobodyavail",
+    "privacy-unident",
+    "queue-thankyou",
+    "conf-onlyperson",
+    "vm-savemessage",
+    "pbx-invalidpark",
+    "vm-incorrect",
+    "conf-getpin",
+    "vm-tocancel",
+    "all-circuits-busy-now",
+)
+PROMPT_PAUSE_S = 0.8
+
+
+def cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "v2m-test-speech"
+
+
+def fetch() -> Path:
+    """Unpack PocketSphinx's recordings into the cache, downloading its sdist if needed."""
+    target = cache_dir() / "pocketsphinx"
+    if (target / "librivox" / "transcription").is_file():
+        return target
+    with urllib.request.urlopen(POCKETSPHINX_SDIST, timeout=120) as response:
+        data = response.read()
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != POCKETSPHINX_SHA256:
+        raise RuntimeError(f"{POCKETSPHINX_SDIST}: sha256 {digest}, expected {POCKETSPHINX_SHA256}")
+    partial = target.with_suffix(".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    with tarfile.open(fileobj=io.BytesIO(data)) as archive:
+        for member in archive.getmembers():
+            if member.isfile() and _WANTED.match(member.name):
+                out = partial / Path(member.name).parent.name / Path(member.name).name
+                out.parent.mkdir(parents=True, exist_ok=True)
+                out.write_bytes(archive.extractfile(member).read())
+    partial.rename(target)
+    return target
+
+
+def load(path: Path) -> np.ndarray:
+    """Any audio file sox reads, as 16 kHz mono float32 (no dither: runs repeat exactly)."""
+    pcm = subprocess.run(
+        [
+            "sox",
+            "-D",
+            str(path),
+            "-t",
+            "raw",
+            "-r",
+            str(SAMPLE_RATE),
+            "-c",
+            "1",
+            "-b",
+            "16",
+            "-e",
+            "signed-integer",
+            "-",
+        ],
+        check=True,
+        capture_output=True,
+    ).stdout
+    return np.frombuffer(pcm, dtype="<i2").astype(np.float32) / 32768.0
+
+
+def _pocketsphinx(folder: str) -> tuple[np.ndarray, str]:
+    root = fetch() / folder
+    audio, said = [], []
+    (listing,) = root.glob("*transcription")
+    for line in listing.read_text().splitlines():
+        if match := _TRANSCRIPT_LINE.search(line):
+            text, name = match.groups()
+            audio.append(load(root / f"{name.strip()}.wav"))
+            said.append(text.strip())
+    return np.concatenate(audio), " ".join(said)
+
+
+def audiobook() -> tuple[np.ndarray, str]:
+    """A LibriVox reader, five consecutive sentences with the pauses as read (25 s)."""
+    return _pocketsphinx("librivox")
+
+
+def cards() -> tuple[np.ndarray, str]:
+    """A second speaker naming playing cards, five recordings (15 s)."""
+    return _pocketsphinx("cards")
+
+
+def telephone_prompts() -> tuple[np.ndarray, str]:
+    """Asterisk's prompts (one speaker, telephone band) with pauses between them (~50 s)."""
+    if not ASTERISK_TEXT.is_file():
+        raise RuntimeError("apt-get install asterisk-core-sounds-en-wav asterisk-core-sounds-en")
+    texts = {}
+    for line in gzip.open(ASTERISK_TEXT, "rt", encoding="utf-8", errors="replace"):
+        name, sep, text = line.partition(":")
+        if sep and not line.startswith(";"):
+            texts[name.strip()] = text.strip()
+    pause = np.zeros(round(PROMPT_PAUSE_S * SAMPLE_RATE), np.float32)
+    audio = [part for name in PROMPTS for part in (load(ASTERISK_DIR / f"{name}.wav"), pause)]
+    said = " ".join(texts[name] for name in PROMPTS)
+    return np.concatenate(audio), re.sub(r"\([^)]*\)|\[[^]]*\]", " ", said)  # "(tone plays)"
+
+
+if __name__ == "__main__":
+    print(f"recorded speech in {fetch()}", file=sys.stderr)

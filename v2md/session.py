@@ -1,0 +1,341 @@
+"""One live dictation: capture, voice activity, provisional text and the final pass.
+
+A ``LiveSession`` owns everything that belongs to one recording, from the open
+audio source to the final text, and reports what happens to a ``SessionEvents``
+listener (the workflow). The recording is the source of truth: every sample is
+kept by the final pass until final text covers it.
+
+The pump moves audio from the source in slices of at most SLICE_S and runs the
+VAD on a thread of its own, awaiting it: whatever rate a source delivers at, the
+event loop keeps answering calls and signals between slices.
+
+At each pause the VAD finds, the final pass decodes the speech so far in the
+background; live text comes from the streaming transcriber every update interval
+while speech goes on. A Stop after a pause therefore finds its text decoded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Protocol
+
+import numpy as np
+
+from .config import Config
+from .errors import AudioDeviceError, ModelError, V2MError
+from .finalpass import FinalPass
+from .recordings import save_recording
+from .transcriber import SAMPLE_RATE
+
+log = logging.getLogger(__name__)
+
+SLICE_S = 0.5  # the most audio one step of the pump takes: bounds work between yields
+OVERRUN_REPORT_S = 1.0  # dropped samples are reported at most this often
+
+
+class AudioSource(Protocol):
+    """One capture session (see ``audio.py``)."""
+
+    device_name: str
+
+    def start(self) -> None: ...
+    async def read(self) -> np.ndarray: ...
+    def stop(self) -> None: ...
+    def close(self) -> None: ...
+    @property
+    def error(self) -> AudioDeviceError | None: ...
+    @property
+    def overruns(self) -> int: ...
+
+
+class VoiceDetector(Protocol):
+    """Streaming voice activity (see ``vad.py``)."""
+
+    speech_active: bool
+
+    @property
+    def samples_seen(self) -> int: ...
+    @property
+    def silence_after_speech_ms(self) -> float: ...
+    def process(self, samples: np.ndarray) -> None: ...
+    def speech_bounds(self, *, padded: bool = True) -> tuple[int, int] | None: ...
+
+
+class Provisional(Protocol):
+    """Live text while speaking (see ``streaming.py``)."""
+
+    def append(self, samples: np.ndarray) -> None: ...
+    async def update(self, end_sample: int | None = None) -> str | None: ...
+    def rebase(self, sample: int, text: str) -> None: ...
+
+
+class SessionEvents(Protocol):
+    """What a session reports; the workflow turns these into state, signals and text."""
+
+    def speech_active_changed(self, active: bool) -> None: ...
+    def provisional_text(self, text: str) -> None: ...
+    def error(self, error: V2MError) -> None: ...
+    def ended(self, reason: str) -> None: ...
+
+
+class LiveSession:
+    """One recording from ``start`` to ``finish`` (final text) or ``cancel``."""
+
+    def __init__(
+        self,
+        cfg: Config,
+        source: AudioSource,
+        stream: Provisional,
+        final: FinalPass,
+        vad: VoiceDetector | None,
+        events: SessionEvents,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._cfg = cfg
+        self.source = source
+        self._stream = stream
+        self._final = final
+        self._vad = vad
+        self._events = events
+        self._clock = clock
+        self._vad_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="v2m-vad")
+        self._capacity = cfg.audio.capacity_s * SAMPLE_RATE
+        self.samples = 0
+        self.speech_active = False
+        self._pump: asyncio.Task[None] | None = None
+        self._update: asyncio.Task[None] | None = None
+        self._decode: asyncio.Task[None] | None = None
+        self._last_update = 0.0
+        self._overruns_reported = 0
+        self._overrun_reported_at = -OVERRUN_REPORT_S
+        self._ending = False
+        self._spills: set[asyncio.Task[None]] = set()  # audio being written out as WAV
+
+    @property
+    def device_name(self) -> str:
+        return self.source.device_name
+
+    @property
+    def duration_s(self) -> float:
+        return self.samples / SAMPLE_RATE
+
+    async def start(self) -> None:
+        """Open the source (off the loop: devices can be slow) and start pumping."""
+        try:
+            await asyncio.get_running_loop().run_in_executor(None, self.source.start)
+        except Exception:
+            self._close()
+            raise
+        self._pump = asyncio.create_task(self._run_pump(), name="v2m-pump")
+
+    async def finish(self) -> str:
+        """Stop capturing and return the final text of everything captured."""
+        stopped = time.perf_counter()
+        await self._drain()
+        drained = time.perf_counter()
+        # The final text does not need provisional text any more; a decode already running
+        # finishes on the inference thread, but nothing waits for it.
+        await _cancelled(self._update)
+        if self._decode is not None:
+            await self._decode  # a full-context decode in flight: its text is reused
+        waited = time.perf_counter()
+        end = self.samples
+        if self._vad is not None:
+            bounds = self._vad.speech_bounds()
+            if bounds is None:
+                log.info("no speech in %.1f s of audio", self.duration_s)
+                self._close()
+                return ""
+            end = bounds[1]
+        text = await self._final.finish(end)
+        log.debug(
+            "stop: %.0f ms draining, %.0f ms for the decode in flight, %.0f ms for the rest",
+            1000 * (drained - stopped),
+            1000 * (waited - drained),
+            1000 * (time.perf_counter() - waited),
+        )
+        self._close()
+        return text
+
+    async def cancel(self) -> None:
+        """Stop capturing and forget everything."""
+        self._ending = True
+        self.source.stop()
+        for task in (self._pump, self._update, self._decode):
+            await _cancelled(task)
+        self._close()
+
+    @property
+    def settled_text(self) -> str:
+        """Final text of the audio already let go of (what ``keep_audio`` does not hold)."""
+        return self._final.settled_text
+
+    async def keep_audio(self, reason: str) -> str:
+        """Save all captured audio no final text covers; return a sentence saying where."""
+        if self._pump is not None and not self._pump.done():
+            await self._drain()
+        return await _keep(self._final.unfinished_audio, reason)
+
+    async def _drain(self) -> None:
+        self._ending = True
+        self.source.stop()
+        if self._pump is not None:
+            await self._pump  # takes in what the source still holds
+
+    def _close(self) -> None:
+        self._ending = True
+        self.source.close()
+        self._vad_thread.shutdown(wait=False, cancel_futures=True)
+        if self.speech_active:
+            self.speech_active = False
+            self._events.speech_active_changed(False)
+
+    # ---- the pump -------------------------------------------------------------------------
+
+    async def _run_pump(self) -> None:
+        try:
+            while (chunk := await self.source.read()).size:
+                step = round(SLICE_S * SAMPLE_RATE)
+                for offset in range(0, chunk.size, step):
+                    await self._feed(chunk[offset : offset + step])
+        except Exception as exc:  # a broken source must end the recording, not the daemon
+            log.exception("audio source failed")
+            self._events.error(AudioDeviceError(f"{self.device_name}: {exc}"))
+        else:
+            if self.source.error is not None:
+                self._events.error(self.source.error)
+        self._report_overruns(final=True)
+        if not self._ending:
+            # The source ended on its own (file finished, device gone): finish like a Stop.
+            self._ending = True
+            self._events.ended("end of input")
+
+    async def _feed(self, chunk: np.ndarray) -> None:
+        self.samples += chunk.size
+        self._stream.append(chunk)
+        self._final.append(chunk)
+        self._report_overruns()
+        if self._vad is None:
+            await asyncio.sleep(0)  # yield between slices whatever the source's rate
+            self._maybe_update(self.samples)
+            self._bound_memory()
+            return
+        # Silero costs ~1 ms per 32 ms of audio: off the loop, so a fast source cannot starve it.
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._vad_thread, self._vad.process, chunk)
+        vad = self._vad
+        if vad.speech_active != self.speech_active:
+            self.speech_active = vad.speech_active
+            self._events.speech_active_changed(self.speech_active)
+        limit = self._cfg.vad.auto_stop_silence_ms
+        if limit and not self._ending and vad.silence_after_speech_ms >= limit:
+            self._ending = True
+            self._events.ended(f"{limit} ms of silence")
+        bounds = vad.speech_bounds()
+        if bounds is None or vad.speech_active:
+            if bounds is not None:
+                self._maybe_update(bounds[1])
+            elif self._decode is None:
+                self._final.drop_silence(self.samples)  # nothing said yet
+        elif bounds[1] > self._final.decoded_until:
+            self._decode_to(bounds[1])  # a pause: decode all of it with full context
+        elif self._decode is None:
+            self._final.drop_silence(self.samples)
+        self._bound_memory()
+
+    def _maybe_update(self, end: int) -> None:
+        """Provisional text every update interval while speech goes on."""
+        interval = self._cfg.whisper.update_interval_ms / 1000
+        due = self._clock() - self._last_update >= interval
+        if due and (self._update is None or self._update.done()):
+            self._update = asyncio.create_task(self._provisional(end), name="v2m-update")
+
+    async def _provisional(self, end: int) -> None:
+        try:
+            text = await self._stream.update(end)
+        except V2MError as exc:
+            log.warning("provisional decode failed: %s", exc)
+            return
+        finally:
+            # The interval counts from the end of a decode: on a slow CPU, updates leave
+            # room for capture, VAD and the final pass instead of running back to back.
+            self._last_update = self._clock()
+        if text is not None and not self._ending:
+            self._events.provisional_text(text)
+
+    def _decode_to(self, end: int) -> None:
+        if self._decode is None:
+            self._decode = asyncio.create_task(self._full_context(end), name="v2m-final-pass")
+
+    async def _full_context(self, end: int) -> None:
+        try:
+            await self._final.decode_to(end)
+        except V2MError as exc:
+            # Stop decodes again; if that fails too, the audio is kept then.
+            log.warning("full-context decode failed: %s", exc)
+            return
+        finally:
+            self._decode = None
+        self._stream.rebase(self._final.decoded_until, self._final.text)
+        if not self._ending and self._final.text:
+            self._events.provisional_text(self._final.text)
+
+    # ---- bounds ---------------------------------------------------------------------------
+
+    def _bound_memory(self) -> None:
+        """Past ``[audio] capacity_s`` of audio without final text (a worker that cannot
+        keep up), keep the oldest as a WAV and say so: memory stays bounded, nothing lost."""
+        if self._final.kept_samples <= self._capacity:
+            return
+        spilled = self._final.spill(self._capacity - 60 * SAMPLE_RATE)
+        if spilled.size:
+            task = asyncio.create_task(self._report_spill(spilled), name="v2m-spill")
+            self._spills.add(task)
+            task.add_done_callback(self._spills.discard)
+
+    async def _report_spill(self, audio: np.ndarray) -> None:
+        kept = await _keep(audio, "not transcribed in time")
+        self._events.error(
+            ModelError(
+                f"{audio.size / SAMPLE_RATE:.0f} s of audio could not be transcribed within "
+                f"[audio] capacity_s = {self._cfg.audio.capacity_s}; {kept}"
+            )
+        )
+
+    def _report_overruns(self, *, final: bool = False) -> None:
+        """Samples the source dropped, at most once per OVERRUN_REPORT_S (and at the end)."""
+        dropped = self.source.overruns - self._overruns_reported
+        now = self._clock()
+        if dropped <= 0 or (not final and now - self._overrun_reported_at < OVERRUN_REPORT_S):
+            return
+        self._overruns_reported += dropped
+        self._overrun_reported_at = now
+        message = (
+            f"{self.device_name}: dropped {dropped} samples "
+            f"({dropped / SAMPLE_RATE:.2f} s) because the reader fell behind"
+        )
+        log.warning(message)
+        self._events.error(AudioDeviceError(message))
+
+
+async def _cancelled(task: asyncio.Task[None] | None) -> None:
+    if task is not None and not task.done():
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def _keep(audio: np.ndarray, reason: str) -> str:
+    loop = asyncio.get_running_loop()
+    try:
+        path = await loop.run_in_executor(None, save_recording, audio, SAMPLE_RATE, reason)
+    except OSError as exc:
+        log.error("could not keep the audio (%s): %s", reason, exc)
+        return f"the audio could not be kept: {exc}"
+    return f"the audio is kept in {path}"
