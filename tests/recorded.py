@@ -143,10 +143,11 @@ def telephone_prompts() -> tuple[np.ndarray, str]:
     if not ASTERISK_TEXT.is_file():
         raise RuntimeError("apt-get install asterisk-core-sounds-en-wav asterisk-core-sounds-en")
     texts = {}
-    for line in gzip.open(ASTERISK_TEXT, "rt", encoding="utf-8", errors="replace"):
-        name, sep, text = line.partition(":")
-        if sep and not line.startswith(";"):
-            texts[name.strip()] = text.strip()
+    with gzip.open(ASTERISK_TEXT, "rt", encoding="utf-8", errors="replace") as listing:
+        for line in listing:
+            name, sep, text = line.partition(":")
+            if sep and not line.startswith(";"):
+                texts[name.strip()] = text.strip()
     pause = np.zeros(round(PROMPT_PAUSE_S * SAMPLE_RATE), np.float32)
     audio = [part for name in PROMPTS for part in (load(ASTERISK_DIR / f"{name}.wav"), pause)]
     said = " ".join(texts[name] for name in PROMPTS)

@@ -7,6 +7,7 @@ import wave
 
 import numpy as np
 import pytest
+from fakes import FakeSource, FakeVAD
 
 from v2md.config import Config
 from v2md.errors import (
@@ -19,88 +20,43 @@ from v2md.errors import (
     LLMError,
     ModelError,
 )
+from v2md.finalpass import FinalPass
+from v2md.session import LiveSession
 from v2md.workflow import Features, RecordingWorkflow, State
 
 
-class FakeSource:
-    """Yields ``chunks`` then waits for stop(); ``end_after`` ends it on its own."""
-
-    device_name = "fake"
-
-    def __init__(self, chunks=(), *, end_on_its_own=False, error=None, overruns=0):
-        self._queue: asyncio.Queue[np.ndarray] = asyncio.Queue()
-        for chunk in chunks:
-            self._queue.put_nowait(chunk)
-        if end_on_its_own:
-            self._queue.put_nowait(np.zeros(0, np.float32))
-        self.error = error
-        self.overruns = overruns
-        self.level = (0.0, 0.0)
-        self.closed = False
-
-    def start(self):
-        pass
-
-    async def read(self):
-        return await self._queue.get()
-
-    def stop(self):
-        self._queue.put_nowait(np.zeros(0, np.float32))
-
-    def close(self):
-        self.closed = True
-
-
 class FakeStream:
-    def __init__(self, final="hello world", fail=None, gate=None):
-        self.parts: list[np.ndarray] = []
+    """Provisional text: says how many samples it has heard."""
+
+    def __init__(self):
+        self.heard = 0
         self.updates: list[int | None] = []  # end_sample of each update
-        self.final, self.fail, self.gate = final, fail, gate
 
     def append(self, samples):
-        self.parts.append(samples)
-
-    decoded_until = 0
+        self.heard += samples.size
 
     async def update(self, end_sample=None):
         self.updates.append(end_sample)
-        return f"{sum(p.size for p in self.parts)} samples"
+        return f"{self.heard} samples"
 
-    async def finish(self, end_sample=None):
+    def rebase(self, sample, text):
+        pass
+
+
+class FakeDecoder:
+    """The worker's full-context decode: ``final`` for any audio, after ``gate`` if given."""
+
+    def __init__(self, final="hello world", fail=None, gate=None):
+        self.final, self.fail, self.gate = final, fail, gate
+        self.decoded: list[int] = []  # samples in each decode
+
+    async def transcribe_speech(self, audio):
+        self.decoded.append(audio.size)
         if self.gate is not None:
             await self.gate.wait()
         if self.fail:
             raise self.fail
         return self.final
-
-    @property
-    def audio(self):
-        return np.concatenate(self.parts) if self.parts else np.zeros(0, np.float32)
-
-
-class FakeVAD:
-    """Speech while samples are non-zero; silence counted after speech; 100-sample padding."""
-
-    def __init__(self):
-        self.speech_active = False
-        self.silence_after_speech_ms = 0.0
-        self.samples_seen = 0
-        self._speech_end: int | None = None
-
-    def process(self, samples):
-        self.samples_seen += samples.size
-        loud = bool(np.any(samples))
-        if loud:
-            self._speech_end = self.samples_seen
-            self.silence_after_speech_ms = 0.0
-        elif self._speech_end is not None:
-            self.silence_after_speech_ms += samples.size / 16.0
-        self.speech_active = loud
-
-    def speech_bounds(self, *, padded=True):
-        if self._speech_end is None:
-            return None
-        return 0, min(self.samples_seen, self._speech_end + (100 if padded else 0))
 
 
 class FakeWorker:
@@ -165,7 +121,7 @@ class FakeNotifier:
 
 def make(
     sources=None,
-    stream=None,
+    decoder=None,
     vad=False,
     llm=None,
     cfg=None,
@@ -182,25 +138,36 @@ def make(
                 raise delivery_error
             delivered.append(text)
 
+    cfg = cfg or Config()
+
+    def open_session(events):
+        return LiveSession(
+            cfg,
+            next(sources, None) or FakeSource([np.ones(1600, np.float32)]),
+            FakeStream(),
+            FinalPass(decoder or FakeDecoder()),
+            FakeVAD() if vad else None,
+            events,
+        )
+
     features = Features(
         worker=FakeWorker(),
-        open_source=lambda: next(sources, None) or FakeSource([np.ones(1600, np.float32)]),
-        make_stream=stream or (lambda: FakeStream()),
-        make_vad=FakeVAD if vad else None,
+        open_session=open_session,
         llm=llm,
         delivery=Delivery() if delivered is not None else None,
         history=history,
         notifier=notifier,
     )
-    wf = RecordingWorkflow(cfg or Config(), features)
+    wf = RecordingWorkflow(cfg, features)
     rec = Recorder()
     wf.attach(rec)
     return wf, rec
 
 
 async def settle():
+    """Let the pump, the VAD thread and the tasks they start run."""
     for _ in range(20):
-        await asyncio.sleep(0)
+        await asyncio.sleep(0.005)
 
 
 async def test_start_stop_returns_final_text_once():
@@ -237,7 +204,7 @@ async def test_cancel_drops_audio_and_text():
 
 async def test_second_stop_while_transcribing_is_busy():
     gate = asyncio.Event()
-    wf, rec = make(stream=lambda: FakeStream(gate=gate))
+    wf, rec = make(decoder=FakeDecoder(gate=gate))
     await wf.start()
     first = asyncio.create_task(wf.stop())
     await settle()
@@ -271,7 +238,7 @@ async def test_failed_transcription_keeps_the_audio(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path))
     audio = np.full(1600, 0.25, np.float32)
     wf, rec = make(
-        [FakeSource([audio])], stream=lambda: FakeStream(fail=RuntimeError("decoder exploded"))
+        [FakeSource([audio])], decoder=FakeDecoder(fail=RuntimeError("decoder exploded"))
     )
     await wf.start()
     with pytest.raises(ModelError, match="kept in") as info:
@@ -324,7 +291,7 @@ async def test_no_speech_gives_empty_text_without_decoding():
     wf, rec = make(
         [FakeSource([np.zeros(1600, np.float32)])],
         vad=True,
-        stream=lambda: FakeStream(fail=AssertionError("must not decode")),
+        decoder=FakeDecoder(fail=AssertionError("must not decode")),
     )
     await wf.start()
     assert await wf.stop() == ""
@@ -339,20 +306,21 @@ async def test_provisional_text_is_announced_while_recording():
     await wf.stop()
 
 
-async def test_a_pause_in_speech_is_decoded_at_once_and_only_up_to_it():
-    stream = FakeStream()
+async def test_a_pause_is_decoded_with_full_context_at_once_and_stop_reuses_it():
+    decoder = FakeDecoder()
     source = FakeSource([np.ones(1600, np.float32)])
-    wf, rec = make([source], stream=lambda: stream, vad=True)
+    wf, rec = make([source], decoder=decoder, vad=True)
     await wf.start()
     await settle()
-    assert stream.updates == [1600]  # with the speech
+    assert decoder.decoded == []  # still speaking: provisional text only
     source._queue.put_nowait(np.zeros(160, np.float32))
     await settle()
-    # The pause brought a second update at once, well within update_interval_ms,
-    # decoding to the speech end plus padding, not to the end of the silence.
-    assert stream.updates == [1600, 1700]
-    assert not rec.errors
-    await wf.stop()
+    # The pause brought a full-context decode at once, of the speech up to its end plus
+    # padding, not of the silence after it; its text is shown.
+    assert decoder.decoded == [1700]
+    assert ("hello world", False) in rec.texts
+    assert await wf.stop() == "hello world"
+    assert decoder.decoded == [1700]  # nothing was said since: no decode at stop
 
 
 async def test_llm_request_shows_processing_without_blocking_recording():

@@ -1,0 +1,172 @@
+"""The full-context final pass and the live session around it, with a fake clock and
+a fake worker whose "words" are written into the audio itself, so that a lost,
+repeated or reordered sample shows in the text."""
+
+from __future__ import annotations
+
+import asyncio
+
+import numpy as np
+from fakes import FakeSource, FakeVAD
+
+from v2md.config import Config
+from v2md.finalpass import WINDOW_S, FinalPass
+from v2md.session import LiveSession
+from v2md.transcriber import SAMPLE_RATE
+
+WORD = SAMPLE_RATE // 2  # every half second of speech is one word
+
+
+def spoken(first: int, count: int) -> np.ndarray:
+    """``count`` words numbered from ``first``: each half second holds its number."""
+    return np.repeat(np.arange(first, first + count, dtype=np.float32) + 1, WORD)
+
+
+def pause(seconds: float) -> np.ndarray:
+    return np.zeros(round(seconds * SAMPLE_RATE), np.float32)
+
+
+class SpellingDecoder:
+    """Reads the words back out of the audio; can be held up like a busy worker."""
+
+    def __init__(self) -> None:
+        self.decoded: list[int] = []  # samples per decode
+        self.gate = asyncio.Event()
+        self.gate.set()
+
+    async def transcribe_speech(self, audio: np.ndarray) -> str:
+        self.decoded.append(audio.size)
+        await self.gate.wait()
+        values = audio[audio > 0]
+        keep = np.r_[True, values[1:] != values[:-1]] if values.size else values.astype(bool)
+        return " ".join(f"w{int(v) - 1}" for v in values[keep])
+
+
+def said(count: int) -> str:
+    return " ".join(f"w{n}" for n in range(count))
+
+
+async def test_each_pause_redecodes_from_the_last_final_point_until_the_window_is_full():
+    decoder = SpellingDecoder()
+    final = FinalPass(decoder)
+    words = 0
+    for _ in range(8):  # 8 sentences of 8 words and a 1 s pause: 5 s each
+        final.append(spoken(words, 8))
+        final.append(pause(1.0))
+        words += 8
+        await final.decode_to(final.decoded_until + final.kept_samples - SAMPLE_RATE // 2)
+    assert final.text == said(words)
+    # The window grew pause by pause, and started anew once it would pass WINDOW_S.
+    assert max(decoder.decoded) <= WINDOW_S * SAMPLE_RATE
+    assert decoder.decoded[:5] == sorted(decoder.decoded[:5])
+    assert min(decoder.decoded[5:]) < decoder.decoded[4]
+    before = len(decoder.decoded)
+    assert await final.finish(final.decoded_until) == said(words)
+    assert len(decoder.decoded) == before  # a stop after a pause decodes nothing
+
+
+async def test_silence_before_speech_is_dropped_but_a_lead_in_is_kept():
+    decoder = SpellingDecoder()
+    final = FinalPass(decoder)
+    final.append(pause(30.0))
+    final.drop_silence(30 * SAMPLE_RATE)
+    assert final.kept_samples == SAMPLE_RATE  # one second before whatever comes next
+    final.append(spoken(0, 4))
+    assert await final.finish(32 * SAMPLE_RATE) == said(4)
+
+
+def session(decoder, chunks, cfg=None):
+    source = FakeSource(chunks)
+    events = Events()
+    live = LiveSession(
+        cfg or Config(), source, NoProvisional(), FinalPass(decoder), FakeVAD(), events
+    )
+    return live, source, events
+
+
+class NoProvisional:
+    def append(self, samples):
+        pass
+
+    async def update(self, end_sample=None):
+        return None
+
+    def rebase(self, sample, text):
+        pass
+
+
+class Events:
+    def __init__(self):
+        self.errors = []
+        self.texts = []
+
+    def speech_active_changed(self, active):
+        pass
+
+    def provisional_text(self, text):
+        self.texts.append(text)
+
+    def error(self, error):
+        self.errors.append(error)
+
+    def ended(self, reason):
+        pass
+
+
+def dictation(sentences: int, words: int = 8, pause_s: float = 1.0) -> list[np.ndarray]:
+    """Chunks of 0.5 s as a device delivers them: sentences with pauses between."""
+    audio = np.concatenate(
+        [np.concatenate([spoken(n * words, words), pause(pause_s)]) for n in range(sentences)]
+    )
+    return np.split(audio, audio.size // WORD)
+
+
+async def until(condition, timeout=10.0):
+    async with asyncio.timeout(timeout):
+        while not condition():
+            await asyncio.sleep(0.001)
+
+
+async def test_a_worker_that_stalls_for_a_minute_loses_no_audio():
+    decoder = SpellingDecoder()
+    decoder.gate.clear()  # busy with something else
+    chunks = dictation(12)  # 12 sentences, 60 s
+    live, source, events = session(decoder, chunks)
+    await live.start()
+    await until(lambda: live.samples == sum(c.size for c in chunks))
+    decoder.gate.set()  # free again
+    assert await live.finish() == said(12 * 8)
+    assert not events.errors
+
+
+async def test_ten_minutes_of_dictation_stay_bounded_in_memory_and_decode_size():
+    decoder = SpellingDecoder()
+    chunks = dictation(120)  # 600 s
+    live, source, events = session(decoder, [])
+    await live.start()
+    kept = []
+    for chunk in chunks:
+        source._queue.put_nowait(chunk)
+        await until(lambda: source._queue.empty())
+        await asyncio.sleep(0)
+        kept.append(live._final.kept_samples)
+    assert await live.finish() == said(120 * 8)
+    assert max(kept) <= (WINDOW_S + 6) * SAMPLE_RATE  # a window and the sentence after it
+    assert max(decoder.decoded) <= WINDOW_S * SAMPLE_RATE
+
+
+async def test_past_capacity_the_oldest_audio_is_kept_as_a_wav_and_reported(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path))
+    cfg = Config()
+    cfg.audio.capacity_s = 70
+    decoder = SpellingDecoder()
+    decoder.gate.clear()  # never gets to decode in time
+    chunks = dictation(30)  # 150 s
+    live, source, events = session(decoder, chunks, cfg)
+    await live.start()
+    await until(lambda: events.errors)
+    assert "could not be transcribed" in str(events.errors[0])
+    assert list((tmp_path / "v2m" / "recordings").glob("*.wav"))
+    assert live._final.kept_samples <= 70 * SAMPLE_RATE
+    decoder.gate.set()
+    await live.finish()
