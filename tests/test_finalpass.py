@@ -131,7 +131,7 @@ async def test_a_worker_that_stalls_for_a_minute_loses_no_audio():
     decoder = SpellingDecoder()
     decoder.gate.clear()  # busy with something else
     chunks = dictation(12)  # 12 sentences, 60 s
-    live, source, events = session(decoder, chunks)
+    live, _source, events = session(decoder, chunks)
     await live.start()
     await until(lambda: live.samples == sum(c.size for c in chunks))
     decoder.gate.set()  # free again
@@ -142,7 +142,7 @@ async def test_a_worker_that_stalls_for_a_minute_loses_no_audio():
 async def test_ten_minutes_of_dictation_stay_bounded_in_memory_and_decode_size():
     decoder = SpellingDecoder()
     chunks = dictation(120)  # 600 s
-    live, source, events = session(decoder, [])
+    live, source, _events = session(decoder, [])
     await live.start()
     kept = []
     for chunk in chunks:
@@ -162,7 +162,7 @@ async def test_past_capacity_the_oldest_audio_is_kept_as_a_wav_and_reported(tmp_
     decoder = SpellingDecoder()
     decoder.gate.clear()  # never gets to decode in time
     chunks = dictation(30)  # 150 s
-    live, source, events = session(decoder, chunks, cfg)
+    live, _source, events = session(decoder, chunks, cfg)
     await live.start()
     await until(lambda: events.errors)
     assert "could not be transcribed" in str(events.errors[0])

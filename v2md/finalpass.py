@@ -97,6 +97,7 @@ class FinalPass:
             self._settle()
         origin = self._origin
         text = await self._decoder.transcribe_speech(self._audio(origin, end))
+        log.debug("decoded %.2f-%.2f s: %s", origin / SAMPLE_RATE, end / SAMPLE_RATE, text)
         if origin != self._origin:
             return  # audio it started from was spilled meanwhile; that decode no longer fits
         self._pending, self._pending_end = text.strip(), end

@@ -35,7 +35,8 @@ from .transcriber import SAMPLE_RATE
 log = logging.getLogger(__name__)
 
 SLICE_S = 0.5  # the most audio one step of the pump takes: bounds work between yields
-OVERRUN_REPORT_S = 1.0  # dropped samples are reported at most this often
+OVERRUN_REPORT_S = 1.0
+PAUSE_PAD_MS = 100  # dropped samples are reported at most this often
 
 
 class AudioSource(Protocol):
@@ -106,6 +107,10 @@ class LiveSession:
         self._clock = clock
         self._vad_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="v2m-vad")
         self._capacity = cfg.audio.capacity_s * SAMPLE_RATE
+        # Audio decoded after the speech end the VAD heard. Not all of speech_pad_ms: a short
+        # pause can end in the breath of the next word, which a window ending there would
+        # half hear and drop.
+        self._pad = min(cfg.vad.speech_pad_ms, PAUSE_PAD_MS) * SAMPLE_RATE // 1000
         self.samples = 0
         self.speech_active = False
         self._pump: asyncio.Task[None] | None = None
@@ -237,14 +242,14 @@ class LiveSession:
         if limit and not self._ending and vad.silence_after_speech_ms >= limit:
             self._ending = True
             self._events.ended(f"{limit} ms of silence")
-        bounds = vad.speech_bounds()
-        if bounds is None or vad.speech_active:
-            if bounds is not None:
-                self._maybe_update(bounds[1])
-            elif self._decode is None:
+        heard = vad.speech_bounds(padded=False)
+        if heard is None:
+            if self._decode is None:
                 self._final.drop_silence(self.samples)  # nothing said yet
-        elif bounds[1] > self._final.decoded_until:
-            self._decode_to(bounds[1])  # a pause: decode all of it with full context
+        elif vad.speech_active:
+            self._maybe_update(min(self.samples, heard[1] + self._pad))
+        elif heard[1] + self._pad > self._final.decoded_until:
+            self._decode_to(heard[1] + self._pad)  # a pause: decode it all, full context
         elif self._decode is None:
             self._final.drop_silence(self.samples)
         self._bound_memory()

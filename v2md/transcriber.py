@@ -25,7 +25,7 @@ import os
 import select
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from enum import IntEnum, StrEnum
@@ -256,19 +256,16 @@ class WhisperWorker:
         ]
         return _before_runaway(words)
 
-    async def transcribe_speech(
-        self, audio: np.ndarray, priority: Priority = Priority.FINAL
-    ) -> str:
-        """Decode complete speech the way a file is decoded: 30 s windows, as many as the
-        audio needs, long silences skipped. The final text of a dictation comes from here,
-        so that it is as accurate as one batch decode of the same audio."""
+    async def transcribe_speech(self, audio: np.ndarray) -> str:
+        """Decode complete speech the way a file is decoded (30 s windows, as many as the
+        audio needs, long silences skipped), in one job of the highest priority. The final
+        text of a dictation comes from here, as accurate as one batch decode."""
         audio = _check_audio(audio)
         if audio.size == 0:
             return ""
-        pieces = []
-        async for text in self._windows(audio, priority):
-            pieces.append(text)
-        return "".join(pieces).strip()
+        options = self._file_options()
+        steps = await self._run(Priority.FINAL, lambda model: list(model.windows(audio, options)))
+        return "".join(steps).strip()
 
     async def transcribe_file(self, path: str | Path) -> str:
         """Transcribe an audio file (any format faster-whisper's decoder reads)."""
@@ -281,22 +278,23 @@ class WhisperWorker:
         if audio.size == 0:
             raise InvalidArgumentError(f"{path} holds no audio samples")
         log.info("transcribing %s (%.1f s of audio)", path, audio.size / SAMPLE_RATE)
-        return await self.transcribe_speech(audio, Priority.FILE)
-
-    async def _windows(self, audio: np.ndarray, priority: Priority) -> AsyncIterator[str]:
-        """The text of each 30 s window in turn, each decoded as a job of its own, so
-        work of a higher priority runs between them."""
-        # Long silences skipped by faster-whisper's VAD, as for any file.
-        options = self._options(self._cfg.initial_prompt, word_timestamps=False, vad_filter=True)
+        # Each window a job of its own: a dictation's decodes run between them.
+        options = self._file_options()
+        pieces = []
         block_start = 0
         while block_start < audio.size:
             block_end = _block_end(audio, block_start)
             block = audio[block_start:block_end]
-            steps = await self._run(priority, lambda model, b=block: model.windows(b, options))
+            steps = await self._run(Priority.FILE, lambda m, b=block: m.windows(b, options))
             step = partial(next, steps, None)
-            while (text := await self._run(priority, lambda _model, step=step: step())) is not None:
-                yield text
+            while (text := await self._run(Priority.FILE, lambda _m, s=step: s())) is not None:
+                pieces.append(text)
             block_start = block_end
+        return "".join(pieces).strip()
+
+    def _file_options(self) -> dict[str, Any]:
+        """Options for complete speech: long silences skipped by faster-whisper's VAD."""
+        return self._options(self._cfg.initial_prompt, word_timestamps=False, vad_filter=True)
 
     def _options(self, initial_prompt: str, **extra: Any) -> dict[str, Any]:
         return {
