@@ -88,7 +88,7 @@ async def test_an_unpaced_capture_device_cannot_hang_the_daemon(own_bus, tmp_pat
     async with running_daemon(
         own_bus,
         tmp_path / "home",
-        ALSA_CONFIG_PATH=str(ALSA_CONF),
+        ALSA_CONFIG_PATH=f"/usr/share/alsa/alsa.conf:{ALSA_CONF}",
         V2M_TEST_INFILE=str(raw),
         V2M_AUDIO__DEVICE="v2mtest",
         V2M_AUDIO__CAPACITY_S="120",
