@@ -1,13 +1,10 @@
-"""Streaming vs batch word error rate, pooled over speaking rates (the accuracy test's set).
+"""Final text of a live session against one batch decode of the same audio, per speaker.
 
-One 45 s espeak-ng utterance per speaking rate, decoded twice on one warm
-worker: once whole (what a non-streaming tool does at stop) and once streamed
-in 100 ms chunks with an update every ``update_interval_ms`` of audio, exactly
-as ``tests/test_streaming_accuracy.py`` does (unpaced, so the figure does not
-depend on machine speed). A 1-point target needs the pooled figure: one
-utterance holds too few words. Settings are ``[whisper]`` keys:
+Each speech source goes through a real LiveSession (real model, Silero VAD, streaming
+and the full-context final pass) in 100 ms chunks, unpaced, and through one batch
+decode (what TranscribeFile does). WER is pooled over the words of each source.
 
-    python benchmarks/accuracy_bench.py [--rates 140 160] [--set encoder_window_s=10]
+    python benchmarks/accuracy_bench.py [--rates 140 160 190]
 """
 
 from __future__ import annotations
@@ -17,41 +14,52 @@ import asyncio
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+import recorded
 import speech
-from test_streaming_accuracy import RATES, stream_in_steps
+from test_streaming_accuracy import dictate
 
 from v2md.config import WhisperConfig
 from v2md.transcriber import WhisperWorker
 
 
-async def main(rates: list[int], settings: dict[str, str]) -> None:
-    cfg = WhisperConfig(**settings)
-    worker = WhisperWorker(cfg)
-    references, batch, streamed = [], [], []
-    print(f"model {worker.model_name}, 45 s per rate, settings {settings or 'default'}")
-    print("| words per minute | words | WER batch | WER streaming |")
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rates", type=int, nargs="*", default=[140, 160, 190])
+    args = parser.parse_args()
+    worker = WhisperWorker(WhisperConfig())
+    sources = {
+        "audiobook (LibriVox reader)": recorded.audiobook(),
+        "telephone prompts (Asterisk)": recorded.telephone_prompts(),
+        "cards (PocketSphinx speaker)": recorded.cards(),
+        **{
+            f"espeak-ng {rate} wpm": speech.utterance(45, words_per_minute=rate)
+            for rate in args.rates
+        },
+    }
+    print("| speech | words | batch WER | live final WER |")
     print("|---|---|---|---|")
-    for rate in rates:
-        audio, reference = speech.utterance(45, words_per_minute=rate)
-        references.append(reference)
-        batch.append("".join(w.text for w in await worker.transcribe(audio)))
-        streamed.append(await stream_in_steps(worker, cfg, audio))
-        b_wer, s_wer = speech.wer(reference, batch[-1]), speech.wer(reference, streamed[-1])
-        print(f"| {rate} | {len(speech.normalise(reference))} | {b_wer:.1f}% | {s_wer:.1f}% |")
-    await worker.close()
-    words = sum(len(speech.normalise(r)) for r in references)
-    pooled_batch = speech.wer(" ".join(references), " ".join(batch))
-    pooled_stream = speech.wer(" ".join(references), " ".join(streamed))
+    refs, batch, final = [], [], []
+    for name, (audio, reference) in sources.items():
+        audio = np.concatenate([audio, speech.silence(1.0)])
+        refs.append(reference)
+        batch.append(await worker.transcribe_speech(audio))
+        final.append(await dictate(worker, audio))
+        print(
+            f"| {name} | {len(speech.normalise(reference))} "
+            f"| {speech.wer(reference, batch[-1]):.2f} % "
+            f"| {speech.wer(reference, final[-1]):.2f} % |",
+            flush=True,
+        )
+    pooled = " ".join(refs)
     print(
-        f"| pooled | {words} | {pooled_batch:.2f}% | {pooled_stream:.2f}% "
-        f"({pooled_stream - pooled_batch:+.2f} points) |"
+        f"| pooled | {len(speech.normalise(pooled))} | {speech.wer(pooled, ' '.join(batch)):.2f} % "
+        f"| {speech.wer(pooled, ' '.join(final)):.2f} % |"
     )
+    await worker.close()
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--rates", type=int, nargs="+", default=list(RATES))
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
-    args = parser.parse_args()
-    asyncio.run(main(args.rates, dict(item.split("=", 1) for item in args.set)))
+    asyncio.run(main())
