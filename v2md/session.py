@@ -26,6 +26,7 @@ from typing import Protocol
 
 import numpy as np
 
+from .audio import AudioSource
 from .config import Config
 from .errors import AudioDeviceError, ModelError, V2MError
 from .finalpass import FinalPass
@@ -37,21 +38,6 @@ log = logging.getLogger(__name__)
 SLICE_S = 0.5  # the most audio one step of the pump takes: bounds work between yields
 OVERRUN_REPORT_S = 1.0
 PAUSE_PAD_MS = 100  # dropped samples are reported at most this often
-
-
-class AudioSource(Protocol):
-    """One capture session (see ``audio.py``)."""
-
-    device_name: str
-
-    def start(self) -> None: ...
-    async def read(self) -> np.ndarray: ...
-    def stop(self) -> None: ...
-    def close(self) -> None: ...
-    @property
-    def error(self) -> AudioDeviceError | None: ...
-    @property
-    def overruns(self) -> int: ...
 
 
 class VoiceDetector(Protocol):
