@@ -313,14 +313,14 @@ async def test_a_pause_is_decoded_with_full_context_at_once_and_stop_reuses_it()
     await wf.start()
     await settle()
     assert decoder.decoded == []  # still speaking: provisional text only
-    source._queue.put_nowait(np.zeros(160, np.float32))
+    source._queue.put_nowait(np.zeros(8000, np.float32))
     await settle()
     # The pause brought a full-context decode at once, of the speech up to its end plus
-    # padding, not of the silence after it; its text is shown.
-    assert decoder.decoded == [1700]
+    # 100 ms, not of the silence after it; its text is shown.
+    assert decoder.decoded == [1600 + 1600]
     assert ("hello world", False) in rec.texts
     assert await wf.stop() == "hello world"
-    assert decoder.decoded == [1700]  # nothing was said since: no decode at stop
+    assert decoder.decoded == [3200]  # nothing was said since: no decode at stop
 
 
 async def test_llm_request_shows_processing_without_blocking_recording():
