@@ -106,7 +106,7 @@ class InferenceThread:
         self._seq = itertools.count()
         self._ready = threading.Condition()
         self._closed = False
-        self._thread = threading.Thread(target=self._serve, name=name)
+        self._thread = threading.Thread(target=self._serve, name=name, daemon=True)
         self._thread.start()
 
     def submit(self, priority: Priority, fn: Callable[[], Any]) -> asyncio.Future[Any]:
@@ -136,14 +136,16 @@ class InferenceThread:
             except BaseException as exc:
                 job.future.set_exception(exc)
 
-    def close(self) -> None:
-        """Drop queued jobs and let the thread end after the one it is running."""
+    def close(self, timeout: float = 30.0) -> None:
+        """Drop queued jobs and wait for the thread to end the one it is running (a daemon
+        thread, so that a process exiting without closing is not held up by it)."""
         with self._ready:
             self._closed = True
             for job in self._jobs:
                 job.future.cancel()
             self._jobs.clear()
             self._ready.notify()
+        self._thread.join(timeout)
 
 
 class WhisperWorker:
@@ -375,7 +377,7 @@ class WhisperWorker:
             self._stall_watch()
             self._stall_watch = None
         self._model = None
-        self._inference.close()
+        await asyncio.get_running_loop().run_in_executor(None, self._inference.close)
         if self.state != ModelState.FAILED:
             self._set_state(ModelState.UNLOADED, "worker closed")
 
