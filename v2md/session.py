@@ -138,12 +138,12 @@ class LiveSession:
         waited = time.perf_counter()
         end = self.samples
         if self._vad is not None:
-            bounds = self._vad.speech_bounds()
-            if bounds is None:
+            heard = self._vad.speech_bounds(padded=False)
+            if heard is None:
                 log.info("no speech in %.1f s of audio", self.duration_s)
                 self._close()
                 return ""
-            end = bounds[1]
+            end = self._decode_end(heard[1])
         text = await self._final.finish(end)
         log.debug(
             "stop: %.0f ms draining, %.0f ms for the decode in flight, %.0f ms for the rest",
@@ -233,12 +233,16 @@ class LiveSession:
             if self._decode is None:
                 self._final.drop_silence(self.samples)  # nothing said yet
         elif vad.speech_active:
-            self._maybe_update(min(self.samples, heard[1] + self._pad))
-        elif heard[1] + self._pad > self._final.decoded_until:
-            self._decode_to(heard[1] + self._pad)  # a pause: decode it all, full context
+            self._maybe_update(self._decode_end(heard[1]))
+        elif self._decode_end(heard[1]) > self._final.decoded_until:
+            self._decode_to(self._decode_end(heard[1]))  # a pause: decode it all, in context
         elif self._decode is None:
             self._final.drop_silence(self.samples)
         self._bound_memory()
+
+    def _decode_end(self, heard_to: int) -> int:
+        """Where a decode of speech the VAD heard up to ``heard_to`` ends."""
+        return min(self.samples, heard_to + self._pad)
 
     def _maybe_update(self, end: int) -> None:
         """Provisional text every update interval while speech goes on."""
