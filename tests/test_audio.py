@@ -22,7 +22,7 @@ from v2md.audio import (
     open_source,
 )
 from v2md.config import AudioConfig
-from v2md.errors import AudioDeviceError, InvalidArgumentError
+from v2md.errors import AudioDeviceError
 
 
 def write_wav(path: Path, frames: np.ndarray, rate: int) -> Path:
@@ -101,18 +101,20 @@ async def test_other_formats_are_decoded_by_faster_whisper(tmp_path: Path) -> No
 @pytest.mark.parametrize(
     ("name", "content", "match"),
     [
-        ("missing.wav", None, "no such readable file"),
+        ("missing.wav", None, "no such readable audio file"),
         ("notes.wav", b"these are not audio samples" * 10, "not audio that can be read"),
     ],
 )
-def test_a_missing_or_non_audio_file_is_an_invalid_argument(
+def test_a_missing_or_non_audio_source_file_is_an_audio_device_error(
     tmp_path: Path, name: str, content: bytes | None, match: str
 ) -> None:
     path = tmp_path / name
     if content is not None:
         path.write_bytes(content)
     source = open_source(AudioConfig(), file=path)
-    with pytest.raises(InvalidArgumentError, match=match) as info:
+    # Start's contract names AudioDevice for a source that cannot be opened; the file
+    # stands in for a microphone.
+    with pytest.raises(AudioDeviceError, match=match) as info:
         source.start()
     assert str(path) in str(info.value)
     source.close()

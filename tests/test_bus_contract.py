@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -18,7 +19,7 @@ from hypothesis import strategies as st
 
 from v2md import BUS_NAME, INTERFACE, OBJECT_PATH
 from v2md.client import dictation_proxy
-from v2md.errors import ERROR_PREFIX
+from v2md.errors import ERROR_NAMES, ERROR_PREFIX
 
 CONTRACT = ROOT / "data" / "org.v2m.Dictation.xml"
 
@@ -132,7 +133,9 @@ def test_fuzzed_arguments_get_named_errors_and_the_daemon_survives(daemon, metho
                 else:
                     await props.call_set(INTERFACE, "Language", Variant("s", a))
             except DBusError as exc:
-                assert exc.type.startswith(ERROR_PREFIX), (exc.type, exc.text)
+                # A named error of the contract; never "Failed", which only a bug raises.
+                name = exc.type.removeprefix(ERROR_PREFIX)
+                assert name in ERROR_NAMES - {"Failed"}, (exc.type, exc.text)
                 assert exc.text
             assert (await props.call_get(INTERFACE, "State")).value == "idle"
         finally:
@@ -172,3 +175,10 @@ def test_gdbus_is_a_real_client(daemon):
 def test_v2mctl_status_talks_to_the_daemon(daemon):
     out = _run_cli(daemon, sys.executable, "-m", "v2md.ctl", "status")
     assert "State: idle" in out
+
+
+def test_the_contract_lists_exactly_the_errors_the_code_raises():
+    text = CONTRACT.read_text()
+    listing = text.split("Errors are named", 1)[1].split("-->", 1)[0]
+    documented = set(re.findall(r"^    (\w+) {2,}", listing, re.MULTILINE))
+    assert documented == ERROR_NAMES

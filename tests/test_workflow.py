@@ -360,6 +360,28 @@ async def test_auto_refine_delivers_refined_text():
     assert delivered == ["HELLO WORLD"]
 
 
+async def test_a_slow_refine_does_not_let_the_next_dictation_overtake_it():
+    class SlowFirst:
+        def __init__(self):
+            self.calls = 0
+
+        async def refine(self, text):
+            self.calls += 1
+            call = self.calls
+            await asyncio.sleep(0.3 if call == 1 else 0)
+            return f"{text} #{call}"
+
+    cfg = Config()
+    cfg.llm.auto_refine = True
+    delivered: list[str] = []
+    wf, _ = make(llm=SlowFirst(), cfg=cfg, delivered=delivered)
+    for _ in range(2):
+        await wf.start()
+        await wf.stop()
+    await asyncio.sleep(0.5)
+    assert delivered == ["hello world #1", "hello world #2"]
+
+
 async def test_language_is_validated():
     wf, _ = make()
     wf.language = "DE"

@@ -22,7 +22,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from .config import AudioConfig
-from .errors import AudioDeviceError, InvalidArgumentError
+from .errors import AudioDeviceError
 
 log = logging.getLogger(__name__)
 
@@ -125,8 +125,9 @@ class EngineSource:
         )
 
     def _open_file(self, engine: Any, path: Path) -> Any:
+        # The file stands in for a microphone: a missing one is a missing device.
         if not path.is_file() or not os.access(path, os.R_OK):
-            raise InvalidArgumentError(f"{path}: no such readable file")
+            raise AudioDeviceError(f"{path}: no such readable audio file ([audio] file)")
         try:
             return engine.Ring.from_wav(str(path), self._capacity, self._realtime)
         except engine.InputError as wav_error:
@@ -184,9 +185,9 @@ def _decode(path: Path, wav_error: Exception) -> np.ndarray:
         samples = decode_audio(str(path), sampling_rate=SAMPLE_RATE)
     except Exception as exc:
         log.debug("%s: the WAV reader refused it too: %s", path, wav_error)
-        raise InvalidArgumentError(f"{path} is not audio that can be read: {exc}") from None
+        raise AudioDeviceError(f"{path} is not audio that can be read: {exc}") from None
     if samples.size == 0:
-        raise InvalidArgumentError(f"{path} holds no audio samples")
+        raise AudioDeviceError(f"{path} holds no audio samples")
     return np.ascontiguousarray(samples, dtype=np.float32)
 
 

@@ -11,18 +11,42 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import stat
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 log = logging.getLogger(__name__)
 
 ENV_PREFIX = "V2M_"
 # Beside config.toml: KEY=value lines (GEMINI_API_KEY=...), kept out of the config file.
 SECRETS_FILE = ".env"
+
+
+def is_english_only(model: str) -> bool:
+    """Whisper's ``*.en`` models (the bundled ``tiny.en`` among them) know English only."""
+    return model.strip().rstrip("/").endswith(".en")
+
+
+def check_language_for_model(code: str, *, english_only: bool) -> None:
+    """Raise ValueError when an English-only model is asked for another language."""
+    if english_only and code not in ("auto", "en"):
+        raise ValueError(
+            f"the Whisper model is English-only and cannot transcribe {code!r}: set "
+            "[whisper] model to a multilingual model such as 'base' or 'small' for other "
+            "languages, or the language to 'en' or 'auto'"
+        )
 
 
 class _Section(BaseModel):
@@ -49,6 +73,9 @@ class WhisperConfig(_Section):
     update_interval_ms: int = Field(default=500, ge=50, le=10_000)
     memory_threshold_percent: float = Field(default=90.0, gt=0, le=100)
     idle_unload_s: int = Field(default=0, ge=0)
+    max_file_s: int = Field(
+        default=4 * 3600, ge=1, description="longest file TranscribeFile accepts, in seconds"
+    )
     encoder_window_s: float = Field(
         default=3.0,
         ge=1.0,
@@ -63,6 +90,11 @@ class WhisperConfig(_Section):
     @classmethod
     def _language(cls, v: str) -> str:
         return validate_language(v)
+
+    @model_validator(mode="after")
+    def _language_fits_model(self) -> WhisperConfig:
+        check_language_for_model(self.language, english_only=is_english_only(self.model))
+        return self
 
 
 class VADConfig(_Section):
@@ -149,7 +181,9 @@ def validate_language(code: str) -> str:
     """Return the normalised language code, or raise ValueError naming it."""
     norm = code.strip().lower()
     if norm != "auto" and norm not in WHISPER_LANGUAGES:
-        raise ValueError(f"unknown language code {code!r}: use 'auto' or an ISO 639-1 code")
+        raise ValueError(
+            f"unknown language code {_brief(repr(code))}: use 'auto' or an ISO 639-1 code"
+        )
     return norm
 
 
@@ -257,8 +291,9 @@ def _describe(exc: ValidationError, path: Path, text: str, env: dict[str, Any]) 
         loc = tuple(err["loc"])
         key = ".".join(str(p) for p in loc)
         value = err.get("input")
+        shown = "(hidden)" if any(_looks_secret(str(p)) for p in loc) else _brief(repr(value))
         where = _source_of(loc, path, text, env)
-        lines.append(f"{where}: [{key}] = {value!r}: {err['msg']}")
+        lines.append(f"{where}: [{key}] = {shown}: {err['msg']}")
     return "invalid configuration:\n  " + "\n  ".join(lines)
 
 
@@ -293,8 +328,27 @@ def _read_secrets(path: Path) -> dict[str, str]:
     return values
 
 
+_SECRET_NAME = re.compile(r"key|token|secret|passw", re.IGNORECASE)
+
+
+def _looks_secret(name: str) -> bool:
+    """A key whose value must never be printed back, even when misspelt (``api-key``)."""
+    return bool(_SECRET_NAME.search(name))
+
+
+def _brief(text: str, limit: int = 80) -> str:
+    return text if len(text) <= limit else f"{text[:limit]}… ({len(text)} characters)"
+
+
 def _warn_if_secret_readable(path: Path, data: dict[str, Any]) -> None:
-    if data.get("llm", {}).get("gemini", {}).get("api_key"):
+    """Warn when a file holding anything that looks like a secret is readable by others."""
+
+    def holds_secret(node: Any) -> bool:
+        return isinstance(node, dict) and any(
+            (_looks_secret(str(k)) and v) or holds_secret(v) for k, v in node.items()
+        )
+
+    if holds_secret(data):
         _warn_if_readable_by_others(path)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -127,7 +128,7 @@ def _parser() -> argparse.ArgumentParser:
     translate.add_argument("language", help="ISO 639-1 code, e.g. de")
     sub.add_parser("transcribe", help="transcribe an audio file").add_argument("file")
     history = sub.add_parser("history", help="print recent dictations, newest first")
-    history.add_argument("limit", type=int, nargs="?", default=20)
+    history.add_argument("limit", type=_count, nargs="?", default=20)
     history.add_argument("--clear", action="store_true", help="delete the history first")
     bind = sub.add_parser("bind", help="bind a desktop shortcut to Toggle")
     bind.add_argument("desktop", choices=["gnome", "kde"])
@@ -137,12 +138,31 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _count(text: str) -> int:
+    """A number of entries: 0 or more (0 means all)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a count of entries (0 or more)")
+    return value
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         return asyncio.run(_run(args))
     except DBusError as exc:
         print(f"v2mctl: {exc.type}: {exc.text}", file=sys.stderr)
+        return 1
+    except (OSError, ValueError) as exc:
+        if isinstance(exc, BrokenPipeError):
+            # `v2mctl status | head -1`: the reader left; say nothing more to it.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return 141
+        # No session bus (DBUS_SESSION_BUS_ADDRESS unset, or its socket gone).
+        print(f"v2mctl: cannot reach the session bus: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130

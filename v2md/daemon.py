@@ -117,7 +117,11 @@ async def run(cfg: Config) -> int:
     if removed:
         log.info("removed %d shared-memory segments left by dead daemons", removed)
 
-    bus = await MessageBus(bus_type=BusType.SESSION).connect()
+    try:
+        bus = await MessageBus(bus_type=BusType.SESSION).connect()
+    except (OSError, ValueError) as exc:  # dbus-fast's address errors are ValueErrors
+        log.error("cannot connect to the session bus: %s", exc)
+        return 1
     service: DictationService | None = None
 
     def on_model_state(state, detail: str) -> None:

@@ -7,6 +7,8 @@ know about D-Bus.
 """
 
 ERROR_PREFIX = "org.v2m.Dictation.Error."
+# Longest message a client or the log gets: an argument of any size may end up in one.
+MAX_MESSAGE = 500
 
 
 class V2MError(Exception):
@@ -17,6 +19,14 @@ class V2MError(Exception):
     @property
     def dbus_name(self) -> str:
         return ERROR_PREFIX + self.name
+
+    @property
+    def message(self) -> str:
+        """The message as clients and the log see it, at most MAX_MESSAGE characters."""
+        text = str(self)
+        if len(text) <= MAX_MESSAGE:
+            return text
+        return f"{text[:MAX_MESSAGE]}… ({len(text) - MAX_MESSAGE} more characters)"
 
 
 class InvalidStateError(V2MError):
@@ -84,3 +94,8 @@ ALL_ERRORS: tuple[type[V2MError], ...] = (
     DeliveryError,
     HistoryError,
 )
+
+
+# Every name a client can receive: the contract XML lists exactly these (a test checks).
+# "Failed" is the base's: an unexpected exception, which is a bug in v2md.
+ERROR_NAMES = frozenset({V2MError.name, *(cls.name for cls in V2MError.__subclasses__())})

@@ -36,7 +36,7 @@ NameAndMessage = Annotated[tuple[str, str], DBusSignature("ss")]
 
 
 def _to_dbus(exc: V2MError) -> DBusError:
-    return DBusError(exc.dbus_name, str(exc))
+    return DBusError(exc.dbus_name, exc.message)
 
 
 def _bus_errors(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
@@ -47,7 +47,7 @@ def _bus_errors(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
         try:
             return await fn(*args, **kwargs)
         except V2MError as exc:
-            log.info("%s failed: %s: %s", fn.__name__, exc.name, exc)
+            log.info("%s failed: %s: %s", fn.__name__, exc.name, exc.message)
             raise _to_dbus(exc) from None
         except asyncio.CancelledError:
             raise
@@ -207,8 +207,8 @@ class DictationService(ServiceInterface):
         self.emit_properties_changed({"LastText": text})
 
     def error(self, error: V2MError) -> None:
-        log.warning("%s: %s", error.name, error)
-        self.Error(error.dbus_name, str(error))
+        log.warning("%s: %s", error.name, error.message)
+        self.Error(error.dbus_name, error.message)
 
     def model_changed(self, state: str, model: str) -> None:
         self.emit_properties_changed({"ModelState": state, "Model": model})

@@ -35,10 +35,14 @@ from typing import Any
 
 import numpy as np
 import psutil
-from faster_whisper import decode_audio
 
-from v2md import models
-from v2md.config import WhisperConfig, validate_language
+from v2md import audiofile, models
+from v2md.config import (
+    WhisperConfig,
+    check_language_for_model,
+    is_english_only,
+    validate_language,
+)
 from v2md.errors import InvalidArgumentError, ModelError
 
 log = logging.getLogger(__name__)
@@ -179,12 +183,21 @@ class WhisperWorker:
     def language(self) -> str:
         return self._language
 
+    @property
+    def english_only(self) -> bool:
+        """Whether the model knows English only: the loaded model says; before, its name."""
+        if self._model is not None:
+            return not self._model.model.is_multilingual
+        return is_english_only(self._cfg.model)
+
     @language.setter
     def language(self, code: str) -> None:
         try:
-            self._language = validate_language(code)
+            code = validate_language(code)
+            check_language_for_model(code, english_only=self.english_only)
         except ValueError as exc:
             raise InvalidArgumentError(str(exc)) from None
+        self._language = code
 
     def _set_state(self, state: ModelState, detail: str) -> None:
         if state == self.state:
@@ -269,30 +282,51 @@ class WhisperWorker:
         steps = await self._run(Priority.FINAL, lambda model: list(model.windows(audio, options)))
         return "".join(steps).strip()
 
-    async def transcribe_file(self, path: str | Path) -> str:
-        """Transcribe an audio file (any format faster-whisper's decoder reads)."""
+    async def transcribe_file(
+        self, path: str | Path, on_progress: Callable[[float, float], None] | None = None
+    ) -> str:
+        """Transcribe an audio file, read and decoded a block at a time.
+
+        ``on_progress(done_s, total_s)`` follows each block (total 0 when unknown). Each
+        30 s window is an inference job of its own, so a dictation's decodes run between
+        them; memory stays that of one block whatever the file's length."""
         path = _check_file(Path(path))
         loop = asyncio.get_running_loop()
-        try:
-            audio = await loop.run_in_executor(None, decode_audio, str(path), SAMPLE_RATE)
-        except Exception as exc:
-            raise InvalidArgumentError(f"{path} is not audio the decoder can read: {exc}") from exc
-        if audio.size == 0:
-            raise InvalidArgumentError(f"{path} holds no audio samples")
-        log.info("transcribing %s (%.1f s of audio)", path, audio.size / SAMPLE_RATE)
-        # Each window a job of its own: a dictation's decodes run between them.
+        total_s = await loop.run_in_executor(None, audiofile.duration_s, path)
+        reader = audiofile.blocks(
+            path, FILE_BLOCK_S * SAMPLE_RATE, self._cfg.max_file_s * SAMPLE_RATE
+        )
+        log.info("transcribing %s (%.1f s of audio)", path, total_s)
         options = self._file_options()
+        pieces: list[str] = []
+        carry = np.zeros(0, np.float32)
+        done = 0
+        while True:
+            block = await loop.run_in_executor(None, next, reader, None)
+            audio = carry if block is None else np.concatenate([carry, block])
+            cut = audio.size if block is None else _quiet_cut(audio)
+            if cut:
+                steps = await self._run(
+                    Priority.FILE, lambda m, a=audio[:cut]: m.windows(a, options)
+                )
+                step = partial(next, steps, None)
+                while (text := await self._run(Priority.FILE, lambda _m, s=step: s())) is not None:
+                    pieces.append(text)
+            done += cut
+            carry = audio[cut:]
+            if on_progress is not None:
+                on_progress(done / SAMPLE_RATE, total_s)
+            if block is None:
+                return "".join(pieces).strip()
+
+    async def _file_block(self, audio: np.ndarray, options: dict[str, Any]) -> list[str]:
+        """One block of a file, set up as one job and decoded a window per job."""
+        steps = await self._run(Priority.FILE, lambda model: model.windows(audio, options))
+        step = partial(next, steps, None)
         pieces = []
-        block_start = 0
-        while block_start < audio.size:
-            block_end = _block_end(audio, block_start)
-            block = audio[block_start:block_end]
-            steps = await self._run(Priority.FILE, lambda m, b=block: m.windows(b, options))
-            step = partial(next, steps, None)
-            while (text := await self._run(Priority.FILE, lambda _m, s=step: s())) is not None:
-                pieces.append(text)
-            block_start = block_end
-        return "".join(pieces).strip()
+        while (text := await self._run(Priority.FILE, lambda _model: step())) is not None:
+            pieces.append(text)
+        return pieces
 
     def _file_options(self) -> dict[str, Any]:
         """Options for complete speech: long silences skipped by faster-whisper's VAD."""
@@ -428,16 +462,15 @@ def _before_runaway(words: list[Word]) -> list[Word]:
     return words
 
 
-def _block_end(audio: np.ndarray, start: int) -> int:
-    """Where a block of a long decode that begins at ``start`` ends: FILE_BLOCK_S on, at the
-    quietest 100 ms of its last few seconds, so that no word is cut in two."""
-    end = start + FILE_BLOCK_S * SAMPLE_RATE
-    if end + BLOCK_SEARCH_S * SAMPLE_RATE >= audio.size:
-        return audio.size
+def _quiet_cut(audio: np.ndarray) -> int:
+    """Where to end a block of a long decode: at the quietest 100 ms of its last
+    BLOCK_SEARCH_S, so that no word is cut in two."""
     frame = SAMPLE_RATE // 10
-    search = audio[end - BLOCK_SEARCH_S * SAMPLE_RATE : end]
+    search = audio[-BLOCK_SEARCH_S * SAMPLE_RATE :]
     energy = np.square(search[: search.size // frame * frame]).reshape(-1, frame).sum(axis=1)
-    return end - search.size + int(np.argmin(energy)) * frame + frame // 2
+    if energy.size == 0:
+        return audio.size
+    return audio.size - search.size + int(np.argmin(energy)) * frame + frame // 2
 
 
 def _token_budget(seconds: float) -> int:

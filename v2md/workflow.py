@@ -193,6 +193,7 @@ class RecordingWorkflow:
         self._llm_requests = 0
         self._session: Session | None = None
         self._background: set[asyncio.Task[None]] = set()
+        self._delivered: asyncio.Future[None] | None = None  # the latest text's delivery
         self.last_text = ""
 
     def attach(self, listener: Listener) -> None:
@@ -344,24 +345,37 @@ class RecordingWorkflow:
             return None
 
     async def _deliver(self, text: str, entry: int | None) -> None:
-        if self._cfg.llm.auto_refine and self._f.llm is not None:
-            try:
-                refined = await self._llm(self._f.llm.refine(text))
-            except V2MError as exc:
-                # The raw words still go out: an LLM failure never replaces what was said.
-                self._report(type(exc)(f"auto-refine failed, raw text delivered: {exc}"))
-            else:
-                if self._f.history is not None and entry is not None:
-                    await self._remember(lambda: self._f.history.set_refined(entry, refined))
-                text = refined
-        if self._f.delivery is not None:
-            try:
-                await self._f.delivery.deliver(text)
-            except DeliveryError as exc:
-                # The user is looking at the app, not the bus: say why nothing appeared.
-                self._report(exc, summary="Dictation not typed", text=text)
-                return
-        self._notify("Dictation", text)
+        """Refine (if configured) and deliver. Refines may run side by side, but texts
+        reach the focused app in the order they were dictated."""
+        previous, self._delivered = self._delivered, asyncio.get_running_loop().create_future()
+        done = self._delivered
+        try:
+            text = await self._refined(text, entry)
+            if previous is not None:
+                await previous
+            if self._f.delivery is not None:
+                try:
+                    await self._f.delivery.deliver(text)
+                except DeliveryError as exc:
+                    # The user is looking at the app, not the bus: say why nothing appeared.
+                    self._report(exc, summary="Dictation not typed", text=text)
+                    return
+            self._notify("Dictation", text)
+        finally:
+            done.set_result(None)
+
+    async def _refined(self, text: str, entry: int | None) -> str:
+        if not (self._cfg.llm.auto_refine and self._f.llm is not None):
+            return text
+        try:
+            refined = await self._llm(self._f.llm.refine(text))
+        except V2MError as exc:
+            # The raw words still go out: an LLM failure never replaces what was said.
+            self._report(type(exc)(f"auto-refine failed, raw text delivered: {exc}"))
+            return text
+        if self._f.history is not None and entry is not None:
+            await self._remember(lambda: self._f.history.set_refined(entry, refined))
+        return refined
 
     # ---- other requests -----------------------------------------------------------------
 

@@ -1,0 +1,57 @@
+"""The command-line tools answer bad situations with one line, never a traceback."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+from harness import ROOT, running_daemon
+
+
+def run(*args: str, env: dict[str, str] | None = None, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env or {**os.environ, "PYTHONPATH": str(ROOT)},
+        **kwargs,
+    )
+
+
+def without_bus() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("DBUS_SESSION_BUS_ADDRESS", "DISPLAY")}
+    return {**env, "XDG_RUNTIME_DIR": "/nonexistent", "PYTHONPATH": str(ROOT)}
+
+
+@pytest.mark.parametrize("command", [("v2md.ctl", "status"), ("v2md.daemon",)])
+def test_no_session_bus_is_one_line_not_a_traceback(command, tmp_path):
+    env = {**without_bus(), "XDG_CONFIG_HOME": str(tmp_path)}
+    result = run(*command, env=env)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert "session bus" in result.stderr
+
+
+def test_a_negative_history_count_is_a_usage_error():
+    result = run("v2md.ctl", "history", "-1")
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr and "not a count" in result.stderr
+
+
+@pytest.mark.slow
+async def test_output_cut_short_by_a_pipe_is_not_an_error(own_bus, tmp_path):
+    async with running_daemon(own_bus, tmp_path / "home"):
+        env = {**os.environ, "DBUS_SESSION_BUS_ADDRESS": own_bus.address, "PYTHONPATH": str(ROOT)}
+        # `true` reads nothing and exits at once: v2mctl then writes into a closed pipe.
+        result = subprocess.run(
+            f"{sys.executable} -m v2md.ctl status | true",
+            shell=True,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=env,
+        )
+    assert "Traceback" not in result.stderr and "BrokenPipe" not in result.stderr
