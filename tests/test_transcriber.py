@@ -294,10 +294,10 @@ def test_a_window_budget_ends_the_decode_after_that_many_windows(monkeypatch):
 
     monkeypatch.setattr(models.WindowedWhisperModel, "generate_with_fallback", counted)
     model = models.load(models.resolve(WhisperConfig()))
-    # Three sentences in 3 s windows: however a CPU's decoder places its last timestamp,
-    # the audio needs more than one such window.
-    audio = np.concatenate([speech.speak(s) for s in speech.SENTENCES[:3]])
-    frames = models.window_frames(3.0, 0, 0.0)
+    # 40 s of speech in 30 s windows: whatever a CPU's decoder makes of the first window,
+    # the audio needs more than one.
+    audio, _ = speech.utterance(40)
+    frames = models.window_frames(None, 0, 0.0)
     options = {"language": "en", "word_timestamps": True, "beam_size": 1, "temperature": 0.0}
     unlimited = model.segments(audio, frames, None, options)
     assert len(windows) > 1
