@@ -27,9 +27,12 @@ from pydantic import (
     model_validator,
 )
 
+from v2md.errors import brief
+
 log = logging.getLogger(__name__)
 
 ENV_PREFIX = "V2M_"
+SHOWN_VALUE = 80  # characters of a rejected value an error message repeats
 # Beside config.toml: KEY=value lines (GEMINI_API_KEY=...), kept out of the config file.
 SECRETS_FILE = ".env"
 
@@ -181,9 +184,7 @@ def validate_language(code: str) -> str:
     """Return the normalised language code, or raise ValueError naming it."""
     norm = code.strip().lower()
     if norm != "auto" and norm not in WHISPER_LANGUAGES:
-        raise ValueError(
-            f"unknown language code {_brief(repr(code))}: use 'auto' or an ISO 639-1 code"
-        )
+        raise ValueError(f"unknown language code {_shown(code)}: use 'auto' or an ISO 639-1 code")
     return norm
 
 
@@ -291,7 +292,11 @@ def _describe(exc: ValidationError, path: Path, text: str, env: dict[str, Any]) 
         loc = tuple(err["loc"])
         key = ".".join(str(p) for p in loc)
         value = err.get("input")
-        shown = "(hidden)" if any(_looks_secret(str(p)) for p in loc) else _brief(repr(value))
+        shown = (
+            "(hidden)"
+            if any(_looks_secret(str(p)) for p in loc)
+            else brief(repr(value), SHOWN_VALUE)
+        )
         where = _source_of(loc, path, text, env)
         lines.append(f"{where}: [{key}] = {shown}: {err['msg']}")
     return "invalid configuration:\n  " + "\n  ".join(lines)
@@ -336,8 +341,9 @@ def _looks_secret(name: str) -> bool:
     return bool(_SECRET_NAME.search(name))
 
 
-def _brief(text: str, limit: int = 80) -> str:
-    return text if len(text) <= limit else f"{text[:limit]}… ({len(text)} characters)"
+def _shown(value: Any) -> str:
+    """A rejected value as an error message repeats it: its repr, cut to SHOWN_VALUE."""
+    return brief(repr(value), SHOWN_VALUE)
 
 
 def _warn_if_secret_readable(path: Path, data: dict[str, Any]) -> None:

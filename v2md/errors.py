@@ -23,10 +23,14 @@ class V2MError(Exception):
     @property
     def message(self) -> str:
         """The message as clients and the log see it, at most MAX_MESSAGE characters."""
-        text = str(self)
-        if len(text) <= MAX_MESSAGE:
-            return text
-        return f"{text[:MAX_MESSAGE]}… ({len(text) - MAX_MESSAGE} more characters)"
+        return brief(str(self), MAX_MESSAGE)
+
+
+def brief(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` characters, saying how long it was."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}… ({len(text)} characters in all)"
 
 
 class InvalidStateError(V2MError):
@@ -98,4 +102,4 @@ ALL_ERRORS: tuple[type[V2MError], ...] = (
 
 # Every name a client can receive: the contract XML lists exactly these (a test checks).
 # "Failed" is the base's: an unexpected exception, which is a bug in v2md.
-ERROR_NAMES = frozenset({V2MError.name, *(cls.name for cls in V2MError.__subclasses__())})
+ERROR_NAMES = frozenset({V2MError.name, *(cls.name for cls in ALL_ERRORS)})

@@ -36,8 +36,11 @@ from .transcriber import SAMPLE_RATE
 log = logging.getLogger(__name__)
 
 SLICE_S = 0.5  # the most audio one step of the pump takes: bounds work between yields
-OVERRUN_REPORT_S = 1.0
-PAUSE_PAD_MS = 100  # dropped samples are reported at most this often
+OVERRUN_REPORT_S = 1.0  # dropped samples are reported at most this often
+PAUSE_PAD_MS = 100  # audio decoded after the speech end the VAD heard (see __init__)
+# Past capacity, the oldest audio is spilled until this much room is free again, so that
+# a worker far behind writes one WAV per minute of audio rather than one per chunk.
+SPILL_ROOM_S = 60
 
 
 class VoiceDetector(Protocol):
@@ -229,15 +232,13 @@ class LiveSession:
             self._ending = True
             self._events.ended(f"{limit} ms of silence")
         heard = vad.speech_bounds(padded=False)
-        if heard is None:
-            if self._decode is None:
-                self._final.drop_silence(self.samples)  # nothing said yet
-        elif vad.speech_active:
-            self._maybe_update(self._decode_end(heard[1]))
-        elif self._decode_end(heard[1]) > self._final.decoded_until:
-            self._decode_to(self._decode_end(heard[1]))  # a pause: decode it all, in context
+        end = None if heard is None else self._decode_end(heard[1])
+        if end is not None and vad.speech_active:
+            self._maybe_update(end)
+        elif end is not None and end > self._final.decoded_until:
+            self._decode_to(end)  # a pause: decode all of it, in context
         elif self._decode is None:
-            self._final.drop_silence(self.samples)
+            self._final.drop_silence(self.samples)  # nothing said, or all of it decoded
         self._bound_memory()
 
     def _decode_end(self, heard_to: int) -> int:
@@ -288,7 +289,7 @@ class LiveSession:
         keep up), keep the oldest as a WAV and say so: memory stays bounded, nothing lost."""
         if self._final.kept_samples <= self._capacity:
             return
-        spilled = self._final.spill(self._capacity - 60 * SAMPLE_RATE)
+        spilled = self._final.spill(self._capacity - SPILL_ROOM_S * SAMPLE_RATE)
         if spilled.size:
             task = asyncio.create_task(self._report_spill(spilled), name="v2m-spill")
             self._spills.add(task)

@@ -282,14 +282,11 @@ class WhisperWorker:
         steps = await self._run(Priority.FINAL, lambda model: list(model.windows(audio, options)))
         return "".join(steps).strip()
 
-    async def transcribe_file(
-        self, path: str | Path, on_progress: Callable[[float, float], None] | None = None
-    ) -> str:
+    async def transcribe_file(self, path: str | Path) -> str:
         """Transcribe an audio file, read and decoded a block at a time.
 
-        ``on_progress(done_s, total_s)`` follows each block (total 0 when unknown). Each
-        30 s window is an inference job of its own, so a dictation's decodes run between
-        them; memory stays that of one block whatever the file's length."""
+        Each 30 s window is an inference job of its own, so a dictation's decodes run
+        between them; memory stays that of one block whatever the file's length."""
         path = _check_file(Path(path))
         loop = asyncio.get_running_loop()
         total_s = await loop.run_in_executor(None, audiofile.duration_s, path)
@@ -300,22 +297,13 @@ class WhisperWorker:
         options = self._file_options()
         pieces: list[str] = []
         carry = np.zeros(0, np.float32)
-        done = 0
         while True:
             block = await loop.run_in_executor(None, next, reader, None)
             audio = carry if block is None else np.concatenate([carry, block])
             cut = audio.size if block is None else _quiet_cut(audio)
             if cut:
-                steps = await self._run(
-                    Priority.FILE, lambda m, a=audio[:cut]: m.windows(a, options)
-                )
-                step = partial(next, steps, None)
-                while (text := await self._run(Priority.FILE, lambda _m, s=step: s())) is not None:
-                    pieces.append(text)
-            done += cut
+                pieces += await self._file_block(audio[:cut], options)
             carry = audio[cut:]
-            if on_progress is not None:
-                on_progress(done / SAMPLE_RATE, total_s)
             if block is None:
                 return "".join(pieces).strip()
 
