@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import speech
 
-from v2md import models
+from v2md import audiofile, models
 from v2md.config import WhisperConfig
 from v2md.errors import InvalidArgumentError, ModelError
 from v2md.transcriber import ModelState, WhisperWorker
@@ -216,6 +216,47 @@ async def test_transcribe_file_rejects_unreadable(tmp_path):
     with pytest.raises(InvalidArgumentError, match="not readable"):
         await worker.transcribe_file(path)
     await worker.close()
+
+
+class SegmentingModel(FakeModel):
+    """Decodes each block of a file into three segments, ending at its quarters."""
+
+    def __init__(self) -> None:
+        self.blocks_s: list[float] = []
+
+    def windows(self, audio, options):
+        seconds = audio.size / speech.SAMPLE_RATE
+        self.blocks_s.append(seconds)
+        return ((f" part {i}", seconds * i / 4) for i in range(1, 4))
+
+
+async def test_a_file_reports_its_progress_at_each_segment_and_block(monkeypatch, tmp_path):
+    model = SegmentingModel()
+    monkeypatch.setattr(models, "load", lambda spec, cpu_threads: model)
+    wav = speech.write_wav(tmp_path / "long.wav", speech.silence(90))  # more than one block
+    worker = WhisperWorker(WhisperConfig())
+    fractions: list[float] = []
+    text = await worker.transcribe_file(wav, fractions.append)
+    await worker.close()
+    assert len(model.blocks_s) > 1 and sum(model.blocks_s) == pytest.approx(90)
+    assert text.count("part") == 3 * len(model.blocks_s)
+    expected, start = [0.0], 0.0
+    for seconds in model.blocks_s:
+        expected += [(start + seconds * i / 4) / 90 for i in (1, 2, 3, 4)]
+        start += seconds
+    expected[-1] = 1.0  # the end of the last block is the end: reported once, as 1
+    assert fractions == pytest.approx(expected)
+
+
+async def test_a_file_that_states_no_length_reports_only_start_and_end(monkeypatch, tmp_path):
+    monkeypatch.setattr(models, "load", lambda spec, cpu_threads: SegmentingModel())
+    monkeypatch.setattr(audiofile, "duration_s", lambda path: 0.0)
+    wav = speech.write_wav(tmp_path / "long.wav", speech.silence(90))
+    worker = WhisperWorker(WhisperConfig())
+    fractions: list[float] = []
+    await worker.transcribe_file(wav, fractions.append)
+    await worker.close()
+    assert fractions == [0.0, 1.0]
 
 
 @pytest.mark.slow

@@ -13,6 +13,7 @@ import os
 import sys
 from datetime import datetime
 from pathlib import Path
+from typing import TextIO
 
 from dbus_fast import BusType, DBusError
 from dbus_fast.aio import MessageBus, ProxyInterface
@@ -49,6 +50,65 @@ async def listen(iface: ProxyInterface, props: ProxyInterface, *, until_final: b
     return ""
 
 
+async def transcribe(iface: ProxyInterface, path: str, terminal: TextIO | None) -> str:
+    """TranscribeFile, with a progress bar on ``terminal`` while it runs, if one is given.
+
+    It waits as long as the decoding takes: dbus-fast's calls have no reply timeout."""
+    # A daemon started before an upgrade may not have FileProgress yet: no bar then.
+    if terminal is None or not hasattr(iface, "on_file_progress"):
+        return await iface.call_transcribe_file(path)
+    bar = ProgressBar(terminal)
+
+    def on_progress(of: str, fraction: float) -> None:
+        if of == path:  # not another client's file
+            bar.draw(fraction)
+
+    iface.on_file_progress(on_progress)
+    try:
+        return await iface.call_transcribe_file(path)
+    finally:
+        iface.off_file_progress(on_progress)
+        bar.clear()
+
+
+class ProgressBar:
+    """One line on a terminal, redrawn in place, and wiped at the end."""
+
+    def __init__(self, terminal: TextIO) -> None:
+        self._terminal = terminal
+        self._line = ""
+
+    def draw(self, fraction: float) -> None:
+        line = bar_line(fraction, _columns(self._terminal))
+        if line != self._line:
+            self._terminal.write("\r" + line)
+            self._terminal.flush()
+            self._line = line
+
+    def clear(self) -> None:
+        if self._line:
+            self._terminal.write("\r" + " " * len(self._line) + "\r")
+            self._terminal.flush()
+            self._line = ""
+
+
+def bar_line(fraction: float, columns: int) -> str:
+    """``[########------------]  40%``: at most 40 marks, one column short of ``columns``
+    (a line that fills the last column wraps on some terminals)."""
+    fraction = min(max(fraction, 0.0), 1.0)
+    width = max(10, min(40, columns - 8))
+    filled = round(fraction * width)
+    return f"[{'#' * filled}{'-' * (width - filled)}] {fraction:4.0%}"
+
+
+def _columns(terminal: TextIO) -> int:
+    """The terminal's width; 80 where it does not say (a new pseudo-terminal says 0)."""
+    try:
+        return os.get_terminal_size(terminal.fileno()).columns or 80
+    except (OSError, ValueError):
+        return 80
+
+
 async def _run(args: argparse.Namespace) -> int:
     if args.command == "bind":
         return _bind(args)
@@ -75,7 +135,8 @@ async def _run(args: argparse.Namespace) -> int:
             case "translate":
                 print(await iface.call_translate(args.text, args.language))
             case "transcribe":
-                print(await iface.call_transcribe_file(str(Path(args.file).resolve())))
+                path = str(Path(args.file).resolve())
+                print(await transcribe(iface, path, sys.stderr if sys.stderr.isatty() else None))
             case "devices":
                 print("\n".join(await iface.call_list_devices()))
             case "history":

@@ -181,9 +181,10 @@ class WindowedWhisperModel(WhisperModel):
             self._windows_left = None
         return found
 
-    def windows(self, audio: np.ndarray, options: dict[str, Any]) -> Iterator[str]:
+    def windows(self, audio: np.ndarray, options: dict[str, Any]) -> Iterator[tuple[str, float]]:
         """Set up a decode of ``audio`` in full 30 s windows; each ``next()`` then returns
-        one segment's text, decoding the next window when the last one's are used up.
+        one segment's text and where it ends (seconds into ``audio``), decoding the next
+        window when the last one's are used up.
 
         Steps may run between other calls on this model (the worker's priorities), so
         each one sets the window size again."""
@@ -191,13 +192,13 @@ class WindowedWhisperModel(WhisperModel):
         segments, _info = self.transcribe(audio, **options)  # features, VAD, language
         return self._each_segment(segments)
 
-    def _each_segment(self, segments: Iterator[Any]) -> Iterator[str]:
+    def _each_segment(self, segments: Iterator[Any]) -> Iterator[tuple[str, float]]:
         while True:
             self.encoder_frames = _FULL_WINDOW_FRAMES
             segment = next(segments, None)
             if segment is None:
                 return
-            yield segment.text
+            yield segment.text, float(segment.end)
 
     def generate_with_fallback(self, *args: Any, **kwargs: Any) -> Any:
         if self._windows_left is not None:

@@ -10,6 +10,8 @@ this class introspects as.
 import asyncio
 import functools
 import logging
+import math
+import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Annotated, ParamSpec, TypeVar
 
@@ -33,6 +35,11 @@ HistoryRows = Annotated[list[tuple[int, str, str]], DBusSignature("a(xss)")]
 StrList = Annotated[list[str], DBusSignature("as")]
 TextAndFinal = Annotated[tuple[str, bool], DBusSignature("sb")]
 NameAndMessage = Annotated[tuple[str, str], DBusSignature("ss")]
+PathAndFraction = Annotated[tuple[str, float], DBusSignature("sd")]
+
+# FileProgress at most this often per TranscribeFile call: a bar moves smoothly at four
+# updates a second, and a fast decoder does not flood the bus with one per segment.
+FILE_PROGRESS_INTERVAL_S = 0.25
 
 
 def _to_dbus(exc: V2MError) -> DBusError:
@@ -56,6 +63,48 @@ def _bus_errors(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
             raise DBusError(ERROR_PREFIX + "Failed", f"{fn.__name__}: internal error") from None
 
     return wrapper
+
+
+class Throttle:
+    """Passes values on at most once per ``interval_s``: a value at once when the last
+    went out long enough ago, otherwise the latest of those held back once the interval
+    is over, so that the newest value always gets through."""
+
+    def __init__(
+        self,
+        emit: Callable[[float], None],
+        interval_s: float,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._emit = emit
+        self._interval_s = interval_s
+        self._clock = clock
+        self._last_sent = -math.inf
+        self._held: float | None = None  # the value waiting for the interval to end
+        self._timer: asyncio.TimerHandle | None = None
+
+    def __call__(self, value: float) -> None:
+        self._held = value
+        wait = self._last_sent + self._interval_s - self._clock()
+        if wait <= 0:
+            self.flush()
+        elif self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(wait, self.flush)
+
+    def flush(self) -> None:
+        """Pass on the value held back, if any, now."""
+        self.close()
+        if self._held is not None:
+            value, self._held = self._held, None
+            self._last_sent = self._clock()
+            self._emit(value)
+
+    def close(self) -> None:
+        """Stop the timer of a held value (that value stays held until ``flush``)."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
 
 
 class DictationService(ServiceInterface):
@@ -105,7 +154,13 @@ class DictationService(ServiceInterface):
     @method()
     @_bus_errors
     async def TranscribeFile(self, path: DBusStr) -> DBusStr:
-        return await self._wf.transcribe_file(path)
+        progress = Throttle(functools.partial(self.FileProgress, path), FILE_PROGRESS_INTERVAL_S)
+        try:
+            text = await self._wf.transcribe_file(path, progress)
+        finally:
+            progress.close()
+        progress.flush()  # the final 1 goes out before the reply
+        return text
 
     @method()
     @_bus_errors
@@ -153,6 +208,10 @@ class DictationService(ServiceInterface):
     @signal()
     def Error(self, name: str, message: str) -> NameAndMessage:
         return (name, message)
+
+    @signal()
+    def FileProgress(self, path: str, fraction: float) -> PathAndFraction:
+        return (path, fraction)
 
     # ---- properties ----------------------------------------------------------------------
 

@@ -280,13 +280,16 @@ class WhisperWorker:
             return ""
         options = self._file_options()
         steps = await self._run(Priority.FINAL, lambda model: list(model.windows(audio, options)))
-        return "".join(steps).strip()
+        return "".join(text for text, _end in steps).strip()
 
-    async def transcribe_file(self, path: str | Path) -> str:
+    async def transcribe_file(
+        self, path: str | Path, on_progress: Callable[[float], None] | None = None
+    ) -> str:
         """Transcribe an audio file, read and decoded a block at a time.
 
         Each 30 s window is an inference job of its own, so a dictation's decodes run
-        between them; memory stays that of one block whatever the file's length."""
+        between them; memory stays that of one block whatever the file's length.
+        ``on_progress`` hears how much of the file is decoded (see ``FileProgress``)."""
         path = _check_file(Path(path))
         loop = asyncio.get_running_loop()
         total_s = await loop.run_in_executor(None, audiofile.duration_s, path)
@@ -294,26 +297,36 @@ class WhisperWorker:
             path, FILE_BLOCK_S * SAMPLE_RATE, self._cfg.max_file_s * SAMPLE_RATE
         )
         log.info("transcribing %s (%.1f s of audio)", path, total_s)
+        progress = FileProgress(total_s, on_progress or (lambda _fraction: None))
         options = self._file_options()
         pieces: list[str] = []
         carry = np.zeros(0, np.float32)
+        done = 0  # samples decoded
         while True:
             block = await loop.run_in_executor(None, next, reader, None)
             audio = carry if block is None else np.concatenate([carry, block])
             cut = audio.size if block is None else _quiet_cut(audio)
             if cut:
-                pieces += await self._file_block(audio[:cut], options)
+                pieces += await self._file_block(audio[:cut], options, progress, done / SAMPLE_RATE)
+                done += cut
+                progress.at(done / SAMPLE_RATE)
             carry = audio[cut:]
             if block is None:
+                progress.finished()
                 return "".join(pieces).strip()
 
-    async def _file_block(self, audio: np.ndarray, options: dict[str, Any]) -> list[str]:
-        """One block of a file, set up as one job and decoded a window per job."""
+    async def _file_block(
+        self, audio: np.ndarray, options: dict[str, Any], progress: FileProgress, start_s: float
+    ) -> list[str]:
+        """One block of a file, starting ``start_s`` into it, set up as one job and decoded
+        a window per job; ``progress`` hears where each segment ends."""
         steps = await self._run(Priority.FILE, lambda model: model.windows(audio, options))
         step = partial(next, steps, None)
         pieces = []
-        while (text := await self._run(Priority.FILE, lambda _model: step())) is not None:
+        while (found := await self._run(Priority.FILE, lambda _model: step())) is not None:
+            text, end_s = found
             pieces.append(text)
+            progress.at(start_s + end_s)
         return pieces
 
     def _file_options(self) -> dict[str, Any]:
@@ -402,6 +415,31 @@ class WhisperWorker:
         await asyncio.get_running_loop().run_in_executor(None, self._inference.close)
         if self.state != ModelState.FAILED:
             self._set_state(ModelState.UNLOADED, "worker closed")
+
+
+class FileProgress:
+    """How much of a file is decoded, as a fraction of the length its container states.
+
+    Passes on 0 at the start, then each fraction larger than the last and short of 1,
+    then 1 once all the audio is decoded. Where the stated length is missing (0) or
+    too short, nothing more is passed on until the end: 1 always means done.
+    """
+
+    def __init__(self, total_s: float, report: Callable[[float], None]) -> None:
+        self._total_s = total_s
+        self._report = report
+        self._last = 0.0
+        report(0.0)
+
+    def at(self, decoded_s: float) -> None:
+        """The audio is decoded up to ``decoded_s`` seconds into the file."""
+        fraction = decoded_s / self._total_s if self._total_s > 0 else 0.0
+        if self._last < fraction < 1.0:
+            self._last = fraction
+            self._report(fraction)
+
+    def finished(self) -> None:
+        self._report(1.0)
 
 
 def watch_memory_stalls(callback: Callable[[], None]) -> Callable[[], None] | None:

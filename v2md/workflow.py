@@ -108,7 +108,9 @@ class Worker(Protocol):
     model_name: str
     language: str
 
-    async def transcribe_file(self, path: str) -> str: ...
+    async def transcribe_file(
+        self, path: str, on_progress: Callable[[float], None] | None = None
+    ) -> str: ...
 
 
 @runtime_checkable
@@ -379,9 +381,12 @@ class RecordingWorkflow:
 
     # ---- other requests -----------------------------------------------------------------
 
-    async def transcribe_file(self, path: str) -> str:
-        """Transcribe a file on the same worker; the worker validates the path and the audio."""
-        return (await self._f.worker.transcribe_file(path)).strip()
+    async def transcribe_file(
+        self, path: str, on_progress: Callable[[float], None] | None = None
+    ) -> str:
+        """Transcribe a file on the same worker; the worker validates the path and the audio
+        and tells ``on_progress`` the fraction decoded."""
+        return (await self._f.worker.transcribe_file(path, on_progress)).strip()
 
     async def refine(self, text: str) -> str:
         return await self._llm(self._require_llm().refine(text))
