@@ -170,3 +170,61 @@ async def test_past_capacity_the_oldest_audio_is_kept_as_a_wav_and_reported(tmp_
     assert live._final.kept_samples <= 70 * SAMPLE_RATE
     decoder.gate.set()
     await live.finish()
+
+
+class CountingProvisional(NoProvisional):
+    """Notes, for each provisional update, how many full-context decodes had begun."""
+
+    def __init__(self, decoder: SpellingDecoder) -> None:
+        self._decoder = decoder
+        self.started: list[int] = []
+
+    async def update(self, end_sample=None):
+        self.started.append(len(self._decoder.decoded))
+        return None
+
+
+async def test_no_provisional_update_waits_behind_a_full_context_decode():
+    decoder = SpellingDecoder()
+    decoder.gate.clear()  # the pause's decode stays in flight
+    provisional = CountingProvisional(decoder)
+    chunks = dictation(3)  # speech, a pause, more speech while that pause is decoded
+    ticks = iter(range(10**6))  # every update is due
+    live = LiveSession(
+        Config(),
+        FakeSource(chunks),
+        provisional,
+        FinalPass(decoder),
+        FakeVAD(),
+        Events(),
+        clock=lambda: float(next(ticks)),
+    )
+    await live.start()
+    await until(lambda: live.samples == sum(c.size for c in chunks))
+    assert decoder.decoded, "the first pause was not decoded"
+    assert provisional.started, "no provisional update while speaking"
+    assert all(begun == 0 for begun in provisional.started)
+    decoder.gate.set()
+    assert await live.finish() == said(3 * 8)
+
+
+async def test_a_recording_holds_file_transcription_until_it_ends():
+    holds = []
+
+    def hold_files():
+        holds.append("held")
+        return lambda: holds.append("released")
+
+    live = LiveSession(
+        Config(),
+        FakeSource(dictation(1)),
+        NoProvisional(),
+        FinalPass(SpellingDecoder()),
+        FakeVAD(),
+        Events(),
+        hold_files=hold_files,
+    )
+    await live.start()
+    assert holds == ["held"]
+    assert await live.finish() == said(8)
+    assert holds == ["held", "released"]

@@ -75,8 +75,8 @@ async def test_a_dictation_during_a_long_transcribe_file_keeps_its_words(own_bus
         assert not transcribing.done()  # the file was still being decoded all along
         transcribing.cancel()
     assert speech.wer(reference, text) <= 10.0, text
-    # At most the file's window in progress and the last sentence's decode (~1.5 s each on
-    # two cores), not the rest of the file.
+    # File windows wait while the dictation records, so Stop waits for the last sentence's
+    # decode at most (~1.5 s on two cores), not for file windows or the rest of the file.
     assert waited < 6.0, waited
 
 

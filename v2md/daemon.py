@@ -92,6 +92,7 @@ def _build_features(cfg: Config, bus: MessageBus, on_model_state) -> Features:
             FinalPass(worker),
             SileroVAD(cfg.vad) if cfg.vad.enabled else None,
             events,
+            hold_files=worker.hold_files,
         )
 
     return Features(

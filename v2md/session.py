@@ -85,6 +85,7 @@ class LiveSession:
         vad: VoiceDetector | None,
         events: SessionEvents,
         *,
+        hold_files: Callable[[], Callable[[], None]] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._cfg = cfg
@@ -94,6 +95,8 @@ class LiveSession:
         self._vad = vad
         self._events = events
         self._clock = clock
+        self._hold_files = hold_files
+        self._release_files: Callable[[], None] | None = None
         self._vad_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="v2m-vad")
         self._capacity = cfg.audio.capacity_s * SAMPLE_RATE
         # Audio decoded after the speech end the VAD heard. Not all of speech_pad_ms: a short
@@ -120,7 +123,10 @@ class LiveSession:
         return self.samples / SAMPLE_RATE
 
     async def start(self) -> None:
-        """Open the source (off the loop: devices can be slow) and start pumping."""
+        """Open the source (off the loop: devices can be slow) and start pumping; file
+        transcription waits until this recording ends (``hold_files``)."""
+        if self._hold_files is not None:
+            self._release_files = self._hold_files()
         try:
             await asyncio.get_running_loop().run_in_executor(None, self.source.start)
         except Exception:
@@ -184,6 +190,8 @@ class LiveSession:
 
     def _close(self) -> None:
         self._ending = True
+        if self._release_files is not None:
+            self._release_files()
         self.source.close()
         self._vad_thread.shutdown(wait=False, cancel_futures=True)
         if self.speech_active:
@@ -249,7 +257,10 @@ class LiveSession:
         """Provisional text every update interval while speech goes on."""
         interval = self._cfg.whisper.update_interval_ms / 1000
         due = self._clock() - self._last_update >= interval
-        if due and (self._update is None or self._update.done()):
+        # Not while a full-context decode runs: an update would wait behind it on the
+        # inference thread, and its text would be stale once the decode rebases the stream.
+        idle = (self._update is None or self._update.done()) and self._decode is None
+        if due and idle:
             self._update = asyncio.create_task(self._provisional(end), name="v2m-update")
 
     async def _provisional(self, end: int) -> None:
