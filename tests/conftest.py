@@ -15,6 +15,10 @@ from harness import STARTED, Daemon, PrivateBus
 
 from v2md.client import dictation_proxy
 
+# pytester runs pytest on tests of a test's own; ci_skips fails a CI run on a skip it
+# does not expect.
+pytest_plugins = ("pytester", "ci_skips")
+
 
 # Which words tiny.en gets wrong shifts with CTranslate2's CPU kernels: Intel MKL on Intel
 # CPUs, oneDNN elsewhere, each per instruction set. Accuracy tests compare word error rates
