@@ -126,8 +126,7 @@ class DBusMock:
         self._kept_log: str | None = None  # the log's text, once the file is removed
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "dbusmock", "--session", *args],
-            # Unbuffered: the calls it logs are in the file when a failing test reads it.
-            env={**os.environ, "DBUS_SESSION_BUS_ADDRESS": bus.address, "PYTHONUNBUFFERED": "1"},
+            env={**os.environ, "DBUS_SESSION_BUS_ADDRESS": bus.address},
             stdout=fd,
             stderr=subprocess.STDOUT,
         )

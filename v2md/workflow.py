@@ -436,8 +436,8 @@ class RecordingWorkflow:
 
     async def idle(self) -> None:
         """Return once the work running in the background is done: deliveries, refines,
-        notifications, and a recording that ended on its own. For a caller that must see
-        their effects (a test), instead of guessing how long they take."""
+        notifications, and finishing a recording whose source has reported its end. For a
+        caller that must see their effects (a test), instead of guessing how long they take."""
         while self._background:  # a task may start another before it ends
             await asyncio.wait(set(self._background))
 
