@@ -11,9 +11,10 @@ import numpy as np
 import pytest
 import speech
 from dbus_fast.aio import MessageBus
-from harness import STARTED, Daemon, PrivateBus
+from harness import STARTED, Daemon
 
 from v2md.client import dictation_proxy
+from v2md.privatebus import PrivateBus
 
 # pytester runs pytest on tests of a test's own; ci_skips fails a CI run on a skip it
 # does not expect.
