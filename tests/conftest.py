@@ -11,9 +11,14 @@ import numpy as np
 import pytest
 import speech
 from dbus_fast.aio import MessageBus
-from harness import STARTED, Daemon, PrivateBus
+from harness import STARTED, Daemon
 
 from v2md.client import dictation_proxy
+from v2md.privatebus import PrivateBus
+
+# pytester runs pytest on tests of a test's own; ci_skips fails a CI run on a skip it
+# does not expect.
+pytest_plugins = ("pytester", "ci_skips")
 
 
 # Which words tiny.en gets wrong shifts with CTranslate2's CPU kernels: Intel MKL on Intel
@@ -38,15 +43,15 @@ if _has_avx2():
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
-    """A failing test's report carries the log of every daemon it talked to: those it
-    started, and those still running from a module's fixture."""
+    """A failing test's report carries the log of every daemon and mock it talked to: those
+    it started, and those still running from a module's fixture."""
     outcome = yield
     report = outcome.get_result()
     if report.failed:
-        for daemon in STARTED:
-            report.sections.append((f"v2md log ({daemon.log_path})", daemon.log()[-20000:]))
+        for proc in STARTED:
+            report.sections.append((f"{proc.name} log ({proc.log_path})", proc.log()[-20000:]))
     if report.when == "teardown":
-        STARTED[:] = [daemon for daemon in STARTED if daemon.alive()]
+        STARTED[:] = [proc for proc in STARTED if proc.alive()]
 
 
 @pytest.fixture(scope="module")

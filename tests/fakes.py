@@ -8,7 +8,8 @@ import numpy as np
 
 
 class FakeSource:
-    """Yields ``chunks`` then waits for stop(); ``end_after`` ends it on its own."""
+    """Yields ``chunks`` (and what ``feed`` adds) then waits for stop(); ``end_on_its_own``
+    ends it after the chunks."""
 
     device_name = "fake"
 
@@ -22,12 +23,26 @@ class FakeSource:
         self.overruns = overruns
         self.level = (0.0, 0.0)
         self.closed = False
+        self._reading = False
+
+    def feed(self, chunk):
+        """Deliver one more chunk, as a device does while recording."""
+        self._queue.put_nowait(chunk)
+
+    @property
+    def starved(self) -> bool:
+        """The reader waits for audio: every chunk so far was read and dealt with."""
+        return self._reading and self._queue.empty()
 
     def start(self):
         pass
 
     async def read(self):
-        return await self._queue.get()
+        self._reading = True
+        try:
+            return await self._queue.get()
+        finally:
+            self._reading = False
 
     def stop(self):
         self._queue.put_nowait(np.zeros(0, np.float32))

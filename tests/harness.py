@@ -1,9 +1,10 @@
 """Run the real daemon on a private session bus, the way power-profiles-daemon's tests do.
 
-``PrivateBus`` is a ``dbus-daemon --session`` of the test's own; ``Daemon`` runs
+Each test's bus is a ``PrivateBus`` (``v2md/privatebus.py``); ``Daemon`` runs
 ``v2md`` on it as a subprocess — from the source tree, or the installed one
 named by the unit's ExecStart when ``V2M_TEST_UNIT`` points at an installed
-``v2md.service`` — and keeps its log so a failing test can print it.
+``v2md.service`` — and keeps its log so a failing test can print it; ``dbusmock``
+runs a python-dbusmock stand-in (a notification server, a fake v2md) on it.
 """
 
 from __future__ import annotations
@@ -15,35 +16,22 @@ import os
 import shlex
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
+from dbus_fast import Message, MessageType
 from dbus_fast.aio import MessageBus, ProxyInterface
 
 from v2md.client import dictation_proxy, wait_for_name
+from v2md.privatebus import PrivateBus
 
 ROOT = Path(__file__).resolve().parent.parent
 
-# Every daemon a test started, so that a failing test's report carries their logs.
-STARTED: list[Daemon] = []
-
-
-class PrivateBus:
-    def __init__(self) -> None:
-        self._proc = subprocess.Popen(
-            ["dbus-daemon", "--session", "--nofork", "--print-address=1"],
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        assert self._proc.stdout is not None
-        self.address = self._proc.stdout.readline().strip()
-        if not self.address:
-            raise RuntimeError("dbus-daemon did not print an address")
-
-    def close(self) -> None:
-        self._proc.terminate()
-        self._proc.wait(timeout=10)
+# Every process a test started (daemons, mocks), so that a failing test's report carries
+# their logs.
+STARTED: list[Daemon | DBusMock] = []
 
 
 def daemon_command() -> list[str]:
@@ -58,6 +46,8 @@ def daemon_command() -> list[str]:
 
 class Daemon:
     """One v2md process with its own XDG directories and configuration."""
+
+    name = "v2md"
 
     def __init__(self, bus: PrivateBus, home: Path, **settings: str) -> None:
         self.bus = bus
@@ -121,6 +111,83 @@ async def running_daemon(
     finally:
         client.disconnect()
         daemon.stop()
+
+
+class DBusMock:
+    """``python -m dbusmock --session *args`` on a private bus, to answer as ``service``."""
+
+    name = "dbusmock"
+
+    def __init__(self, bus: PrivateBus, *args: str, service: str) -> None:
+        self.bus = bus
+        self.service = service
+        fd, path = tempfile.mkstemp(prefix="dbusmock-", suffix=".log")
+        self.log_path = Path(path)
+        self._kept_log: str | None = None  # the log's text, once the file is removed
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "dbusmock", "--session", *args],
+            env={**os.environ, "DBUS_SESSION_BUS_ADDRESS": bus.address},
+            stdout=fd,
+            stderr=subprocess.STDOUT,
+        )
+        os.close(fd)
+        STARTED.append(self)
+
+    async def wait_ready(self, timeout: float = 30) -> None:
+        """Wait for the service's name, then for a Ping to come back: dbusmock takes its
+        name before it loads its template, and answers calls only once that is done."""
+        client = await MessageBus(bus_address=self.bus.address).connect()
+        try:
+            async with asyncio.timeout(timeout):
+                await wait_for_name(client, timeout, self.service)
+                reply = await client.call(
+                    Message(
+                        destination=self.service,
+                        path="/",
+                        interface="org.freedesktop.DBus.Peer",
+                        member="Ping",
+                    )
+                )
+        except TimeoutError:
+            raise AssertionError(
+                f"dbusmock did not answer as {self.service} within {timeout} s "
+                f"(exit status {self.proc.poll()}):\n{self.log()}"
+            ) from None
+        finally:
+            client.disconnect()
+        assert reply.message_type == MessageType.METHOD_RETURN, reply.body
+
+    def log(self) -> str:
+        if self._kept_log is not None:
+            return self._kept_log
+        return self.log_path.read_text(errors="replace")
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def stop(self) -> None:
+        """End the mock and remove its log file, keeping the text for the test's report."""
+        if self.alive():
+            self.proc.terminate()
+        self.proc.wait(timeout=10)
+        if self._kept_log is None:
+            self._kept_log = self.log()
+            self.log_path.unlink()
+
+
+@contextlib.asynccontextmanager
+async def dbusmock(
+    bus: PrivateBus, *args: str, service: str, timeout: float = 30
+) -> AsyncIterator[subprocess.Popen[bytes]]:
+    """A dbusmock on ``bus`` (``args`` as ``python -m dbusmock`` takes them) answering as
+    ``service``: yields its process once it answers calls, stops it on leaving (unless the
+    test already ended it). A failing test's report carries its log."""
+    mock = DBusMock(bus, *args, service=service)
+    try:
+        await mock.wait_ready(timeout)
+        yield mock.proc
+    finally:
+        mock.stop()
 
 
 async def assert_eventually(

@@ -2,43 +2,26 @@
 
 from __future__ import annotations
 
-import asyncio
-import os
 import signal
-import subprocess
-import sys
 
 import pytest
 import speech
 from dbus_fast import Message
 from dbus_fast.aio import MessageBus
-from harness import Daemon, assert_eventually
+from harness import Daemon, assert_eventually, dbusmock
 
-from v2md.client import dictation_proxy, wait_for_name
+from v2md.client import dictation_proxy
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
-def notification_daemon(own_bus):
+async def notification_daemon(own_bus):
     """python-dbusmock's notification_daemon template on the test's bus."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "dbusmock", "--session", "--template", "notification_daemon"],
-        env={**os.environ, "DBUS_SESSION_BUS_ADDRESS": own_bus.address},
-        stdout=subprocess.DEVNULL,
-    )
-
-    async def ready() -> None:
-        bus = await MessageBus(bus_address=own_bus.address).connect()
-        try:
-            await wait_for_name(bus, 30, "org.freedesktop.Notifications")
-        finally:
-            bus.disconnect()
-
-    asyncio.run(ready())
-    yield
-    proc.terminate()
-    proc.wait()
+    async with dbusmock(
+        own_bus, "--template", "notification_daemon", service="org.freedesktop.Notifications"
+    ):
+        yield
 
 
 async def notify_calls(address: str) -> list[list]:

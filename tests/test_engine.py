@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import selectors
 import threading
 from pathlib import Path
 
@@ -69,41 +70,49 @@ def test_level_meter_reports_rms_and_peak_of_the_last_chunk(ring) -> None:
     assert ring.level == pytest.approx((np.sqrt(0.03125), 0.25))
 
 
-async def test_reader_sleeps_on_the_eventfd_until_a_write_wakes_it(tmp_path: Path) -> None:
-    ring = _engine.Ring(1000, directory=tmp_path)
-    loop = asyncio.get_running_loop()
-    idle_wakeups = 0
-    real_select = loop._selector.select
+class CountingSelector(selectors.DefaultSelector):
+    """The event loop's selector, counting blocking waits that return nothing: wake-ups
+    without work, as a polling reader causes."""
 
-    def counting_select(timeout=None):
-        # A blocking select that returns nothing is a wake-up without work: polling.
-        nonlocal idle_wakeups
-        events = real_select(timeout)
+    idle_wakeups = 0
+
+    def select(self, timeout=None):
+        events = super().select(timeout)
         if timeout != 0 and not events:
-            idle_wakeups += 1
+            self.idle_wakeups += 1
         return events
 
-    loop._selector.select = counting_select
-    wakeup = _Wakeup(ring.fileno(), ring.drain_wakeups)
+
+def test_reader_sleeps_on_the_eventfd_until_a_write_wakes_it(tmp_path: Path) -> None:
+    ring = _engine.Ring(1000, directory=tmp_path)
+    selector = CountingSelector()
+
+    async def read_once() -> None:
+        wakeup = _Wakeup(ring.fileno(), ring.drain_wakeups)
+        try:
+            wakeup.arm()
+            assert ring.views()[0].size == 0
+            written = threading.Event()
+
+            def writer() -> None:
+                # Long enough that a polling reader would loop many times meanwhile.
+                written.wait(0.3)
+                ring.write(np.arange(4, dtype=np.float32))
+
+            thread = threading.Thread(target=writer)
+            thread.start()
+            await asyncio.wait_for(wakeup.wait(), timeout=10)
+            thread.join()
+        finally:
+            wakeup.close()
+
+    loop = asyncio.SelectorEventLoop(selector)
     try:
-        wakeup.arm()
-        assert ring.views()[0].size == 0
-        written = threading.Event()
-
-        def writer() -> None:
-            # Long enough that a polling reader would loop many times meanwhile.
-            written.wait(0.3)
-            ring.write(np.arange(4, dtype=np.float32))
-
-        thread = threading.Thread(target=writer)
-        thread.start()
-        await asyncio.wait_for(wakeup.wait(), timeout=10)
-        thread.join()
-        assert idle_wakeups == 0
+        loop.run_until_complete(read_once())
+        assert selector.idle_wakeups == 0
         assert ring.views()[0].tolist() == [0, 1, 2, 3]
     finally:
-        loop._selector.select = real_select
-        wakeup.close()
+        loop.close()
         ring.close()
 
 

@@ -76,12 +76,12 @@ async def test_silence_before_speech_is_dropped_but_a_lead_in_is_kept():
 
 
 def session(decoder, chunks, cfg=None):
+    """A live session over ``chunks``: (session, its source, its events, its final pass)."""
     source = FakeSource(chunks)
     events = Events()
-    live = LiveSession(
-        cfg or Config(), source, NoProvisional(), FinalPass(decoder), FakeVAD(), events
-    )
-    return live, source, events
+    final = FinalPass(decoder)
+    live = LiveSession(cfg or Config(), source, NoProvisional(), final, FakeVAD(), events)
+    return live, source, events, final
 
 
 class NoProvisional:
@@ -131,7 +131,7 @@ async def test_a_worker_that_stalls_for_a_minute_loses_no_audio():
     decoder = SpellingDecoder()
     decoder.gate.clear()  # busy with something else
     chunks = dictation(12)  # 12 sentences, 60 s
-    live, _source, events = session(decoder, chunks)
+    live, _source, events, _final = session(decoder, chunks)
     await live.start()
     await until(lambda: live.samples == sum(c.size for c in chunks))
     decoder.gate.set()  # free again
@@ -142,14 +142,13 @@ async def test_a_worker_that_stalls_for_a_minute_loses_no_audio():
 async def test_ten_minutes_of_dictation_stay_bounded_in_memory_and_decode_size():
     decoder = SpellingDecoder()
     chunks = dictation(120)  # 600 s
-    live, source, _events = session(decoder, [])
+    live, source, _events, final = session(decoder, [])
     await live.start()
     kept = []
     for chunk in chunks:
-        source._queue.put_nowait(chunk)
-        await until(lambda: source._queue.empty())
-        await asyncio.sleep(0)
-        kept.append(live._final.kept_samples)
+        source.feed(chunk)
+        await until(lambda: source.starved)
+        kept.append(final.kept_samples)
     assert await live.finish() == said(120 * 8)
     assert max(kept) <= (WINDOW_S + 6) * SAMPLE_RATE  # a window and the sentence after it
     assert max(decoder.decoded) <= WINDOW_S * SAMPLE_RATE
@@ -162,12 +161,12 @@ async def test_past_capacity_the_oldest_audio_is_kept_as_a_wav_and_reported(tmp_
     decoder = SpellingDecoder()
     decoder.gate.clear()  # never gets to decode in time
     chunks = dictation(30)  # 150 s
-    live, _source, events = session(decoder, chunks, cfg)
+    live, _source, events, final = session(decoder, chunks, cfg)
     await live.start()
     await until(lambda: events.errors)
     assert "could not be transcribed" in str(events.errors[0])
     assert list((tmp_path / "v2m" / "recordings").glob("*.wav"))
-    assert live._final.kept_samples <= 70 * SAMPLE_RATE
+    assert final.kept_samples <= 70 * SAMPLE_RATE
     decoder.gate.set()
     await live.finish()
 

@@ -3,21 +3,17 @@ D-Bus client run under gjs against a dbusmock daemon."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import re
 import shutil
 import subprocess
-import sys
 
 import pytest
 from dbus_fast import Message, MessageType, Variant
 from dbus_fast.aio import MessageBus
 from dbus_fast.introspection import Node
-from harness import ROOT
-
-from v2md.client import wait_for_name
+from harness import ROOT, dbusmock
 
 EXTENSION = ROOT / "data" / "gnome-shell-extension"
 CONTRACT = ROOT / "data" / "org.v2m.Dictation.xml"
@@ -126,28 +122,16 @@ async def mock_call(address: str, member: str, signature: str, body: list):
 
 
 @pytest.fixture
-def dictation_mock(own_bus):
+async def dictation_mock(own_bus):
     """A stand-in daemon: State starts idle, Toggle switches it to recording."""
-    argv = [sys.executable, "-m", "dbusmock", "--session", BUS_NAME, "/org/v2m/Dictation"]
-    env = {**os.environ, "DBUS_SESSION_BUS_ADDRESS": own_bus.address}
-    proc = subprocess.Popen([*argv, BUS_NAME], env=env, stdout=subprocess.DEVNULL)
-
-    async def setup() -> None:
-        bus = await MessageBus(bus_address=own_bus.address).connect()
-        try:
-            await wait_for_name(bus, 30, BUS_NAME)
-        finally:
-            bus.disconnect()
+    path = "/org/v2m/Dictation"
+    async with dbusmock(own_bus, BUS_NAME, path, BUS_NAME, service=BUS_NAME) as proc:
         await mock_call(
             own_bus.address, "AddProperty", "ssv", [BUS_NAME, "State", Variant("s", "idle")]
         )
         code = f"self.Set('{BUS_NAME}', 'State', 'recording'); ret = 'recording'"
         await mock_call(own_bus.address, "AddMethod", "sssss", [BUS_NAME, "Toggle", "", "s", code])
-
-    asyncio.run(setup())
-    yield proc
-    proc.terminate()
-    proc.wait()
+        yield proc
 
 
 def start_probe(tmp_path, address: str, data_dir) -> subprocess.Popen:
@@ -173,7 +157,7 @@ needs_gjs = pytest.mark.skipif(shutil.which("gjs") is None, reason="gjs is not i
 
 
 @needs_gjs
-def test_client_follows_state_toggles_shows_text_and_notices_the_daemon_leaving(
+async def test_client_follows_state_toggles_shows_text_and_notices_the_daemon_leaving(
     tmp_path, own_bus, dictation_mock
 ):
     data_dir = tmp_path / "share"
@@ -183,7 +167,7 @@ def test_client_follows_state_toggles_shows_text_and_notices_the_daemon_leaving(
     assert next_event(probe) == {"xml": True}
     assert next_event(probe) == {"state": "idle"}
     assert next_event(probe) == {"state": "recording"}
-    calls = asyncio.run(mock_call(own_bus.address, "GetCalls", "", []))[0]
+    calls = (await mock_call(own_bus.address, "GetCalls", "", []))[0]
     assert [name for _, name, _ in calls] == ["Toggle"]
 
     signal = [
@@ -192,7 +176,7 @@ def test_client_follows_state_toggles_shows_text_and_notices_the_daemon_leaving(
         "sb",
         [Variant("s", "hello world"), Variant("b", True)],
     ]
-    asyncio.run(mock_call(own_bus.address, "EmitSignal", "sssav", signal))
+    await mock_call(own_bus.address, "EmitSignal", "sssav", signal)
     assert next_event(probe) == {"text": "hello world", "final": True}
 
     dictation_mock.terminate()

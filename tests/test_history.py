@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -127,10 +128,16 @@ def test_a_file_that_cannot_be_opened_is_an_error_and_stays(tmp_path):
 
 
 def test_a_write_the_file_refuses_is_a_history_error_and_the_file_stays(tmp_path):
-    history = History(tmp_path / "h.sqlite3", 10)
+    path = tmp_path / "h.sqlite3"
+    history = History(path, 10)
     history.add("kept", duration_s=1, model="m", language="en")
-    history._db.execute("PRAGMA query_only = ON")  # refuses writes, as a full disk would
-    with pytest.raises(HistoryError, match="readonly"):
+    # The file itself refuses new entries, with the error a full disk gives.
+    with contextlib.closing(sqlite3.connect(path)) as other:
+        other.execute(
+            "CREATE TRIGGER refuse BEFORE INSERT ON entries"
+            " BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END"
+        )
+    with pytest.raises(HistoryError, match="disk is full"):
         history.add("refused", duration_s=1, model="m", language="en")
     assert [raw for _, raw, _ in history.recent(5)] == ["kept"]
     assert not list(tmp_path.glob("*.corrupt-*"))

@@ -8,18 +8,16 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import subprocess
-import sys
 
 import pytest
 from dbus_fast import Message
 from dbus_fast.aio import MessageBus
+from harness import DBusMock
 
 from v2md import notifications
-from v2md.client import wait_for_name
 from v2md.config import NotificationsConfig
 from v2md.notifications import BODY_CHARS, Notifier
+from v2md.privatebus import PrivateBus
 
 SERVICE = "org.freedesktop.Notifications"
 
@@ -27,26 +25,20 @@ SERVICE = "org.freedesktop.Notifications"
 class MockServer:
     """dbusmock's notification_daemon on the test's bus, started and stopped on demand."""
 
-    def __init__(self, address: str) -> None:
-        self.address = address
-        self.proc: subprocess.Popen | None = None
+    def __init__(self, bus: PrivateBus) -> None:
+        self.bus = bus
+        self.address = bus.address
+        self.mock: DBusMock | None = None
 
     async def start(self, **parameters: str) -> None:
-        argv = [sys.executable, "-m", "dbusmock", "--session", "-t", "notification_daemon"]
-        argv += ["-p", json.dumps(parameters)]
-        env = {**os.environ, "DBUS_SESSION_BUS_ADDRESS": self.address}
-        self.proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL)
-        bus = await MessageBus(bus_address=self.address).connect()
-        try:
-            await wait_for_name(bus, 30, SERVICE)
-        finally:
-            bus.disconnect()
+        args = ("-t", "notification_daemon", "-p", json.dumps(parameters))
+        self.mock = DBusMock(self.bus, *args, service=SERVICE)
+        await self.mock.wait_ready()
 
     def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.terminate()
-            self.proc.wait()
-            self.proc = None
+        if self.mock is not None:
+            self.mock.stop()
+            self.mock = None
 
     async def calls(self, member: str) -> list[list]:
         """The arguments of every ``member`` call the server received, oldest first."""
@@ -67,7 +59,7 @@ class MockServer:
 
 @pytest.fixture
 async def server(own_bus):
-    mock = MockServer(own_bus.address)
+    mock = MockServer(own_bus)
     yield mock
     mock.stop()
 

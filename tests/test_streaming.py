@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import weakref
 
 import numpy as np
 import pytest
@@ -30,20 +31,18 @@ def words(*items: tuple[float, float, str]) -> list[Word]:
 class ScriptedWorker:
     """Transcribes a fixed timeline of words: each word once its end is inside the audio.
 
-    ``tail_start`` tells it where the audio it receives begins on the timeline,
-    which it learns from the transcriber (as a real model would from the sound).
+    It hears where the audio it receives begins on the timeline from the sound itself, as
+    a real model would: ``feed`` numbers every sample.
     """
 
     def __init__(self, timeline: list[Word], unstable_last: bool = False) -> None:
         self.timeline = timeline
         self.unstable_last = unstable_last
         self.calls: list[tuple[float, float, str]] = []  # (start, seconds, prompt)
-        self.stream: StreamingTranscriber | None = None
         self.decodes = 0
 
     async def transcribe(self, audio, *, prompt="", window_s=None):
-        assert self.stream is not None
-        start = self.stream._tail_start / SAMPLE_RATE
+        start = heard_from(audio)
         end = start + audio.size / SAMPLE_RATE
         self.calls.append((start, audio.size / SAMPLE_RATE, prompt))
         self.decodes += 1
@@ -59,12 +58,25 @@ class ScriptedWorker:
 def make(timeline: list[Word], **kwargs) -> tuple[StreamingTranscriber, ScriptedWorker]:
     worker = ScriptedWorker(timeline, **kwargs)
     stream = StreamingTranscriber(worker, WhisperConfig())  # type: ignore[arg-type]
-    worker.stream = stream
     return stream, worker
 
 
+# Samples fed to each transcriber so far: where the next chunk starts on its timeline.
+_fed: weakref.WeakKeyDictionary[StreamingTranscriber, int] = weakref.WeakKeyDictionary()
+
+
 def feed(stream: StreamingTranscriber, seconds: float) -> None:
-    stream.append(np.zeros(round(seconds * SAMPLE_RATE), dtype=np.float32))
+    """Append ``seconds`` of audio whose samples hold their own index on the timeline
+    (exact in float32 up to 2**24 samples, 17 minutes)."""
+    start = _fed.get(stream, 0)
+    end = start + round(seconds * SAMPLE_RATE)
+    stream.append(np.arange(start, end, dtype=np.float32))
+    _fed[stream] = end
+
+
+def heard_from(audio: np.ndarray) -> float:
+    """Where fed ``audio`` begins on the timeline, in seconds."""
+    return float(audio[0]) / SAMPLE_RATE
 
 
 def sentence_timeline(count: int, words_per_sentence: int = 6, word_s: float = 0.4):
@@ -201,7 +213,6 @@ async def test_an_update_in_flight_when_rebased_is_discarded():
 
     worker = Slow(sentence_timeline(1))
     stream = StreamingTranscriber(worker, WhisperConfig())  # type: ignore[arg-type]
-    worker.stream = stream
     feed(stream, 3.0)
     update = asyncio.create_task(stream.update())
     await asyncio.sleep(0)
@@ -231,7 +242,6 @@ async def test_speech_without_agreement_is_forced_out_of_the_tail():
 
     worker = Disagreeing(sentence_timeline(20, words_per_sentence=10))
     stream = StreamingTranscriber(worker, WhisperConfig())  # type: ignore[arg-type]
-    worker.stream = stream
     for _ in range(200):
         feed(stream, 0.5)
         await stream.update()
@@ -244,12 +254,12 @@ async def test_decodes_that_hear_nothing_lose_no_speech():
     class Deaf(ScriptedWorker):
         async def transcribe(self, audio, *, prompt="", window_s=None):
             heard = await super().transcribe(audio, prompt=prompt, window_s=window_s)
-            return [] if 4.0 < self.stream._total / SAMPLE_RATE < 13.0 else heard
+            end = heard_from(audio) + audio.size / SAMPLE_RATE
+            return [] if 4.0 < end < 13.0 else heard
 
     timeline = sentence_timeline(3, words_per_sentence=10)
     worker = Deaf(timeline)
     stream = StreamingTranscriber(worker, WhisperConfig())  # type: ignore[arg-type]
-    worker.stream = stream
     shown = None
     for _ in range(30):
         feed(stream, 0.5)
@@ -262,7 +272,7 @@ async def test_a_pause_costs_no_decode_commits_what_was_said_and_keeps_the_tail_
     speech_end = round(2.5 * SAMPLE_RATE)  # where the VAD heard the speech end (padded)
     for _ in range(6):
         feed(stream, 0.5)
-        await stream.update(min(speech_end, stream._total))
+        await stream.update(speech_end)  # up to what was fed, while that is less
     decodes = len(worker.calls)
     assert worker.calls[-1][1] == pytest.approx(2.5)  # the trailing silence was not decoded
     assert stream.committed_text != "w0 w1 w2 w3 w4 w5."  # the last words await more audio
@@ -271,7 +281,9 @@ async def test_a_pause_costs_no_decode_commits_what_was_said_and_keeps_the_tail_
         await stream.update(speech_end)
     assert len(worker.calls) == decodes  # the pause cost no inference
     assert stream.committed_text == "w0 w1 w2 w3 w4 w5."  # the pause made it final
-    assert stream._tail.size <= TRIM_TAIL_S * SAMPLE_RATE
+    feed(stream, 0.5)  # speech again: its decode starts near it, not back in the pause
+    await stream.update()
+    assert worker.calls[-1][1] <= TRIM_TAIL_S
 
 
 def test_append_rejects_non_mono_or_integer_audio():

@@ -53,15 +53,29 @@ def fake_model(monkeypatch):
     monkeypatch.setattr(models, "load", lambda spec, cpu_threads: FakeModel())
 
 
-def live_timers(loop: asyncio.AbstractEventLoop) -> list[asyncio.TimerHandle]:
-    return [handle for handle in loop._scheduled if not handle.cancelled()]
+def armed_timers(monkeypatch) -> list[asyncio.TimerHandle]:
+    """Every timer armed on the running loop from now on (``call_later`` arms through
+    ``call_at``), so that a test can see which ones were left to fire."""
+    loop = asyncio.get_running_loop()
+    armed: list[asyncio.TimerHandle] = []
+    arm = loop.call_at
+
+    def call_at(when, callback, *args, context=None):
+        armed.append(arm(when, callback, *args, context=context))
+        return armed[-1]
+
+    monkeypatch.setattr(loop, "call_at", call_at)
+    return armed
 
 
-async def test_idle_worker_leaves_no_timer_to_wake_the_daemon(fake_model):
+async def test_idle_worker_leaves_no_timer_to_wake_the_daemon(fake_model, monkeypatch):
     worker = WhisperWorker(WhisperConfig())  # no idle unload configured
+    armed = armed_timers(monkeypatch)
     await worker.transcribe(np.zeros(16_000, dtype=np.float32))
     assert worker.state == ModelState.READY
-    assert live_timers(asyncio.get_running_loop()) == []
+    # A timer that fired woke the loop as surely as one still waiting: only cancelled ones
+    # are harmless.
+    assert [timer for timer in armed if not timer.cancelled()] == []
     await worker.close()
 
 
@@ -128,9 +142,10 @@ async def test_missing_model_directory_fails_with_advice(tmp_path):
 async def test_automatic_cuda_that_cannot_load_falls_back_to_cpu(monkeypatch, caplog):
     # Pretend ctranslate2 counted a GPU: loading on it fails here, as with a broken driver.
     monkeypatch.setattr(models.ctranslate2, "get_cuda_device_count", lambda: 1)
+    spec = models.resolve(WhisperConfig())
+    assert (spec.device, spec.compute_type) == ("cuda", "float16")
     recorder = Recorder()
     worker = WhisperWorker(WhisperConfig(), recorder)
-    assert (worker._spec.device, worker._spec.compute_type) == ("cuda", "float16")
     await worker.load()
     assert worker.state == ModelState.READY
     assert "on cpu/int8" in recorder.details[-1]

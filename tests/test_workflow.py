@@ -8,6 +8,7 @@ import wave
 import numpy as np
 import pytest
 from fakes import FakeSource, FakeVAD
+from harness import assert_eventually
 
 from v2md.config import Config
 from v2md.errors import (
@@ -164,12 +165,6 @@ def make(
     return wf, rec
 
 
-async def settle():
-    """Let the pump, the VAD thread and the tasks they start run."""
-    for _ in range(20):
-        await asyncio.sleep(0.005)
-
-
 async def test_start_stop_returns_final_text_once():
     wf, rec = make()
     await wf.start()
@@ -207,8 +202,7 @@ async def test_second_stop_while_transcribing_is_busy():
     wf, rec = make(decoder=FakeDecoder(gate=gate))
     await wf.start()
     first = asyncio.create_task(wf.stop())
-    await settle()
-    assert wf.state is State.TRANSCRIBING
+    await assert_eventually(lambda: wf.state is State.TRANSCRIBING)
     with pytest.raises(BusyError):
         await wf.stop()
     with pytest.raises(BusyError):
@@ -253,7 +247,8 @@ async def test_failed_transcription_keeps_the_audio(tmp_path, monkeypatch):
 async def test_source_ending_on_its_own_finishes_like_stop():
     wf, rec = make([FakeSource([np.ones(800, np.float32)], end_on_its_own=True)])
     await wf.start()
-    await settle()
+    await assert_eventually(lambda: rec.finals)
+    await wf.idle()
     assert rec.finals == ["hello world"]
     assert wf.state is State.IDLE
 
@@ -262,7 +257,8 @@ async def test_device_lost_reports_error_and_keeps_text():
     lost = AudioDeviceError("fake: device vanished")
     wf, rec = make([FakeSource([np.ones(800, np.float32)], end_on_its_own=True, error=lost)])
     await wf.start()
-    await settle()
+    await assert_eventually(lambda: rec.finals)
+    await wf.idle()
     assert rec.errors == [lost]
     assert rec.finals == ["hello world"]
 
@@ -270,7 +266,7 @@ async def test_device_lost_reports_error_and_keeps_text():
 async def test_overruns_are_reported_with_counts():
     wf, rec = make([FakeSource([np.ones(800, np.float32)], overruns=32000)])
     await wf.start()
-    await settle()
+    await assert_eventually(lambda: rec.errors)
     assert "dropped 32000 samples (2.00 s)" in str(rec.errors[0])
     await wf.stop()
 
@@ -281,7 +277,8 @@ async def test_silence_after_speech_stops_hands_free():
     speech, silence = np.ones(1600, np.float32), np.zeros(1600, np.float32)
     wf, rec = make([FakeSource([speech, *[silence] * 8])], vad=True, cfg=cfg)
     await wf.start()
-    await settle()
+    await assert_eventually(lambda: rec.finals)
+    await wf.idle()
     assert rec.finals == ["hello world"]
     assert rec.speech == [True, False]
     assert wf.state is State.IDLE
@@ -301,8 +298,7 @@ async def test_no_speech_gives_empty_text_without_decoding():
 async def test_provisional_text_is_announced_while_recording():
     wf, rec = make([FakeSource([np.ones(800, np.float32)])])
     await wf.start()
-    await settle()
-    assert ("800 samples", False) in rec.texts
+    await assert_eventually(lambda: ("800 samples", False) in rec.texts)
     await wf.stop()
 
 
@@ -311,14 +307,14 @@ async def test_a_pause_is_decoded_with_full_context_at_once_and_stop_reuses_it()
     source = FakeSource([np.ones(1600, np.float32)])
     wf, rec = make([source], decoder=decoder, vad=True)
     await wf.start()
-    await settle()
-    assert decoder.decoded == []  # still speaking: provisional text only
-    source._queue.put_nowait(np.zeros(8000, np.float32))
-    await settle()
-    # The pause brought a full-context decode at once, of the speech up to its end plus
+    # The speech went the provisional way (its text is shown) and no other: still speaking.
+    await assert_eventually(lambda: source.starved and ("1600 samples", False) in rec.texts)
+    assert decoder.decoded == []
+    source.feed(np.zeros(8000, np.float32))
+    # The pause brings a full-context decode at once, of the speech up to its end plus
     # 100 ms, not of the silence after it; its text is shown.
+    await assert_eventually(lambda: ("hello world", False) in rec.texts)
     assert decoder.decoded == [1600 + 1600]
-    assert ("hello world", False) in rec.texts
     assert await wf.stop() == "hello world"
     assert decoder.decoded == [3200]  # nothing was said since: no decode at stop
 
@@ -327,8 +323,7 @@ async def test_llm_request_shows_processing_without_blocking_recording():
     gate = asyncio.Event()
     wf, _ = make(llm=FakeLLM(gate=gate))
     refine = asyncio.create_task(wf.refine("some text"))
-    await settle()
-    assert wf.state is State.PROCESSING
+    await assert_eventually(lambda: wf.state is State.PROCESSING)
     await wf.start()  # not blocked by the pending LLM call
     assert wf.state is State.RECORDING
     await wf.stop()
@@ -344,7 +339,7 @@ async def test_auto_refine_failure_delivers_raw_text():
     wf, rec = make(llm=FakeLLM(fail=LLMError("provider down")), cfg=cfg, delivered=delivered)
     await wf.start()
     await wf.stop()
-    await settle()
+    await wf.idle()
     assert delivered == ["hello world"]
     assert "raw text delivered" in str(rec.errors[-1])
 
@@ -356,7 +351,7 @@ async def test_auto_refine_delivers_refined_text():
     wf, _ = make(llm=FakeLLM(), cfg=cfg, delivered=delivered)
     await wf.start()
     await wf.stop()
-    await settle()
+    await wf.idle()
     assert delivered == ["HELLO WORLD"]
 
 
@@ -378,7 +373,7 @@ async def test_a_slow_refine_does_not_let_the_next_dictation_overtake_it():
     for _ in range(2):
         await wf.start()
         await wf.stop()
-    await asyncio.sleep(0.5)
+    await wf.idle()
     assert delivered == ["hello world #1", "hello world #2"]
 
 
@@ -395,7 +390,7 @@ async def test_history_that_cannot_store_loses_nothing_else():
     wf, rec = make(history=FailingHistory(), delivered=delivered)
     await wf.start()
     assert await wf.stop() == "hello world"
-    await settle()
+    await wf.idle()
     assert rec.finals == ["hello world"] and wf.last_text == "hello world"
     assert delivered == ["hello world"]
     assert isinstance(rec.errors[-1], HistoryError)
@@ -408,7 +403,7 @@ async def test_failed_delivery_alerts_the_user_with_the_text():
     wf, rec = make(delivered=[], notifier=notifier, delivery_error=failure)
     await wf.start()
     await wf.stop()
-    await settle()
+    await wf.idle()
     assert rec.errors == [failure]
     listening, (summary, body, critical) = notifier.shown
     assert listening[0] == "Dictation" and "Listening" in listening[1]
@@ -421,7 +416,7 @@ async def test_the_desktop_hears_of_start_final_text_and_errors_outside_calls():
     wf, _ = make(sources=[FakeSource([np.ones(1600, np.float32)], overruns=800)], notifier=notifier)
     await wf.start()
     await wf.stop()
-    await settle()
+    await wf.idle()
     assert [(s, critical) for s, _, critical in notifier.shown] == [
         ("Dictation", False),  # listening
         ("Dictation error", True),  # the dropped samples

@@ -24,6 +24,7 @@ from dbus_fast.aio import MessageBus
 
 from . import BUS_NAME, INTERFACE
 from .client import dictation_proxy, name_has_owner, wait_for_name
+from .privatebus import PrivateBus
 
 SAMPLE = resources.files("v2md") / "data" / "sample.wav"
 SAMPLE_TEXT = resources.files("v2md") / "data" / "sample.txt"  # what the sample says
@@ -39,16 +40,6 @@ async def _name_owned(address: str | None) -> bool | None:
         return await name_has_owner(bus)
     finally:
         bus.disconnect()
-
-
-def _private_bus() -> tuple[subprocess.Popen[str], str]:
-    proc = subprocess.Popen(
-        ["dbus-daemon", "--session", "--nofork", "--print-address=1"],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stdout is not None
-    return proc, proc.stdout.readline().strip()
 
 
 async def _wait_ready(props, timeout: float) -> None:
@@ -96,11 +87,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--file", type=Path, help="speech to dictate (default: bundled sample)")
     args = parser.parse_args(argv)
     address = os.environ.get("DBUS_SESSION_BUS_ADDRESS")
-    bus_proc = None
-    if asyncio.run(_name_owned(address)) is not False:
-        bus_proc, address = _private_bus()
-        print(f"using a private session bus at {address}", flush=True)
     with contextlib.ExitStack() as stack:
+        if asyncio.run(_name_owned(address)) is not False:
+            address = stack.enter_context(PrivateBus()).address
+            print(f"using a private session bus at {address}", flush=True)
         sample = args.file or stack.enter_context(resources.as_file(SAMPLE))
         state = stack.enter_context(tempfile.TemporaryDirectory(prefix="v2m-demo-"))
         env = dict(
@@ -118,9 +108,6 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             daemon.terminate()
             daemon.wait(timeout=30)
-            if bus_proc is not None:
-                bus_proc.terminate()
-                bus_proc.wait()
     print(f"\nfinal text: {text}")
     if args.file is None:
         print(f"the sample says: {SAMPLE_TEXT.read_text().strip()}")

@@ -439,6 +439,13 @@ class RecordingWorkflow:
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
+    async def idle(self) -> None:
+        """Return once the work running in the background is done: deliveries, refines,
+        notifications, and finishing a recording whose source has reported its end. For a
+        caller that must see their effects (a test), instead of guessing how long they take."""
+        while self._background:  # a task may start another before it ends
+            await asyncio.wait(set(self._background))
+
     async def shutdown(self) -> None:
         """Stop cleanly: a recording in progress is kept as a WAV, never thrown away."""
         session = self._session
