@@ -190,13 +190,16 @@ class EngineSource:
 
 
 def _decode(path: Path, wav_error: Exception) -> np.ndarray:
+    # Imported here: PyAV loads only when a file is not a WAV.
     from faster_whisper.audio import decode_audio
+
+    from .audiofile import not_audio
 
     try:
         samples = decode_audio(str(path), sampling_rate=SAMPLE_RATE)
     except Exception as exc:
         log.debug("%s: the WAV reader refused it too: %s", path, wav_error)
-        raise AudioDeviceError(f"{path} is not audio that can be read: {exc}") from None
+        raise AudioDeviceError(not_audio(path, exc)) from None
     if samples.size == 0:
         raise AudioDeviceError(f"{path} holds no audio samples")
     return np.ascontiguousarray(samples, dtype=np.float32)
