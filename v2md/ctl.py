@@ -17,7 +17,7 @@ from pathlib import Path
 from dbus_fast import BusType, DBusError
 from dbus_fast.aio import MessageBus, ProxyInterface
 
-from . import INTERFACE
+from . import INTERFACE, help_text
 from .client import dictation_proxy
 
 PROPERTIES = ("State", "ModelState", "Model", "Language", "LastText", "SpeechActive", "Version")
@@ -109,7 +109,7 @@ def _bind(args: argparse.Namespace) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="v2mctl", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="v2mctl", description=help_text(__doc__))
     sub = parser.add_subparsers(dest="command", required=True)
     for name, text in [
         ("start", "start recording"),
