@@ -335,7 +335,7 @@ def open_source(
 
 
 def list_input_devices(backend: str = "engine") -> list[str]:
-    """Names usable as ``[audio] device`` for that backend."""
+    """Names that backend offers as ``[audio] device``; none is opened to check it."""
     if backend == "sounddevice":
         try:
             import sounddevice as sd

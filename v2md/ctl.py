@@ -77,7 +77,7 @@ async def _run(args: argparse.Namespace) -> int:
             case "transcribe":
                 print(await iface.call_transcribe_file(str(Path(args.file).resolve())))
             case "devices":
-                print("\n".join(await iface.call_list_devices()))
+                print_devices(await iface.call_list_devices())
             case "history":
                 if args.clear:
                     print(f"removed {await iface.call_clear_history()} entries")
@@ -87,6 +87,16 @@ async def _run(args: argparse.Namespace) -> int:
         return 0
     finally:
         bus.disconnect()
+
+
+def print_devices(names: list[str]) -> None:
+    """One name a line on stdout; that none was opened to check it is said on stderr."""
+    print(
+        "v2mctl: capture device names for [audio] device, listed without opening them; "
+        "'v2mctl start' says whether the configured one opens, and if not, why",
+        file=sys.stderr,
+    )
+    print("\n".join(names))
 
 
 def _bind(args: argparse.Namespace) -> int:
@@ -117,7 +127,7 @@ def _parser() -> argparse.ArgumentParser:
         ("toggle", "start or stop; prints the new state"),
         ("cancel", "drop the current recording"),
         ("status", "print the daemon's properties"),
-        ("devices", "list capture devices"),
+        ("devices", "list capture device names (not opened to check them)"),
     ]:
         sub.add_parser(name, help=text)
     listen_p = sub.add_parser("listen", help="print live text and state changes")

@@ -1,4 +1,4 @@
-"""Every command's --help reads as plain text, not as the docstring markup it comes from."""
+"""What the commands print: plain text, not docstring markup, claiming only what was checked."""
 
 from __future__ import annotations
 
@@ -23,3 +23,11 @@ def test_help_is_plain_text(capsys, main, args, says):
     shown = " ".join(capsys.readouterr().out.split())  # argparse wraps to the terminal width
     assert says in shown
     assert "`" not in shown and ":mod:" not in shown
+
+
+def test_the_device_list_does_not_claim_a_device_opens(capsys):
+    ctl.print_devices(["default", "pipewire"])
+    shown = capsys.readouterr()
+    assert shown.out == "default\npipewire\n"  # one name a line, for scripts
+    assert "listed without opening them" in shown.err
+    assert "not opened to check them" in ctl._parser().format_help()
