@@ -335,13 +335,16 @@ def _unknown(loc: tuple[Any, ...], value: Any) -> str:
     for part in parents:
         section = section.model_fields[part].annotation
     valid = list(section.model_fields)
-    if isinstance(value, dict):  # a table: named as its header is written
-        what, suggest = f"section [{'.'.join(loc)}]", lambda n: f"[{'.'.join([*parents, n])}]"
-    else:
-        where = f" in [{'.'.join(parents)}]" if parents else ""
-        what, suggest = f"key {name}{where}", str
+    table = isinstance(value, dict)
+
+    def shown(n: str) -> str:
+        """A table as its header is written ([llm.ollama]); a key as the line starts."""
+        return "[" + ".".join([*parents, n]) + "]" if table else n
+
+    within = f" in [{'.'.join(parents)}]" if parents and not table else ""
+    what = f"{'section' if table else 'key'} {shown(name)}{within}"
     close = difflib.get_close_matches(name, valid, n=1)
-    hint = f"did you mean {suggest(close[0])}?" if close else f"known names: {', '.join(valid)}"
+    hint = f"did you mean {shown(close[0])}?" if close else f"known names: {', '.join(valid)}"
     return f"unknown {what}; {hint}"
 
 
