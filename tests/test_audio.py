@@ -102,7 +102,7 @@ async def test_other_formats_are_decoded_by_faster_whisper(tmp_path: Path) -> No
     ("name", "content", "match"),
     [
         ("missing.wav", None, "no such readable audio file"),
-        ("notes.wav", b"these are not audio samples" * 10, "not audio that can be read"),
+        ("notes.wav", b"these are not audio samples" * 10, "is not audio v2m can read"),
     ],
 )
 def test_a_missing_or_non_audio_source_file_is_an_audio_device_error(
@@ -117,15 +117,45 @@ def test_a_missing_or_non_audio_source_file_is_an_audio_device_error(
     with pytest.raises(AudioDeviceError, match=match) as info:
         source.start()
     assert str(path) in str(info.value)
+    assert "Errno" not in str(info.value)  # FFmpeg's error number means nothing to a user
     source.close()
 
 
-def test_a_device_that_does_not_exist_is_an_audio_device_error() -> None:
-    source = open_source(AudioConfig(device="no-such-microphone"))
-    assert isinstance(source, EngineSource)
-    with pytest.raises(AudioDeviceError, match="no-such-microphone"):
+def assert_says_what_to_do(message: str, device: str) -> None:
+    """A device that did not open is named, with what to check, in words a user knows."""
+    assert message.startswith(
+        f"no capture device could be opened: tried [audio] device = {device!r}"
+    )
+    for advice in ("PipeWire or PulseAudio is running", "[audio] device", "`v2mctl devices`"):
+        assert advice in message
+    assert len(message) < 500
+
+
+@pytest.mark.parametrize("backend", ["engine", "sounddevice"])
+def test_a_device_that_does_not_exist_is_an_audio_device_error(backend: str) -> None:
+    source = open_source(AudioConfig(backend=backend, device="no-such-microphone"))
+    with pytest.raises(AudioDeviceError) as info:
         source.start()
     source.close()
+    assert_says_what_to_do(str(info.value), "no-such-microphone")
+
+
+class _HostDownRing:
+    """The engine's Ring as ALSA's PipeWire plugin answers when PipeWire is not running."""
+
+    @staticmethod
+    def capture(device: str, capacity: int) -> None:
+        raise _engine.DeviceError(f"{device}: snd_pcm_open failed with error 'Host is down (112)'")
+
+
+def test_no_sound_server_names_the_device_what_to_check_and_the_cause(monkeypatch) -> None:
+    monkeypatch.setattr(_engine, "Ring", _HostDownRing)
+    source = open_source(AudioConfig())
+    with pytest.raises(AudioDeviceError) as info:
+        source.start()
+    message = str(info.value)
+    assert_says_what_to_do(message, "default")
+    assert message.endswith("(cause: snd_pcm_open failed with error 'Host is down (112)')")
 
 
 async def test_realtime_playback_that_outruns_the_reader_reports_exact_overruns(

@@ -16,8 +16,19 @@ def test_a_list_of_other_files_is_refused_not_followed(tmp_path):
     other = speech.write_wav(tmp_path / "other.wav", np.full(SR, 0.1, np.float32))
     listing = tmp_path / "mine.wav"
     listing.write_text(f"ffconcat version 1.0\nfile '{other}'\n")
-    with pytest.raises(InvalidArgumentError, match="not audio v2m reads"):
+    with pytest.raises(InvalidArgumentError, match="not audio v2m can read"):
         list(audiofile.blocks(listing, SR, 10 * SR))
+
+
+def test_a_text_file_is_not_audio_in_plain_words(tmp_path):
+    path = tmp_path / "notes.txt"
+    path.write_text("these are notes, not audio\n" * 20)
+    with pytest.raises(InvalidArgumentError) as info:
+        list(audiofile.blocks(path, SR, 10 * SR))
+    assert str(info.value) == (
+        f"{path} is not audio v2m can read (it reads WAV, FLAC, MP3, Ogg, Opus, M4A, "
+        "WebM and other audio formats)"
+    )
 
 
 def test_a_file_comes_in_blocks_and_a_long_one_is_refused_by_name(tmp_path):

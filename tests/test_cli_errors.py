@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 import pytest
-from harness import ROOT, running_daemon
+from harness import ROOT, Daemon, running_daemon
 
 
 def run(*args: str, env: dict[str, str] | None = None, **kwargs) -> subprocess.CompletedProcess:
@@ -55,3 +55,18 @@ async def test_output_cut_short_by_a_pipe_is_not_an_error(own_bus, tmp_path):
             env=env,
         )
     assert "Traceback" not in result.stderr and "BrokenPipe" not in result.stderr
+
+
+async def test_refine_without_a_provider_names_the_config_file_v2md_was_given(own_bus, tmp_path):
+    config = tmp_path / "elsewhere" / "dictation.toml"
+    config.parent.mkdir()
+    config.write_text('[llm]\nprovider = "none"\n')
+    daemon = Daemon(own_bus, tmp_path / "home").start("--config", str(config))
+    try:
+        await daemon.wait_ready()
+        result = run("v2md.ctl", "refine", "hello", env={**daemon.env})
+    finally:
+        daemon.stop()
+    assert result.returncode == 1 and result.stderr.count("\n") == 1
+    assert f"set provider under [llm] in {config} " in result.stderr
+    assert f"GEMINI_API_KEY in the environment or in {config.parent / '.env'}" in result.stderr

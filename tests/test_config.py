@@ -30,6 +30,13 @@ def test_default_path_follows_xdg(monkeypatch, tmp_path):
     assert default_config_path() == Path.home() / ".config" / "v2m" / "config.toml"
 
 
+def test_the_configuration_knows_the_file_it_came_from(monkeypatch, tmp_path):
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
+    assert load_config(None, {}).path == tmp_path / "v2m" / "config.toml"
+    mine = write(tmp_path, "[audio]\n", "mine.toml")
+    assert load_config(mine, {}).path == mine
+
+
 def test_environment_overrides_file_including_nested_tables(tmp_path):
     path = write(tmp_path, '[audio]\ndevice = "hw:1"\n[llm.ollama]\nhost = "http://a:1"\n')
     cfg = load_config(
@@ -58,12 +65,53 @@ def test_invalid_environment_value_names_the_variable(tmp_path):
 
 
 def test_unknown_keys_and_bad_toml_are_refused(tmp_path):
-    with pytest.raises(ConfigError, match=r"audio\.devcie"):
+    with pytest.raises(ConfigError, match=r"unknown key devcie in \[audio\]"):
         load_config(write(tmp_path, '[audio]\ndevcie = "x"\n'), {})
     with pytest.raises(ConfigError, match="not valid TOML"):
         load_config(write(tmp_path, "[audio\n"), {})
     with pytest.raises(ConfigError, match="no such config file"):
         load_config(tmp_path / "missing.toml", {})
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "expected"),
+    [
+        (
+            '[audio]\ndevice = "x"\n\n[whisperr]\nmodel = "base"\n',
+            4,
+            "unknown section [whisperr]; did you mean [whisper]?",
+        ),
+        (
+            "[llm]\ntimeout_s = 5\n[ llm . olama ]\nhost = 'h'\n",
+            3,
+            "unknown section [llm.olama]; did you mean [llm.ollama]?",
+        ),
+        (
+            '[llm]\n\nprovidr = "ollama"\n',
+            3,
+            "unknown key providr in [llm]; did you mean provider?",
+        ),
+        (
+            "[vad]\nloudness = 3\n",
+            2,
+            "unknown key loudness in [vad]; known names: enabled, threshold,",
+        ),
+    ],
+)
+def test_an_unknown_name_gives_its_line_and_the_closest_valid_one(tmp_path, text, line, expected):
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as info:
+        load_config(path, {})
+    assert f"{path}:{line}: {expected}" in str(info.value)
+
+
+def test_secret_looking_values_are_never_repeated(tmp_path):
+    text = '[gemeni]\napi_key = "sk-111"\n[llm]\napi-key = "sk-222"\n[llm.gemini]\napi_key = 3\n'
+    with pytest.raises(ConfigError) as info:
+        load_config(write(tmp_path, text), {})
+    message = str(info.value)
+    assert "[gemeni]" in message and "api-key" in message and "llm.gemini.api_key" in message
+    assert "sk-111" not in message and "sk-222" not in message
 
 
 def test_api_key_from_secrets_file_and_environment(tmp_path, caplog):

@@ -225,12 +225,25 @@ async def test_credentials_in_the_host_stay_out_of_messages(make_service, closed
     assert "hunter2" not in str(info.value) and "hunter2" not in caplog.text
 
 
-async def test_provider_none_says_how_to_configure(make_service, ollama_server):
+async def test_provider_none_says_how_to_configure(make_service, ollama_server, tmp_path):
     service = make_service(provider="none", fallback=["ollama"])
     assert not service.configured
-    with pytest.raises(LLMError, match=r"set provider under \[llm\]"):
+    with pytest.raises(LLMError) as info:
         await service.refine("text")
     assert ollama_server.requests == []
+    # The files named are those the daemon reads: $XDG_CONFIG_HOME is tmp_path/config here.
+    config = tmp_path / "config" / "v2m"
+    assert f"set provider under [llm] in {config / 'config.toml'} " in str(info.value)
+    assert f"GEMINI_API_KEY in the environment or in {config / '.env'}" in str(info.value)
+    assert "~/.config" not in str(info.value)
+
+
+async def test_without_a_provider_the_config_file_given_to_v2md_is_named(tmp_path):
+    mine = tmp_path / "elsewhere" / "dictation.toml"
+    service = LLMService(LLMConfig(), mine)
+    with pytest.raises(LLMError) as info:
+        await service.translate("text", "de")
+    assert f"in {mine} " in str(info.value) and f"{mine.parent / '.env'}" in str(info.value)
 
 
 async def test_gemini_without_key_is_skipped_with_a_reason(make_service, ollama_server):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 import os
 from pathlib import Path
 from types import SimpleNamespace
@@ -133,6 +134,16 @@ async def test_missing_model_directory_fails_with_advice(tmp_path):
     assert worker.state == ModelState.FAILED
     assert recorder.states == [ModelState.LOADING, ModelState.FAILED]
     assert "no model.bin" in recorder.details[-1]
+    await worker.close()
+
+
+async def test_state_changes_name_the_model_once(fake_model, caplog):
+    worker = WhisperWorker(WhisperConfig(device="cpu"))
+    with caplog.at_level(logging.INFO, logger="v2md.transcriber"):
+        await worker.load()
+    said = [r.getMessage() for r in caplog.records if r.getMessage().startswith("model ")]
+    assert said[0] == "model tiny.en (bundled): loading (on cpu/int8)"
+    assert said[1].startswith("model tiny.en (bundled): ready (on cpu/int8, loaded in ")
     await worker.close()
 
 

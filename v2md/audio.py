@@ -22,12 +22,13 @@ from typing import Any, Protocol
 import numpy as np
 
 from .config import AudioConfig
-from .errors import AudioDeviceError
+from .errors import AudioDeviceError, brief
 
 log = logging.getLogger(__name__)
 
 SAMPLE_RATE = 16000
 _EMPTY = np.zeros(0, dtype=np.float32)
+_CAUSE_CHARS = 200  # of a low-level reason appended to a message that already says what to do
 
 
 class AudioSource(Protocol):
@@ -57,6 +58,16 @@ def _engine() -> Any:
             'reinstall v2m or set [audio] backend = "sounddevice"'
         ) from exc
     return engine
+
+
+def _cannot_open(device: str, cause: str) -> AudioDeviceError:
+    """A capture device that did not open, said plainly: which, what to check, then why."""
+    cause = cause.removeprefix(f"{device}: ")  # the engine's messages start with the name
+    return AudioDeviceError(
+        f"no capture device could be opened: tried [audio] device = {device!r}. "
+        "Check that PipeWire or PulseAudio is running, and that [audio] device is one of "
+        f"the names `v2mctl devices` lists (cause: {brief(cause, _CAUSE_CHARS)})"
+    )
 
 
 class _Wakeup:
@@ -111,7 +122,7 @@ class EngineSource:
             else:
                 self._ring = engine.Ring.capture(self.device_name, self._capacity)
         except engine.DeviceError as exc:
-            raise AudioDeviceError(str(exc)) from None
+            raise _cannot_open(self.device_name, str(exc)) from None
         except engine.SegmentError as exc:  # /dev/shm missing or full
             raise AudioDeviceError(f"{self.device_name}: {exc}") from None
         self._wakeup = _Wakeup(self._ring.fileno(), self._ring.drain_wakeups)
@@ -179,13 +190,16 @@ class EngineSource:
 
 
 def _decode(path: Path, wav_error: Exception) -> np.ndarray:
+    # Imported here: PyAV loads only when a file is not a WAV.
     from faster_whisper.audio import decode_audio
+
+    from .audiofile import not_audio
 
     try:
         samples = decode_audio(str(path), sampling_rate=SAMPLE_RATE)
     except Exception as exc:
         log.debug("%s: the WAV reader refused it too: %s", path, wav_error)
-        raise AudioDeviceError(f"{path} is not audio that can be read: {exc}") from None
+        raise AudioDeviceError(not_audio(path, exc)) from None
     if samples.size == 0:
         raise AudioDeviceError(f"{path} holds no audio samples")
     return np.ascontiguousarray(samples, dtype=np.float32)
@@ -236,7 +250,7 @@ class SoundDeviceSource:
             )
             self._stream.start()
         except Exception as exc:  # PortAudioError and ValueError for unknown names
-            raise AudioDeviceError(f"{self.device_name}: {exc}") from None
+            raise _cannot_open(self.device_name, str(exc)) from None
         log.info("capturing %s through sounddevice at %d Hz", self.device_name, SAMPLE_RATE)
 
     def _on_block(self, indata: np.ndarray, _frames: int, _time: Any, status: Any) -> None:
@@ -321,7 +335,7 @@ def open_source(
 
 
 def list_input_devices(backend: str = "engine") -> list[str]:
-    """Names usable as ``[audio] device`` for that backend."""
+    """Names that backend offers as ``[audio] device``; none is opened to check it."""
     if backend == "sounddevice":
         try:
             import sounddevice as sd

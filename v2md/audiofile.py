@@ -56,7 +56,7 @@ def _open(path: Path) -> av.container.InputContainer:
             options={"format_whitelist": DEMUXERS, "protocol_whitelist": "file"},
         )
     except (av.FFmpegError, ValueError, OSError) as exc:
-        raise InvalidArgumentError(f"{path} is not audio v2m reads: {_reason(exc)}") from None
+        raise InvalidArgumentError(not_audio(path, exc)) from None
     return container
 
 
@@ -93,6 +93,17 @@ def _frames(container: av.container.InputContainer, resampler: av.AudioResampler
         with contextlib.suppress(ValueError):  # a frame whose layout changed mid-stream
             yield from resampler.resample(frame)
     yield from resampler.resample(None)  # flush
+
+
+def not_audio(path: Path, exc: Exception) -> str:
+    """The message for a file FFmpeg could not open as audio."""
+    # InvalidData: no format recognised; Argument (EINVAL): one recognised but not allowed.
+    if isinstance(exc, (av.error.InvalidDataError, av.error.ArgumentError)):
+        return (
+            f"{path} is not audio v2m can read (it reads WAV, FLAC, MP3, Ogg, Opus, M4A, "
+            "WebM and other audio formats)"
+        )
+    return f"{path} is not audio v2m can read: {_reason(exc)}"
 
 
 def _reason(exc: Exception) -> str:

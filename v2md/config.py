@@ -9,6 +9,7 @@ worse than one that refuses to start.
 
 from __future__ import annotations
 
+import difflib
 import logging
 import os
 import re
@@ -21,6 +22,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     SecretStr,
     ValidationError,
     field_validator,
@@ -166,6 +168,13 @@ class Config(_Section):
     notifications: NotificationsConfig = NotificationsConfig()
     history: HistoryConfig = HistoryConfig()
 
+    _path: Path = PrivateAttr(default_factory=lambda: default_config_path())
+
+    @property
+    def path(self) -> Path:
+        """The file this configuration was read from, or would be: it may not exist."""
+        return self._path
+
 
 class ConfigError(Exception):
     """The configuration cannot be used; the message names key, value and line."""
@@ -202,7 +211,13 @@ def xdg_dir(kind: Literal["config", "state", "data", "runtime"]) -> Path:
 
 
 def default_config_path() -> Path:
+    """Where the configuration is read from when ``v2md --config`` does not say."""
     return xdg_dir("config") / "v2m" / "config.toml"
+
+
+def secrets_path(config_path: Path) -> Path:
+    """The secrets file read beside a config file."""
+    return config_path.parent / SECRETS_FILE
 
 
 def _env_overrides(environ: dict[str, str]) -> dict[str, Any]:
@@ -240,22 +255,27 @@ def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
 
 
 def _line_of(text: str, loc: tuple[Any, ...]) -> int | None:
-    """Line number of the key at ``loc`` (e.g. ("llm", "ollama", "host")) in TOML text."""
-    *tables, key = [str(p) for p in loc if not isinstance(p, int)] or [""]
-    want = ".".join(tables)
+    """Line number of the key or table at ``loc`` (e.g. ("llm", "ollama", "host")) in TOML
+    text: its ``key =`` line or ``[table]`` header, else the first line of what it holds."""
+    target = ".".join(str(p) for p in loc if not isinstance(p, int))
     current = ""
     for number, raw in enumerate(text.splitlines(), start=1):
         line = raw.strip()
         if line.startswith("[") and not line.startswith("[["):
-            current = line.strip("[] ")
+            current = full = _dotted(line[1:].split("]", 1)[0])
+        elif "=" in line and not line.startswith("#"):
+            name = _dotted(line.split("=", 1)[0])
+            full = f"{current}.{name}" if current else name
+        else:
             continue
-        if "=" not in line or line.startswith("#"):
-            continue
-        name = line.split("=", 1)[0].strip().strip('"')
-        full = f"{current}.{name}" if current else name
-        if full == f"{want}.{key}" if want else full == key:
+        if full == target or full.startswith(target + "."):
             return number
     return None
+
+
+def _dotted(name: str) -> str:
+    """A TOML key or table name without spaces and quotes: ``"llm" . ollama`` is llm.ollama."""
+    return ".".join(part.strip().strip("\"'") for part in name.split("."))
 
 
 def load_config(path: Path | None = None, environ: dict[str, str] | None = None) -> Config:
@@ -277,19 +297,25 @@ def load_config(path: Path | None = None, environ: dict[str, str] | None = None)
     elif explicit:
         raise ConfigError(f"{path}: no such config file")
     env = _env_overrides(environ)
-    secrets = {**_read_secrets(path.parent / SECRETS_FILE), **environ}
+    secrets = {**_read_secrets(secrets_path(path)), **environ}
     if secrets.get("GEMINI_API_KEY"):
         env = _merge(env, {"llm": {"gemini": {"api_key": secrets["GEMINI_API_KEY"]}}})
     try:
-        return Config.model_validate(_merge(data, env))
+        cfg = Config.model_validate(_merge(data, env))
     except ValidationError as exc:
         raise ConfigError(_describe(exc, path, text, env)) from None
+    cfg._path = path
+    return cfg
 
 
 def _describe(exc: ValidationError, path: Path, text: str, env: dict[str, Any]) -> str:
     lines = []
     for err in exc.errors():
         loc = tuple(err["loc"])
+        where = _source_of(loc, path, text, env)
+        if err["type"] == "extra_forbidden":
+            lines.append(f"{where}: {_unknown(loc, err.get('input'))}")
+            continue
         key = ".".join(str(p) for p in loc)
         value = err.get("input")
         shown = (
@@ -297,9 +323,29 @@ def _describe(exc: ValidationError, path: Path, text: str, env: dict[str, Any]) 
             if any(_looks_secret(str(p)) for p in loc)
             else brief(repr(value), SHOWN_VALUE)
         )
-        where = _source_of(loc, path, text, env)
         lines.append(f"{where}: [{key}] = {shown}: {err['msg']}")
     return "invalid configuration:\n  " + "\n  ".join(lines)
+
+
+def _unknown(loc: tuple[Any, ...], value: Any) -> str:
+    """An unknown key or section named with the closest valid name. Its value is not
+    repeated: a misspelt section or key may hold an API key."""
+    *parents, name = [str(p) for p in loc]
+    section: Any = Config
+    for part in parents:
+        section = section.model_fields[part].annotation
+    valid = list(section.model_fields)
+    table = isinstance(value, dict)
+
+    def shown(n: str) -> str:
+        """A table as its header is written ([llm.ollama]); a key as the line starts."""
+        return "[" + ".".join([*parents, n]) + "]" if table else n
+
+    within = f" in [{'.'.join(parents)}]" if parents and not table else ""
+    what = f"{'section' if table else 'key'} {shown(name)}{within}"
+    close = difflib.get_close_matches(name, valid, n=1)
+    hint = f"did you mean {shown(close[0])}?" if close else f"known names: {', '.join(valid)}"
+    return f"unknown {what}; {hint}"
 
 
 def _source_of(loc: tuple[Any, ...], path: Path, text: str, env: dict[str, Any]) -> str:

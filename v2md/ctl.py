@@ -18,7 +18,7 @@ from typing import TextIO
 from dbus_fast import BusType, DBusError
 from dbus_fast.aio import MessageBus, ProxyInterface
 
-from . import INTERFACE
+from . import INTERFACE, help_text
 from .client import dictation_proxy
 
 PROPERTIES = ("State", "ModelState", "Model", "Language", "LastText", "SpeechActive", "Version")
@@ -138,7 +138,7 @@ async def _run(args: argparse.Namespace) -> int:
                 path = str(Path(args.file).resolve())
                 print(await transcribe(iface, path, sys.stderr if sys.stderr.isatty() else None))
             case "devices":
-                print("\n".join(await iface.call_list_devices()))
+                print_devices(await iface.call_list_devices())
             case "history":
                 if args.clear:
                     print(f"removed {await iface.call_clear_history()} entries")
@@ -148,6 +148,16 @@ async def _run(args: argparse.Namespace) -> int:
         return 0
     finally:
         bus.disconnect()
+
+
+def print_devices(names: list[str]) -> None:
+    """One name a line on stdout; that none was opened to check it is said on stderr."""
+    print(
+        "v2mctl: capture device names for [audio] device, listed without opening them; "
+        "'v2mctl start' says whether the configured one opens, and if not, why",
+        file=sys.stderr,
+    )
+    print("\n".join(names))
 
 
 def _bind(args: argparse.Namespace) -> int:
@@ -170,7 +180,7 @@ def _bind(args: argparse.Namespace) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="v2mctl", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="v2mctl", description=help_text(__doc__))
     sub = parser.add_subparsers(dest="command", required=True)
     for name, text in [
         ("start", "start recording"),
@@ -178,7 +188,7 @@ def _parser() -> argparse.ArgumentParser:
         ("toggle", "start or stop; prints the new state"),
         ("cancel", "drop the current recording"),
         ("status", "print the daemon's properties"),
-        ("devices", "list capture devices"),
+        ("devices", "list capture device names (not opened to check them)"),
     ]:
         sub.add_parser(name, help=text)
     listen_p = sub.add_parser("listen", help="print live text and state changes")

@@ -23,7 +23,7 @@ from dbus_fast import BusType, NameFlag, RequestNameReply
 from dbus_fast.aio import MessageBus
 
 from . import BUS_NAME, OBJECT_PATH, __version__
-from .config import Config, ConfigError, load_config, xdg_dir
+from .config import Config, ConfigError, default_config_path, load_config, xdg_dir
 from .errors import HistoryError
 from .service import DictationService
 from .workflow import Features, RecordingWorkflow
@@ -98,7 +98,7 @@ def _build_features(cfg: Config, bus: MessageBus, on_model_state) -> Features:
     return Features(
         worker=worker,
         open_session=open_session,
-        llm=LLMService(cfg.llm),
+        llm=LLMService(cfg.llm, cfg.path),
         history=history,
         delivery=Delivery(cfg.output),
         notifier=Notifier(bus, cfg.notifications),
@@ -200,7 +200,7 @@ def _setup_logging(level: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="v2md", description="v2m dictation daemon")
     parser.add_argument(
-        "--config", type=Path, help="config file (default: XDG config v2m/config.toml)"
+        "--config", type=Path, help=f"config file (default: {default_config_path()})"
     )
     parser.add_argument(
         "--log-level",

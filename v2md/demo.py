@@ -22,7 +22,7 @@ from pathlib import Path
 from dbus_fast import BusType
 from dbus_fast.aio import MessageBus
 
-from . import BUS_NAME, INTERFACE
+from . import BUS_NAME, INTERFACE, help_text
 from .client import dictation_proxy, name_has_owner, wait_for_name
 from .privatebus import PrivateBus
 
@@ -83,7 +83,7 @@ async def _dictate(address: str, sample: Path) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="v2m-demo", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="v2m-demo", description=help_text(__doc__))
     parser.add_argument("--file", type=Path, help="speech to dictate (default: bundled sample)")
     args = parser.parse_args(argv)
     address = os.environ.get("DBUS_SESSION_BUS_ADDRESS")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +29,9 @@ log = logging.getLogger(__name__)
 
 BUNDLED_MODEL = "tiny.en"
 _FULL_WINDOW_FRAMES = 3000  # Whisper's fixed 30 s encoder input, in 10 ms mel frames
+# CTranslate2's words when the GPU cannot be used: "CUDA failed with error …", "cuDNN failed
+# with status …", "Library libcublas.so.12 is not found or cannot be loaded".
+_CUDA_FAILURE = re.compile(r"cuda|cudnn|cublas", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -94,6 +98,8 @@ def load(spec: ModelSpec, cpu_threads: int = 0) -> WindowedWhisperModel:
             f"a CTranslate2 model directory, a faster-whisper model name, or {BUNDLED_MODEL!r} "
             "for the bundled model"
         )
+    if spec.device == "cuda" and ctranslate2.get_cuda_device_count() == 0:
+        raise _cuda_unavailable(spec, "CTranslate2 finds no CUDA GPU")
     if not spec.local and "/" not in spec.source and spec.source not in available_models():
         raise ModelError(
             f"unknown Whisper model {spec.source!r}: use one of {', '.join(available_models())}, "
@@ -117,20 +123,42 @@ def _load(spec: ModelSpec, cpu_threads: int) -> WindowedWhisperModel:
         try:
             # Prefer the local cache: no network round trip when the model is already there.
             return WindowedWhisperModel(spec.source, local_files_only=True, **kwargs)
-        except Exception:
+        except Exception as exc:
+            if _is_cuda_failure(spec, exc):
+                raise  # the model is cached; the GPU is what failed
             log.info("model %s is not cached; downloading it", spec.source)
             return WindowedWhisperModel(spec.source, **kwargs)
     except Exception as exc:
+        if _is_cuda_failure(spec, exc):
+            raise _cuda_unavailable(spec, str(exc)) from exc
         hint = (
             "check that the directory holds a CTranslate2 Whisper model"
             if spec.local
             else "download it once while online (it is cached), or set [whisper] model to a "
             f"local model directory or {BUNDLED_MODEL!r} for the bundled model"
         )
-        raise ModelError(
-            f"cannot load Whisper model {spec.display_name!r} on {spec.device}/"
-            f"{spec.compute_type}: {exc}; {hint}"
-        ) from exc
+        raise _cannot_load(spec, f"{exc}; {hint}") from exc
+
+
+def _is_cuda_failure(spec: ModelSpec, exc: Exception) -> bool:
+    return spec.device == "cuda" and bool(_CUDA_FAILURE.search(str(exc)))
+
+
+def _cuda_unavailable(spec: ModelSpec, cause: str) -> ModelError:
+    # device = "auto" falls back to the CPU by itself: the advice is for "cuda" asked by name.
+    advice = (
+        ""
+        if spec.cpu_fallback
+        else '; set [whisper] device = "auto" to use a GPU only when one works, or "cpu"'
+    )
+    return _cannot_load(spec, f"CUDA is unavailable ({cause}){advice}")
+
+
+def _cannot_load(spec: ModelSpec, why: str) -> ModelError:
+    return ModelError(
+        f"cannot load Whisper model {spec.display_name!r} on {spec.device}/{spec.compute_type}: "
+        f"{why}"
+    )
 
 
 def window_frames(window_s: float | None, audio_samples: int, margin_s: float) -> int:

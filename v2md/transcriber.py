@@ -240,7 +240,8 @@ class WhisperWorker:
         async with self._load_lock:
             if self._model is not None:
                 return
-            self._set_state(ModelState.LOADING, f"loading {self.model_name}")
+            # The log line and systemd's status name the model and state already.
+            self._set_state(ModelState.LOADING, f"on {self._spec.device}/{self._spec.compute_type}")
             started = time.perf_counter()
             try:
                 self._model = await self._inference.submit(
@@ -252,8 +253,7 @@ class WhisperWorker:
             self._last_used = self._clock()
             self._set_state(
                 ModelState.READY,
-                f"{self.model_name} on {self._model.model.device}/"
-                f"{self._model.model.compute_type}, "
+                f"on {self._model.model.device}/{self._model.model.compute_type}, "
                 f"loaded in {time.perf_counter() - started:.1f} s",
             )
             self._arm_idle_timer()

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from v2md.config import LLMConfig
+from v2md.config import LLMConfig, default_config_path, secrets_path
 from v2md.errors import InvalidArgumentError, LLMError, OperationTimeoutError
 from v2md.llm.languages import language_name
 from v2md.llm.prompts import Prompt, clean_reply, refine_prompt, translate_prompt, user_prompts_dir
@@ -24,11 +24,15 @@ from v2md.llm.providers import GeminiProvider, OllamaProvider, Provider, Provide
 
 log = logging.getLogger(__name__)
 
-NOT_CONFIGURED = (
-    "no LLM provider is configured: set provider under [llm] in ~/.config/v2m/config.toml "
-    'to "ollama" (a local or LAN Ollama server, [llm.ollama] host and model) or "gemini" '
-    "(Google Gemini, needs GEMINI_API_KEY in the environment or ~/.config/v2m/.env)"
-)
+
+def _not_configured(config_file: Path) -> str:
+    """What to set, and where, when Refine or Translate finds no provider."""
+    return (
+        f"no LLM provider is configured: set provider under [llm] in {config_file} "
+        'to "ollama" (a local or LAN Ollama server, [llm.ollama] host and model) or "gemini" '
+        "(Google Gemini, needs GEMINI_API_KEY in the environment or in "
+        f"{secrets_path(config_file)})"
+    )
 
 
 class _TimedOut(Exception):
@@ -53,10 +57,14 @@ def _build_providers(cfg: LLMConfig) -> list[Provider]:
 
 
 class LLMService:
-    """Refine or translate text with the configured providers; raises the named errors."""
+    """Refine or translate text with the configured providers; raises the named errors.
 
-    def __init__(self, cfg: LLMConfig) -> None:
+    ``config_file`` is the file ``cfg`` came from, named in the advice when no provider is
+    configured."""
+
+    def __init__(self, cfg: LLMConfig, config_file: Path | None = None) -> None:
         self._cfg = cfg
+        self._config_file = config_file or default_config_path()
         self._providers = _build_providers(cfg)
 
     @property
@@ -96,7 +104,7 @@ class LLMService:
 
     async def _run(self, task: str, text: str, build: Callable[[], Prompt]) -> str:
         if not self._providers:
-            raise LLMError(NOT_CONFIGURED)
+            raise LLMError(_not_configured(self._config_file))
         prompt = build()
         failures: list[str] = []
         timed_out = tried = 0

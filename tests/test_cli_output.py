@@ -1,0 +1,33 @@
+"""What the commands print: plain text, not docstring markup, claiming only what was checked."""
+
+from __future__ import annotations
+
+import pytest
+
+from v2md import ctl, daemon, demo
+
+
+@pytest.mark.parametrize(
+    ("main", "args", "says"),
+    [
+        (ctl.main, ["--help"], "v2mctl: a thin command-line client over the org.v2m.Dictation"),
+        (ctl.main, ["devices", "--help"], "usage: v2mctl devices"),
+        (daemon.main, ["--help"], "v2m dictation daemon"),
+        (demo.main, ["--help"], "v2m-demo: dictate the bundled sample speech"),
+    ],
+)
+def test_help_is_plain_text(capsys, main, args, says):
+    with pytest.raises(SystemExit) as exited:
+        main(args)
+    assert exited.value.code == 0
+    shown = " ".join(capsys.readouterr().out.split())  # argparse wraps to the terminal width
+    assert says in shown
+    assert "`" not in shown and ":mod:" not in shown
+
+
+def test_the_device_list_does_not_claim_a_device_opens(capsys):
+    ctl.print_devices(["default", "pipewire"])
+    shown = capsys.readouterr()
+    assert shown.out == "default\npipewire\n"  # one name a line, for scripts
+    assert "listed without opening them" in shown.err
+    assert "not opened to check them" in ctl._parser().format_help()
