@@ -17,6 +17,7 @@ import stat
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import (
     BaseModel,
@@ -37,6 +38,11 @@ ENV_PREFIX = "V2M_"
 SHOWN_VALUE = 80  # characters of a rejected value an error message repeats
 # Beside config.toml: KEY=value lines (GEMINI_API_KEY=...), kept out of the config file.
 SECRETS_FILE = ".env"
+# What the environment or the secrets file may hold, and the key each one sets.
+SECRET_VARIABLES = {
+    "GEMINI_API_KEY": ("llm", "gemini", "api_key"),
+    "OPENAI_API_KEY": ("whisper", "api_key"),
+}
 
 
 def is_english_only(model: str) -> bool:
@@ -66,6 +72,10 @@ class AudioConfig(_Section):
     capacity_s: int = Field(default=660, ge=1, le=6 * 3600)
 
 
+# The URL schemes each remote engine's url may use.
+REMOTE_SCHEMES = {"wyoming": ("tcp", "unix"), "openai": ("http", "https")}
+
+
 class WhisperConfig(_Section):
     model: str = "tiny.en"
     device: Literal["auto", "cpu", "cuda"] = "auto"
@@ -91,6 +101,31 @@ class WhisperConfig(_Section):
         ),
     )
 
+    engine: Literal["local", "wyoming", "openai"] = Field(
+        default="local",
+        description=(
+            "what decodes the final text: the local model, a Wyoming server or an "
+            "OpenAI-compatible server (live text always comes from the local model)"
+        ),
+    )
+    url: str = Field(
+        default="",
+        description="the server: tcp://host:10300 (Wyoming) or http://host:8000/v1 (OpenAI)",
+    )
+    api_key: SecretStr | None = None
+    remote_model: str = Field(
+        default="", description="the model to ask the server for ('': a Wyoming server's own)"
+    )
+    remote_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        le=600,
+        description="longest wait for the server's answer; then the local model's text is used",
+    )
+    remote_only: bool = Field(
+        default=False, description="load no local model: no live text, final text from the server"
+    )
+
     @field_validator("language")
     @classmethod
     def _language(cls, v: str) -> str:
@@ -98,7 +133,29 @@ class WhisperConfig(_Section):
 
     @model_validator(mode="after")
     def _language_fits_model(self) -> WhisperConfig:
-        check_language_for_model(self.language, english_only=is_english_only(self.model))
+        if not self.remote_only:  # the local model's languages matter only when it is loaded
+            check_language_for_model(self.language, english_only=is_english_only(self.model))
+        return self
+
+    @model_validator(mode="after")
+    def _server_named(self) -> WhisperConfig:
+        if self.engine == "local":
+            if self.remote_only:
+                raise ValueError("remote_only = true needs engine = 'wyoming' or 'openai'")
+            return self
+        schemes = REMOTE_SCHEMES[self.engine]
+        parts = urlsplit(self.url)
+        if parts.scheme not in schemes or not (parts.netloc or parts.path):
+            raise ValueError(
+                f"engine = {self.engine!r} needs url = '{schemes[0]}://host:port…' "
+                f"({' or '.join(s + '://' for s in schemes)}), not {_shown(self.url)}"
+            )
+        if self.engine == "openai" and not self.remote_model:
+            raise ValueError(
+                "engine = 'openai' needs remote_model, the model the server serves "
+                "(e.g. 'whisper-1' on api.openai.com, 'Systran/faster-whisper-large-v3' "
+                "on speaches)"
+            )
         return self
 
 
@@ -298,8 +355,12 @@ def load_config(path: Path | None = None, environ: dict[str, str] | None = None)
         raise ConfigError(f"{path}: no such config file")
     env = _env_overrides(environ)
     secrets = {**_read_secrets(secrets_path(path)), **environ}
-    if secrets.get("GEMINI_API_KEY"):
-        env = _merge(env, {"llm": {"gemini": {"api_key": secrets["GEMINI_API_KEY"]}}})
+    for variable, key in SECRET_VARIABLES.items():
+        if secrets.get(variable):
+            value: Any = secrets[variable]
+            for part in reversed(key):
+                value = {part: value}
+            env = _merge(env, value)
     try:
         cfg = Config.model_validate(_merge(data, env))
     except ValidationError as exc:
@@ -318,6 +379,11 @@ def _describe(exc: ValidationError, path: Path, text: str, env: dict[str, Any]) 
             continue
         key = ".".join(str(p) for p in loc)
         value = err.get("input")
+        if isinstance(value, dict):
+            # A whole section failed a check across its keys (the message names them); its
+            # values are not repeated: the section may hold an API key.
+            lines.append(f"{where}: [{key}]: {err['msg']}")
+            continue
         shown = (
             "(hidden)"
             if any(_looks_secret(str(p)) for p in loc)

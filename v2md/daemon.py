@@ -23,8 +23,15 @@ from dbus_fast import BusType, NameFlag, RequestNameReply
 from dbus_fast.aio import MessageBus
 
 from . import BUS_NAME, OBJECT_PATH, __version__
-from .config import Config, ConfigError, default_config_path, load_config, xdg_dir
-from .errors import HistoryError
+from .config import (
+    Config,
+    ConfigError,
+    WhisperConfig,
+    default_config_path,
+    load_config,
+    xdg_dir,
+)
+from .errors import HistoryError, V2MError
 from .service import DictationService
 from .workflow import Features, RecordingWorkflow
 
@@ -63,7 +70,7 @@ class _Systemd:
         ping()
 
 
-def _build_features(cfg: Config, bus: MessageBus, on_model_state) -> Features:
+def _build_features(cfg: Config, bus: MessageBus, on_model_state, on_remote_error) -> Features:
     # Imported here so that `v2md --help` and config errors answer without loading ML libraries.
     from . import audio
     from .delivery import Delivery
@@ -71,12 +78,26 @@ def _build_features(cfg: Config, bus: MessageBus, on_model_state) -> Features:
     from .history import History
     from .llm import LLMService
     from .notifications import Notifier
+    from .remote import PausesOnly, RemoteWorker
     from .session import LiveSession, SessionEvents
     from .streaming import StreamingTranscriber
     from .transcriber import WhisperWorker
     from .vad import SileroVAD
 
-    worker = WhisperWorker(cfg.whisper, on_state=on_model_state)
+    # The local model makes live text, and the final text unless a server does (remote.py).
+    remote = cfg.whisper.engine != "local"
+    local = None
+    if not cfg.whisper.remote_only:
+        local = WhisperWorker(cfg.whisper, on_state=None if remote else on_model_state)
+    worker = local
+    if remote:
+        worker = RemoteWorker(
+            _remote_engine(cfg.whisper),
+            local,
+            cfg.whisper,
+            on_state=on_model_state,
+            on_error=on_remote_error,
+        )
     try:
         history = History(xdg_dir("data") / "v2m" / "history.sqlite3", cfg.history.max_entries)
     except HistoryError as exc:
@@ -88,7 +109,7 @@ def _build_features(cfg: Config, bus: MessageBus, on_model_state) -> Features:
         return LiveSession(
             cfg,
             audio.open_source(cfg.audio),
-            StreamingTranscriber(worker, cfg.whisper),
+            StreamingTranscriber(local, cfg.whisper) if local is not None else PausesOnly(),
             FinalPass(worker),
             SileroVAD(cfg.vad) if cfg.vad.enabled else None,
             events,
@@ -103,6 +124,17 @@ def _build_features(cfg: Config, bus: MessageBus, on_model_state) -> Features:
         delivery=Delivery(cfg.output),
         notifier=Notifier(bus, cfg.notifications),
     )
+
+
+def _remote_engine(cfg: WhisperConfig):
+    """The client of the speech server ``[whisper] engine`` names."""
+    if cfg.engine == "wyoming":
+        from .remote_wyoming import WyomingEngine
+
+        return WyomingEngine(cfg)
+    from .remote_openai import OpenAIEngine
+
+    return OpenAIEngine(cfg)
 
 
 async def run(cfg: Config) -> int:
@@ -130,7 +162,12 @@ async def run(cfg: Config) -> int:
         if service is not None:
             service.model_changed(str(state), features.worker.model_name)
 
-    features = _build_features(cfg, bus, on_model_state)
+    def on_remote_error(error: V2MError) -> None:
+        """A speech server failed and the local model's text was used: clients hear why."""
+        if service is not None:
+            service.error(error)
+
+    features = _build_features(cfg, bus, on_model_state, on_remote_error)
     workflow = RecordingWorkflow(cfg, features)
     service = DictationService(
         workflow,

@@ -25,7 +25,7 @@ import os
 import select
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from enum import IntEnum, StrEnum
@@ -270,7 +270,7 @@ class WhisperWorker:
         many seconds, always covering the audio plus a margin, and decodes that one
         window (a streaming tail); None keeps 30 s windows, as many as the audio needs.
         """
-        audio = _check_audio(audio)
+        audio = check_audio(audio)
         if audio.size == 0:
             return []
         frames = models.window_frames(window_s, audio.size, WINDOW_MARGIN_S)
@@ -309,7 +309,7 @@ class WhisperWorker:
         """Decode complete speech the way a file is decoded (30 s windows, as many as the
         audio needs, long silences skipped), in one job of the highest priority. The final
         text of a dictation comes from here, as accurate as one batch decode."""
-        audio = _check_audio(audio)
+        audio = check_audio(audio)
         if audio.size == 0:
             return ""
         options = self._file_options()
@@ -324,44 +324,22 @@ class WhisperWorker:
         Each 30 s window is an inference job of its own, so a dictation's decodes run
         between them; memory stays that of one block whatever the file's length.
         ``on_progress`` hears how much of the file is decoded (see ``FileProgress``)."""
-        path = _check_file(Path(path))
-        loop = asyncio.get_running_loop()
-        total_s = await loop.run_in_executor(None, audiofile.duration_s, path)
-        reader = audiofile.blocks(
-            path, FILE_BLOCK_S * SAMPLE_RATE, self._cfg.max_file_s * SAMPLE_RATE
+        return await decode_file(
+            path, self._cfg.max_file_s, self.transcribe_file_piece, on_progress
         )
-        log.info("transcribing %s (%.1f s of audio)", path, total_s)
-        progress = FileProgress(total_s, on_progress or (lambda _fraction: None))
-        options = self._file_options()
-        pieces: list[str] = []
-        carry = np.zeros(0, np.float32)
-        done = 0  # samples decoded
-        while True:
-            block = await loop.run_in_executor(None, next, reader, None)
-            audio = carry if block is None else np.concatenate([carry, block])
-            cut = audio.size if block is None else _quiet_cut(audio)
-            if cut:
-                pieces += await self._file_block(audio[:cut], options, progress, done / SAMPLE_RATE)
-                done += cut
-                progress.at(done / SAMPLE_RATE)
-            carry = audio[cut:]
-            if block is None:
-                progress.finished()
-                return "".join(pieces).strip()
 
-    async def _file_block(
-        self, audio: np.ndarray, options: dict[str, Any], progress: FileProgress, start_s: float
-    ) -> list[str]:
-        """One block of a file, starting ``start_s`` into it, set up as one job and decoded
-        a window per job; ``progress`` hears where each segment ends."""
+    async def transcribe_file_piece(self, audio: np.ndarray, at: Callable[[float], None]) -> str:
+        """One piece of a file, set up as one job and decoded a window per job, each at file
+        priority; ``at`` hears how far into the piece each segment ends, in seconds."""
+        options = self._file_options()
         steps = await self._run(Priority.FILE, lambda model: model.windows(audio, options))
         step = partial(next, steps, None)
         pieces = []
         while (found := await self._run(Priority.FILE, lambda _model: step())) is not None:
             text, end_s = found
             pieces.append(text)
-            progress.at(start_s + end_s)
-        return pieces
+            at(end_s)
+        return "".join(pieces).strip()
 
     def _file_options(self) -> dict[str, Any]:
         """Options for complete speech: long silences skipped by faster-whisper's VAD."""
@@ -451,6 +429,48 @@ class WhisperWorker:
             self._set_state(ModelState.UNLOADED, "worker closed")
 
 
+# Decodes one piece of a file (16 kHz mono float32) and tells its second argument how far
+# into the piece it got, in seconds.
+PieceDecoder = Callable[[np.ndarray, Callable[[float], None]], Awaitable[str]]
+
+
+async def decode_file(
+    path: str | Path,
+    max_file_s: int,
+    decode: PieceDecoder,
+    on_progress: Callable[[float], None] | None = None,
+) -> str:
+    """Transcribe a file with ``decode``, one piece of about FILE_BLOCK_S at a time, each
+    ended at its quietest moment so that no word is cut in two: memory stays that of one
+    piece whatever the file's length, and the file is refused once it passes ``max_file_s``.
+    ``on_progress`` hears how much of the file is decoded (see ``FileProgress``)."""
+    path = check_file(Path(path))
+    loop = asyncio.get_running_loop()
+    total_s = await loop.run_in_executor(None, audiofile.duration_s, path)
+    reader = audiofile.blocks(path, FILE_BLOCK_S * SAMPLE_RATE, max_file_s * SAMPLE_RATE)
+    log.info("transcribing %s (%.1f s of audio)", path, total_s)
+    progress = FileProgress(total_s, on_progress or (lambda _fraction: None))
+    texts: list[str] = []
+    carry = np.zeros(0, np.float32)
+    done = 0  # samples decoded
+    try:
+        while True:
+            block = await loop.run_in_executor(None, next, reader, None)
+            audio = carry if block is None else np.concatenate([carry, block])
+            cut = audio.size if block is None else _quiet_cut(audio)
+            if cut:
+                start_s = done / SAMPLE_RATE
+                texts.append(await decode(audio[:cut], progress.within(start_s)))
+                done += cut
+                progress.at(done / SAMPLE_RATE)
+            carry = audio[cut:]
+            if block is None:
+                progress.finished()
+                return " ".join(text for text in texts if text)
+    finally:
+        reader.close()
+
+
 class FileProgress:
     """How much of a file is decoded, as a fraction of the length its container states.
 
@@ -471,6 +491,10 @@ class FileProgress:
         if self._last < fraction < 1.0:
             self._last = fraction
             self._report(fraction)
+
+    def within(self, start_s: float) -> Callable[[float], None]:
+        """``at`` for a piece of the file that starts ``start_s`` seconds into it."""
+        return lambda decoded_s: self.at(start_s + decoded_s)
 
     def finished(self) -> None:
         self._report(1.0)
@@ -538,7 +562,7 @@ def _token_budget(seconds: float) -> int:
     return min(200, 16 + math.ceil(8 * min(seconds, 30.0)))
 
 
-def _check_audio(audio: np.ndarray) -> np.ndarray:
+def check_audio(audio: np.ndarray) -> np.ndarray:
     if not isinstance(audio, np.ndarray) or audio.ndim != 1:
         raise InvalidArgumentError("audio must be a one-dimensional numpy array (16 kHz mono)")
     if not np.issubdtype(audio.dtype, np.floating):
@@ -546,7 +570,7 @@ def _check_audio(audio: np.ndarray) -> np.ndarray:
     return audio.astype(np.float32, copy=False)
 
 
-def _check_file(path: Path) -> Path:
+def check_file(path: Path) -> Path:
     """Reject what the daemon must not or cannot read on a caller's behalf."""
     path = path.expanduser()
     if not path.is_absolute():
