@@ -230,8 +230,10 @@ def _setup_logging(level: str) -> None:
     if not os.environ.get("JOURNAL_STREAM"):
         fmt = "%(asctime)s " + fmt
     logging.basicConfig(level=level.upper(), format=fmt, stream=sys.stderr)
-    # faster-whisper logs every decode at INFO; the worker reports what matters.
-    logging.getLogger("faster_whisper").setLevel(logging.WARNING)
+    # faster-whisper logs every decode at INFO, httpx every request to a speech server;
+    # the worker reports what matters.
+    for chatty in ("faster_whisper", "httpx", "httpcore"):
+        logging.getLogger(chatty).setLevel(logging.WARNING)
 
 
 def main(argv: list[str] | None = None) -> int:
