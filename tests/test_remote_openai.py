@@ -200,5 +200,14 @@ async def test_remote_only_daemon_files_and_dictation_come_from_the_server(
         assert len(server.uploads) > uploads
         assert (await props.call_get(INTERFACE, "ModelState")).value == "ready"
         assert watch.errors == []
+
+        # No local model to fall back on: the audio is kept and the server named.
+        server.script("500")
+        await iface.call_start()
+        await assert_eventually(lambda: watch.errors, timeout=60)
+        name, message = watch.errors[0]
+        assert name == ERROR_PREFIX + "Model"
+        assert f"{server.url} answered 500" in message and "the audio is kept in" in message
+        assert list((tmp_path / "home" / "state" / "v2m" / "recordings").glob("*.wav"))
         assert daemon.alive()
     assert "tiny.en" not in daemon.log()  # no local model was loaded
