@@ -34,7 +34,7 @@ def free_port() -> int:
 class WyomingServer:
     """``wyoming-faster-whisper`` serving the bundled tiny.en on a free loopback port."""
 
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, cpu_threads: int = 1) -> None:
         model = _bundled_path()
         if model is None:
             raise RuntimeError("the bundled tiny.en model is not installed")
@@ -47,7 +47,7 @@ class WyomingServer:
                     *(sys.executable, "-m", "wyoming_faster_whisper"),
                     *("--uri", self.url, "--model", str(model), "--local-files-only"),
                     *("--data-dir", str(data_dir), "--compute-type", "int8", "--beam-size", "1"),
-                    *("--cpu-threads", "1"),
+                    *("--cpu-threads", str(cpu_threads)),
                 ],
                 stdout=log,
                 stderr=subprocess.STDOUT,
