@@ -8,9 +8,9 @@ speaker (tests/recorded.py), the daemon's audio source plays the speech at real
 time; a client calls Start, waits until the VAD has heard the speech end, pauses
 ``--stop-after`` seconds, and times Stop (stop→final), then scores the text.
 
-The second table times one request directly, in this process: the same audio
-decoded by the local worker and sent to the server, the difference being the
-round trip a remote final text adds per utterance.
+The second table is the round trip a remote final text adds per utterance beyond
+the decode: requests to a Wyoming server on loopback that reads the audio whole
+and answers at once.
 
     python benchmarks/remote_bench.py [--runs 2] [--stop-after 1.0] [--threads 2]
 """
@@ -37,13 +37,15 @@ import speech  # noqa: E402
 from dbus_fast.aio import MessageBus  # noqa: E402
 from harness import Daemon, PrivateBus  # noqa: E402
 from test_remote_wyoming import WyomingServer  # noqa: E402
+from wyoming.asr import Transcript  # noqa: E402
+from wyoming.audio import AudioStop  # noqa: E402
+from wyoming.event import async_read_event, async_write_event  # noqa: E402
 
 from v2md import INTERFACE  # noqa: E402
 from v2md.client import dictation_proxy  # noqa: E402
 from v2md.config import WhisperConfig  # noqa: E402
 from v2md.remote import RemoteWorker  # noqa: E402
 from v2md.remote_wyoming import WyomingEngine  # noqa: E402
-from v2md.transcriber import WhisperWorker  # noqa: E402
 
 SPEAKERS = {"audiobook": recorded.audiobook, "prompts": recorded.telephone_prompts}
 
@@ -96,32 +98,37 @@ async def run_daemon(
         bus.close()
 
 
-async def round_trip(
-    server: WyomingServer, args: argparse.Namespace
-) -> list[tuple[str, float, float]]:
-    """Median seconds of one final-text decode, local and through the server, per length."""
-    cfg = WhisperConfig(cpu_threads=args.threads, engine="wyoming", url=server.url)
-    local = WhisperWorker(cfg)
-    remote = RemoteWorker(WyomingEngine(cfg), None, cfg.model_copy(update={"remote_only": True}))
-    await local.load()
+async def instant_server() -> tuple[asyncio.Server, str]:
+    """A Wyoming server that reads each request whole and answers at once, without
+    decoding: what a request costs beyond the decode (framing, transfer, connection)."""
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while (event := await async_read_event(reader)) is not None:
+            if AudioStop.is_type(event.type):
+                await async_write_event(Transcript(text="done").event(), writer)
+                break  # one request per connection, as v2md sends them
+        writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    return server, f"tcp://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+
+
+async def round_trip(args: argparse.Namespace) -> list[tuple[str, float, float]]:
+    """Median and largest milliseconds of one request to the instant server, per length."""
+    server, url = await instant_server()
+    cfg = WhisperConfig(engine="wyoming", url=url, remote_only=True)
+    remote = RemoteWorker(WyomingEngine(cfg), None, cfg)
     rows = []
-    for seconds in (3, 10, 25):
-        audio, _ = speech.utterance(seconds)
-        times: dict[str, list[float]] = {"local": [], "remote": []}
-        for _ in range(args.runs + 1):
-            for side, worker in (("local", local), ("remote", remote)):
-                t0 = time.perf_counter()
-                await worker.transcribe_speech(audio)
-                times[side].append(time.perf_counter() - t0)
-        rows.append(
-            (
-                f"{audio.size / speech.SAMPLE_RATE:.0f} s",
-                statistics.median(times["local"][1:]),  # the first of each warms up
-                statistics.median(times["remote"][1:]),
-            )
-        )
+    for seconds in (3, 10, 28):
+        audio = np.zeros(seconds * speech.SAMPLE_RATE, np.float32) + 0.01
+        times = []
+        for _ in range(20):
+            t0 = time.perf_counter()
+            await remote.transcribe_speech(audio)
+            times.append((time.perf_counter() - t0) * 1000)
+        rows.append((f"{seconds} s", statistics.median(times), max(times)))
     await remote.close()
-    await local.close()
+    server.close()
     return rows
 
 
@@ -170,14 +177,10 @@ async def main() -> None:
                         flush=True,
                     )
             print()
-            print("| speech | local decode p50 | through the server p50 | added per utterance |")
-            print("|---|---|---|---|")
-            for length, local_s, remote_s in await round_trip(server, args):
-                print(
-                    f"| {length} | {local_s * 1000:.0f} ms | {remote_s * 1000:.0f} ms "
-                    f"| {(remote_s - local_s) * 1000:+.0f} ms |",
-                    flush=True,
-                )
+            print("| audio per request | round trip p50 / max (20 requests) |")
+            print("|---|---|")
+            for length, p50, most in await round_trip(args):
+                print(f"| {length} | {p50:.1f} / {most:.1f} ms |", flush=True)
         finally:
             server.stop()
         print(f"load after: {psutil.getloadavg()}")
