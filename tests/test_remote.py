@@ -160,6 +160,7 @@ def load(monkeypatch, tmp_path):
     [
         ({"ENGINE": "wyoming"}, "engine = 'wyoming' needs url = 'tcp://host:port"),
         ({"ENGINE": "wyoming", "URL": "http://box/v1"}, "tcp:// or unix://"),
+        ({"ENGINE": "wyoming", "URL": "tcp://box"}, "needs url = 'tcp://host:port"),
         ({"ENGINE": "openai", "URL": "tcp://box:1"}, "http:// or https://"),
         ({"ENGINE": "openai", "URL": "http://box/v1"}, "needs remote_model"),
         ({"REMOTE_ONLY": "true"}, "remote_only = true needs engine"),

@@ -145,7 +145,8 @@ class WhisperConfig(_Section):
             return self
         schemes = REMOTE_SCHEMES[self.engine]
         parts = urlsplit(self.url)
-        if parts.scheme not in schemes or not (parts.netloc or parts.path):
+        port_missing = parts.scheme == "tcp" and parts.port is None  # Wyoming has no default
+        if parts.scheme not in schemes or not (parts.netloc or parts.path) or port_missing:
             raise ValueError(
                 f"engine = {self.engine!r} needs url = '{schemes[0]}://host:port…' "
                 f"({' or '.join(s + '://' for s in schemes)}), not {_shown(self.url)}"

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -95,7 +96,7 @@ class RemoteWorker:
         self._on_state = on_state
         self._on_error = on_error
         self._clock = clock
-        self._resting_until = -RETRY_AFTER_S
+        self._resting_until = -math.inf  # when the server may be asked again after a failure
         self._language = cfg.language
         self._model = cfg.remote_model  # until the server says which it serves
         self.state = ModelState.UNLOADED
