@@ -5,9 +5,9 @@ from __future__ import annotations
 import configparser
 import os
 import shutil
+import site
 import subprocess
 import sys
-import sysconfig
 import tomllib
 from pathlib import Path
 
@@ -106,7 +106,7 @@ def private_install(tmp_path_factory) -> dict:
     tmp = tmp_path_factory.mktemp("private")
     env = tmp / "env"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(env)], check=True)
-    site = Path(
+    env_site = Path(
         subprocess.run(
             [env / "bin/python3", "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
             check=True,
@@ -114,13 +114,13 @@ def private_install(tmp_path_factory) -> dict:
             text=True,
         ).stdout.strip()
     )
-    deps = {sysconfig.get_path("purelib"), sysconfig.get_path("platlib")}
-    (site / "deps.pth").write_text("\n".join(sorted(deps)) + "\n")
-    info = site / "v2m-0.0.1.dist-info"
+    deps = {*site.getsitepackages(), site.getusersitepackages()}
+    (env_site / "deps.pth").write_text("\n".join(sorted(deps)) + "\n")
+    info = env_site / "v2m-0.0.1.dist-info"
     info.mkdir()
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: v2m\nVersion: 0.0.1\n")
     (info / "INSTALLER").write_text("pip\n")
-    (site / "v2m_main_env.py").write_text("")
+    (env_site / "v2m_main_env.py").write_text("")
     (info / "RECORD").write_text(
         "v2m_main_env.py,,\nv2m-0.0.1.dist-info/METADATA,,\n"
         "v2m-0.0.1.dist-info/INSTALLER,,\nv2m-0.0.1.dist-info/RECORD,,\n"
