@@ -145,7 +145,7 @@ class OutputConfig(_Section):
     type: bool = False
     paste: bool = False
     session: Literal["auto", "wayland", "x11"] = "auto"
-    typing_tool: Literal["auto", "wtype", "ydotool", "xdotool"] = "auto"
+    typing_tool: Literal["auto", "portal", "wtype", "ydotool", "xdotool"] = "auto"
 
 
 class NotificationsConfig(_Section):

@@ -30,6 +30,9 @@ from .workflow import Features, RecordingWorkflow
 
 log = logging.getLogger("v2md")
 
+# The RemoteDesktop portal's restore token, under $XDG_STATE_HOME/v2m/.
+TOKEN_FILE = "remote-desktop.token"
+
 
 class _Systemd:
     """sd_notify and the watchdog; silent no-ops when not run by systemd."""
@@ -71,6 +74,7 @@ def _build_features(cfg: Config, bus: MessageBus, on_model_state) -> Features:
     from .history import History
     from .llm import LLMService
     from .notifications import Notifier
+    from .portal import Portal, RemoteKeyboard, TokenFile
     from .session import LiveSession, SessionEvents
     from .streaming import StreamingTranscriber
     from .transcriber import WhisperWorker
@@ -94,12 +98,13 @@ def _build_features(cfg: Config, bus: MessageBus, on_model_state) -> Features:
             events,
         )
 
+    keyboard = RemoteKeyboard(Portal(bus), TokenFile(xdg_dir("state") / "v2m" / TOKEN_FILE))
     return Features(
         worker=worker,
         open_session=open_session,
         llm=LLMService(cfg.llm),
         history=history,
-        delivery=Delivery(cfg.output),
+        delivery=Delivery(cfg.output, keyboard=keyboard),
         notifier=Notifier(bus, cfg.notifications),
     )
 

@@ -1,0 +1,147 @@
+"""The live daemon against a stand-in desktop portal: typing into the focused app.
+
+The daemon runs on the test's bus with ``fake_portal.FakePortal`` as
+``org.freedesktop.portal.Desktop``; a file source makes each dictation the same
+sentence, and a stand-in Ollama with auto-refine turns it into hostile text, so
+that what reaches the portal can be compared character for character.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import speech
+from fake_llm_servers import FakeOllama
+from fake_portal import REMOTE_DESKTOP, FakePortal
+from harness import assert_eventually, running_daemon
+from test_notifications import MockServer
+
+from v2md import INTERFACE
+from v2md.errors import ERROR_PREFIX
+
+pytestmark = pytest.mark.slow
+
+# Quotes, a command substitution and newlines are typed; the accented, Cyrillic and
+# Greek letters are not on the fake's US layout and go the paste route.
+HOSTILE = 'it\'s "quoted" $(rm -rf ~) `id`;\nsecond line: ünïcödé Привет κόσμε\nend'
+CLIPBOARD_BEFORE = "what the user had copied"
+SENTENCE = speech.SENTENCES[3]
+MAX_WER = 20.0
+
+WL_COPY = '#!/bin/sh\ncat > "$CLIP"\n'
+WL_PASTE = '#!/bin/sh\n[ -s "$CLIP" ] || { echo "Nothing is copied" >&2; exit 1; }\ncat "$CLIP"\n'
+
+
+class Finals:
+    """The final texts and Error signals a client of the daemon sees."""
+
+    def __init__(self, iface) -> None:
+        self.texts: list[str] = []
+        self.errors: list[tuple[str, str]] = []
+        iface.on_transcription_updated(lambda text, final: final and self.texts.append(text))
+        iface.on_error(lambda name, message: self.errors.append((name, message)))
+
+
+@pytest.fixture
+def settings(tmp_path):
+    """A GNOME Wayland session with fake wl-clipboard, typing on, a one-sentence source."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for name, script in (("wl-copy", WL_COPY), ("wl-paste", WL_PASTE)):
+        (bin_dir / name).write_text(script)
+        (bin_dir / name).chmod(0o755)
+    (tmp_path / "clipboard").write_text(CLIPBOARD_BEFORE)
+    wav = speech.write_wav(tmp_path / "sentence.wav", speech.speak(SENTENCE))
+    return {
+        "PATH": f"{bin_dir}:{os.environ['PATH']}",
+        "CLIP": str(tmp_path / "clipboard"),
+        "WAYLAND_DISPLAY": "wayland-test",
+        "XDG_CURRENT_DESKTOP": "GNOME",
+        "V2M_OUTPUT__TYPE": "true",
+        "V2M_AUDIO__FILE": str(wav),
+        "V2M_AUDIO__REALTIME": "false",
+    }
+
+
+@pytest.fixture
+async def portal(own_bus, tmp_path):
+    fake = await FakePortal(own_bus.address, clipboard=tmp_path / "clipboard").start()
+    yield fake
+    fake.stop()
+
+
+async def dictate(iface, finals: Finals) -> str:
+    """One dictation that ends with its input; its final text."""
+    count = len(finals.texts)
+    await iface.call_start()
+    await assert_eventually(lambda: len(finals.texts) > count, timeout=60)
+    return finals.texts[-1]
+
+
+async def test_auto_types_through_the_portal_and_keeps_its_session(
+    own_bus, tmp_path, portal, settings
+):
+    with FakeOllama(reply=HOSTILE) as ollama:
+        refine = {
+            "V2M_LLM__PROVIDER": "ollama",
+            "V2M_LLM__OLLAMA__HOST": ollama.url,
+            "V2M_LLM__AUTO_REFINE": "true",
+        }
+        async with running_daemon(own_bus, tmp_path, **settings, **refine) as (_, iface, _):
+            finals = Finals(iface)
+            for count in (1, 2):
+                text = await dictate(iface, finals)
+                assert speech.wer(SENTENCE, text) <= MAX_WER, text
+                await assert_eventually(
+                    lambda count=count: portal.typed == HOSTILE * count,
+                    timeout=20,
+                    message=f"typed {portal.typed!r}",
+                )
+            assert portal.dropped == [] and portal.held == set()
+            assert (tmp_path / "clipboard").read_text() == CLIPBOARD_BEFORE
+            # one session for both, one dialog, the token replaced after its Start
+            assert portal.sessions_created[REMOTE_DESKTOP] == 1
+            assert portal.dialogs[REMOTE_DESKTOP] == 1
+            token = tmp_path / "state" / "v2m" / "remote-desktop.token"
+            assert token.read_text() in portal.valid_tokens
+            assert finals.errors == []
+
+
+@pytest.mark.parametrize("failure", ["cancelled", "vanished"])
+async def test_a_failed_portal_is_a_delivery_error_with_the_text_kept(
+    own_bus, tmp_path, portal, settings, failure
+):
+    notifications = MockServer(own_bus.address)
+    await notifications.start()
+    if failure == "cancelled":
+        portal.answers["Start"] = 1
+    else:
+        portal.stop()
+    settings["V2M_OUTPUT__TYPING_TOOL"] = "portal"
+    try:
+        async with running_daemon(own_bus, tmp_path, **settings) as (daemon, iface, props):
+            finals = Finals(iface)
+            text = await dictate(iface, finals)
+            await assert_eventually(lambda: finals.errors, timeout=20)
+            ((name, message),) = finals.errors
+            assert name == ERROR_PREFIX + "Delivery"
+            reason = {
+                "cancelled": "Start: the user cancelled the desktop portal's dialog",
+                "vanished": "no desktop portal (org.freedesktop.portal.Desktop) is running",
+            }[failure]
+            assert message.startswith(f"cannot type through the desktop portal: {reason}")
+
+            async def alerted():
+                return [c for c in await notifications.calls("Notify") if c[3] != "Dictation"]
+
+            await assert_eventually(alerted, timeout=10)
+            (alert,) = await alerted()
+            assert alert[3] == "Dictation not typed" and alert[4].endswith(text)
+            ((_, raw, _),) = await iface.call_get_history(1)
+            assert raw == text
+            assert (await props.call_get(INTERFACE, "State")).value == "idle"
+            assert daemon.alive()
+    finally:
+        notifications.stop()
+    assert portal.typed == ""
