@@ -15,7 +15,7 @@ import pytest
 from dbus_fast.aio import MessageBus
 from fake_portal import REMOTE_DESKTOP, FakePortal
 
-from v2md.config import OutputConfig
+from v2md.config import ConfigError, OutputConfig, load_config
 from v2md.delivery import Delivery
 from v2md.errors import DeliveryError
 from v2md.portal import Portal, RemoteKeyboard, TokenFile
@@ -169,3 +169,14 @@ async def test_a_portal_without_a_keyboard_says_what_it_offers(portal, bus, tool
     with pytest.raises(DeliveryError, match=r"RemoteDesktop \(version 1, device types 7\)"):
         await delivery.deliver("hello")
     assert portal.sessions_created[REMOTE_DESKTOP] == 0
+
+
+def test_a_shortcut_trigger_the_portal_cannot_read_is_refused(tmp_path):
+    config = tmp_path / "config.toml"
+    config.write_text('[shortcuts]\nenabled = true\npush_to_talk = "Ctrl Alt Space"\n')
+    with pytest.raises(ConfigError) as info:
+        load_config(config, environ={})
+    assert f"{config}:3: [shortcuts.push_to_talk] = 'Ctrl Alt Space'" in str(info.value)
+    assert "as in 'LOGO+ALT+v'" in str(info.value)
+    config.write_text('[shortcuts]\ntoggle = ""\npush_to_talk = "CTRL+SHIFT+F12"\n')
+    assert load_config(config, environ={}).shortcuts.push_to_talk == "CTRL+SHIFT+F12"

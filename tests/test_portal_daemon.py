@@ -1,4 +1,4 @@
-"""The live daemon against a stand-in desktop portal: typing into the focused app.
+"""The live daemon against a stand-in desktop portal: typing, and push-to-talk.
 
 The daemon runs on the test's bus with ``fake_portal.FakePortal`` as
 ``org.freedesktop.portal.Desktop``; a file source makes each dictation the same
@@ -9,11 +9,12 @@ that what reaches the portal can be compared character for character.
 from __future__ import annotations
 
 import os
+import time
 
 import pytest
 import speech
 from fake_llm_servers import FakeOllama
-from fake_portal import REMOTE_DESKTOP, FakePortal
+from fake_portal import REMOTE_DESKTOP, SHORTCUTS, FakePortal
 from harness import assert_eventually, running_daemon
 from test_notifications import MockServer
 
@@ -34,13 +35,23 @@ WL_PASTE = '#!/bin/sh\n[ -s "$CLIP" ] || { echo "Nothing is copied" >&2; exit 1;
 
 
 class Finals:
-    """The final texts and Error signals a client of the daemon sees."""
+    """The final texts, Error signals and states a client of the daemon sees."""
 
-    def __init__(self, iface) -> None:
+    def __init__(self, iface, props=None) -> None:
         self.texts: list[str] = []
         self.errors: list[tuple[str, str]] = []
+        self.states: list[str] = []
+        self.speech: list[tuple[float, bool]] = []
         iface.on_transcription_updated(lambda text, final: final and self.texts.append(text))
         iface.on_error(lambda name, message: self.errors.append((name, message)))
+        if props is not None:
+            props.on_properties_changed(self._changed)
+
+    def _changed(self, interface, changed, _invalidated) -> None:
+        if interface == INTERFACE and "State" in changed:
+            self.states.append(changed["State"].value)
+        if interface == INTERFACE and "SpeechActive" in changed:
+            self.speech.append((time.monotonic(), changed["SpeechActive"].value))
 
 
 @pytest.fixture
@@ -145,3 +156,81 @@ async def test_a_failed_portal_is_a_delivery_error_with_the_text_kept(
     finally:
         notifications.stop()
     assert portal.typed == ""
+
+
+def held_settings(settings: dict, speech_file, **shortcuts: str) -> dict:
+    """Shortcuts on; the speech file at real time, so a recording lasts until released."""
+    return {
+        **settings,
+        "V2M_SHORTCUTS__ENABLED": "true",
+        "V2M_AUDIO__FILE": str(speech_file.path),
+        "V2M_AUDIO__REALTIME": "true",
+        **{f"V2M_SHORTCUTS__{key.upper()}": value for key, value in shortcuts.items()},
+    }
+
+
+async def test_push_to_talk_records_while_held_and_types_the_final_text(
+    own_bus, tmp_path, portal, settings, speech_file
+):
+    config = held_settings(settings, speech_file, push_to_talk="CTRL+ALT+space", toggle="")
+    async with running_daemon(own_bus, tmp_path, **config) as (daemon, iface, props):
+        finals = Finals(iface, props)
+        await assert_eventually(lambda: portal.bound, timeout=20, message="nothing bound")
+        assert portal.bound == {
+            "toggle": {"description": "Start or stop dictation"},
+            "push-to-talk": {
+                "description": "Dictate while held",
+                "preferred_trigger": "CTRL+ALT+space",
+            },
+        }
+        pressed = time.monotonic()
+        portal.press("push-to-talk")
+        await assert_eventually(lambda: finals.states == ["recording"], timeout=10)
+        # Held through the speech: let go once the VAD has heard its end.
+        speech_over = pressed + speech_file.speech_s
+        await assert_eventually(
+            lambda: any(t > speech_over and not on for t, on in finals.speech), timeout=30
+        )
+        assert finals.texts == []
+        portal.press("push-to-talk", release=True)
+        await assert_eventually(lambda: finals.texts, timeout=30)
+        (text,) = finals.texts
+        assert speech.wer(speech_file.text, text) <= MAX_WER, text
+        assert finals.states == ["recording", "transcribing", "idle"]
+        await assert_eventually(lambda: portal.typed == text, timeout=20)
+        assert portal.dialogs[SHORTCUTS] == 1
+    assert "global shortcut push-to-talk: CTRL+ALT+space" in daemon.log()
+
+
+async def test_a_release_that_never_comes_ends_at_the_limit(
+    own_bus, tmp_path, portal, settings, speech_file
+):
+    config = held_settings(settings, speech_file, push_to_talk_limit_s="2")
+    async with running_daemon(own_bus, tmp_path, **config) as (daemon, iface, props):
+        finals = Finals(iface, props)
+        await assert_eventually(lambda: portal.bound, timeout=20)
+        portal.press("push-to-talk")
+        await assert_eventually(lambda: finals.texts, timeout=30)
+        assert finals.states == ["recording", "transcribing", "idle"]
+        portal.press("push-to-talk", release=True)  # late: stops nothing, breaks nothing
+        portal.press("toggle")  # the toggle shortcut starts ...
+        await assert_eventually(lambda: finals.states[-1] == "recording", timeout=10)
+        portal.press("toggle")  # ... and stops
+        await assert_eventually(lambda: len(finals.texts) == 2, timeout=30)
+        assert finals.errors == []
+    assert "push-to-talk held for 2 s without a release" in daemon.log()
+
+
+async def test_without_the_shortcuts_portal_the_daemon_says_so_once_and_works(
+    own_bus, tmp_path, portal, settings, speech_file
+):
+    portal.offer.discard(SHORTCUTS)
+    config = held_settings(settings, speech_file)
+    async with running_daemon(own_bus, tmp_path, **config) as (daemon, iface, props):
+        finals = Finals(iface, props)
+        await assert_eventually(lambda: "global shortcuts are not available" in daemon.log())
+        await iface.call_start()
+        await iface.call_stop()
+        await assert_eventually(lambda: finals.texts, timeout=30)
+    assert daemon.log().count("global shortcuts are not available") == 1
+    assert "v2mctl bind gnome|kde" in daemon.log()
