@@ -137,6 +137,8 @@ async def run(cfg: Config) -> int:
             service.model_changed(str(state), features.worker.model_name)
 
     portal = Portal(bus)
+    # The app id is the basename of the installed org.v2m.Dictation.desktop.
+    portal.register(BUS_NAME)
     features = _build_features(cfg, bus, portal, on_model_state)
     workflow = RecordingWorkflow(cfg, features)
     service = DictationService(

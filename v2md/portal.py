@@ -34,6 +34,7 @@ PATH = "/org/freedesktop/portal/desktop"
 REQUEST = "org.freedesktop.portal.Request"
 SESSION = "org.freedesktop.portal.Session"
 REMOTE_DESKTOP = "org.freedesktop.portal.RemoteDesktop"
+REGISTRY = "org.freedesktop.host.portal.Registry"
 
 # A dialog waits for the user; one that nobody answers must not hold deliveries forever.
 REQUEST_TIMEOUT_S = 120.0
@@ -63,13 +64,39 @@ class Portal:
         self._signals: dict[tuple[str, str, str], Handler] = {}
         self._on_vanish: list[Callable[[], None]] = []
         self._watching = False
+        self._registration: asyncio.Task[None] | None = None
         bus.add_message_handler(self._dispatch)
+
+    def register(self, app_id: str) -> None:
+        """Tell the portal this connection's application id; every later call waits for it.
+
+        An unsandboxed process otherwise has an empty app id, and the portals keep its
+        grants (the keyboard, the shortcuts) under that anonymous name. The Registry
+        came with xdg-desktop-portal 1.19.3; older ones are told nothing.
+        """
+        self._registration = asyncio.ensure_future(self._register(app_id))
+
+    async def _register(self, app_id: str) -> None:
+        try:
+            await self._call(PATH, REGISTRY, "Register", "sa{sv}", [app_id, {}])
+        except PortalError as exc:
+            log.info(
+                "the desktop portal did not register %s (%s): its app id stays empty", app_id, exc
+            )
+        else:
+            log.info("registered with the desktop portal as %s", app_id)
+
+    async def _registered(self) -> None:
+        if self._registration is not None:
+            await asyncio.shield(self._registration)
 
     async def call(self, interface: str, member: str, signature: str, body: list) -> list:
         """A method call on the portal object; its reply's body."""
+        await self._registered()
         return await self._call(PATH, interface, member, signature, body)
 
     async def property(self, interface: str, name: str) -> Any:
+        await self._registered()
         (value,) = await self._call(
             PATH, "org.freedesktop.DBus.Properties", "Get", "ss", [interface, name]
         )
@@ -83,6 +110,7 @@ class Portal:
         Returns the results with their Variants unwrapped; raises PortalError unless the
         response code is 0.
         """
+        await self._registered()
         await self._watch_portal()
         token = f"v2m_{secrets.token_hex(8)}"
         sender = (self._bus.unique_name or "").lstrip(":").replace(".", "_")
