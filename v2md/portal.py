@@ -112,19 +112,20 @@ class Portal:
         """
         await self._registered()
         await self._watch_portal()
-        token = f"v2m_{secrets.token_hex(8)}"
+        token = _token()
         sender = (self._bus.unique_name or "").lstrip(":").replace(".", "_")
         path = f"{PATH}/request/{sender}/{token}"
         answer = asyncio.get_running_loop().create_future()
         self._pending[path] = answer
-        rule = _rule(REQUEST, "Response", path)
-        await self._add_match(rule)
+        rules = [_rule(REQUEST, "Response", path)]
+        await self._add_match(rules[0])
         try:
             body = [*args, {**options, "handle_token": Variant("s", token)}]
             (handle,) = await self.call(interface, member, signature, body)
-            if handle != path:  # portals before 0.9 do not honour handle_token
+            if handle != path:  # a portal that ignores handle_token; its answer may be lost
                 self._pending[handle] = answer
-                await self._add_match(_rule(REQUEST, "Response", handle))
+                rules.append(_rule(REQUEST, "Response", handle))
+                await self._add_match(rules[-1])
             try:
                 code, results = await asyncio.wait_for(answer, REQUEST_TIMEOUT_S)
             except TimeoutError:
@@ -136,11 +137,37 @@ class Portal:
         finally:
             for key in [k for k, v in self._pending.items() if v is answer]:
                 del self._pending[key]
-            self._remove_match(rule)
+            for rule in rules:
+                self._remove_match(rule)
         if code != 0:
             reason = _RESPONSES.get(code, f"the desktop portal answered {code}")
             raise PortalError(f"{member}: {reason}")
         return {key: variant.value for key, variant in results.items()}
+
+    async def create_session(self, interface: str, on_closed: Callable[[str], None]) -> str:
+        """A new session of ``interface``; its path. ``on_closed(path)`` runs if the portal
+        closes it (``Session.Closed``), not when ``close_session`` does."""
+        created = await self.request(
+            interface,
+            "CreateSession",
+            "a{sv}",
+            [],
+            {"session_handle_token": Variant("s", _token())},
+        )
+        session = str(created["session_handle"])  # typed "s", not "o", for compatibility
+
+        def closed(_body: list) -> None:
+            self.unsubscribe(session, SESSION, "Closed")
+            on_closed(session)
+
+        await self.subscribe(session, SESSION, "Closed", closed)
+        return session
+
+    async def close_session(self, session: str) -> None:
+        """Close a session of ours; one already gone is no error."""
+        self.unsubscribe(session, SESSION, "Closed")
+        with contextlib.suppress(PortalError):
+            await self._call(session, SESSION, "Close", "", [])
 
     async def subscribe(self, path: str, interface: str, member: str, handler: Handler) -> None:
         """Call ``handler(body)`` for each such signal from the portal."""
@@ -150,11 +177,6 @@ class Portal:
     def unsubscribe(self, path: str, interface: str, member: str) -> None:
         if self._signals.pop((path, interface, member), None) is not None:
             self._remove_match(_rule(interface, member, path))
-
-    async def close_session(self, session: str) -> None:
-        """Close a portal session; one already gone is no error."""
-        with contextlib.suppress(PortalError):
-            await self._call(session, SESSION, "Close", "", [])
 
     def on_vanish(self, callback: Callable[[], None]) -> None:
         """Call ``callback()`` when the portal leaves the bus: its sessions are gone with it."""
@@ -234,6 +256,11 @@ def _bus_daemon(member: str, rule: str) -> Message:
         signature="s",
         body=[rule],
     )
+
+
+def _token() -> str:
+    """A handle or session token: unguessable, and a valid object path element."""
+    return f"v2m_{secrets.token_hex(8)}"
 
 
 def _rule(interface: str, member: str, path: str) -> str:
@@ -339,15 +366,7 @@ class RemoteKeyboard:
 
     async def _start_session(self) -> str:
         await self._require_keyboard()
-        created = await self._portal.request(
-            REMOTE_DESKTOP,
-            "CreateSession",
-            "a{sv}",
-            [],
-            {"session_handle_token": Variant("s", f"v2m_{secrets.token_hex(8)}")},
-        )
-        session = str(created["session_handle"])
-        await self._portal.subscribe(session, SESSION, "Closed", lambda _: self._closed(session))
+        session = await self._portal.create_session(REMOTE_DESKTOP, self._closed)
         try:
             options = {
                 "types": Variant("u", KEYBOARD),
@@ -373,7 +392,6 @@ class RemoteKeyboard:
         return session
 
     def _closed(self, session: str) -> None:
-        self._portal.unsubscribe(session, SESSION, "Closed")
         if self._session == session:
             log.info("the desktop portal closed the keyboard session; a new one comes when needed")
             self._session = None
@@ -384,5 +402,4 @@ class RemoteKeyboard:
     async def _close(self, session: str) -> None:
         if self._session == session:
             self._session = None
-        self._portal.unsubscribe(session, SESSION, "Closed")
         await self._portal.close_session(session)

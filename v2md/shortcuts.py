@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import secrets
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -23,7 +22,7 @@ from dbus_fast import Variant
 
 from .config import ShortcutsConfig
 from .errors import BusyError, InvalidStateError, V2MError
-from .portal import PATH, SESSION, Portal, PortalError
+from .portal import PATH, Portal, PortalError
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +53,7 @@ class Shortcuts:
         self._held: asyncio.Task[bool] | None = None  # the push-to-talk press not yet let go
         self._limit: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
+        portal.on_vanish(self._vanished)
 
     async def bind(self) -> bool:
         """Bind both shortcuts; without a GlobalShortcuts portal, say so once and go on."""
@@ -69,17 +69,17 @@ class Shortcuts:
         return True
 
     async def _bind(self) -> None:
-        created = await self._portal.request(
-            GLOBAL_SHORTCUTS,
-            "CreateSession",
-            "a{sv}",
-            [],
-            {"session_handle_token": Variant("s", f"v2m_{secrets.token_hex(8)}")},
-        )
-        session = self._session = str(created["session_handle"])
+        session = self._session = await self._portal.create_session(GLOBAL_SHORTCUTS, self._closed)
+        try:
+            await self._bind_shortcuts(session)
+        except PortalError:
+            self._session = None
+            await self._portal.close_session(session)
+            raise
+
+    async def _bind_shortcuts(self, session: str) -> None:
         for member, handler in (("Activated", self._activated), ("Deactivated", self._released)):
             await self._portal.subscribe(PATH, GLOBAL_SHORTCUTS, member, handler)
-        await self._portal.subscribe(session, SESSION, "Closed", lambda _: self._closed(session))
         wanted = {TOGGLE: self._cfg.toggle, PUSH_TO_TALK: self._cfg.push_to_talk}
         shortcuts = []
         for ident, trigger in wanted.items():
@@ -156,11 +156,17 @@ class Shortcuts:
     # ---- lifetime -------------------------------------------------------------------------
 
     def _closed(self, session: str) -> None:
-        self._portal.unsubscribe(session, SESSION, "Closed")
         if session == self._session:
             log.info("the desktop portal closed the shortcuts session; binding again")
             self._session = None
             self._spawn(self.bind())
+
+    def _vanished(self) -> None:
+        if self._session is not None:
+            self._session = None
+            log.warning(
+                "the global shortcuts went with the desktop portal; restart v2md to bind them"
+            )
 
     def _spawn(self, coro: Awaitable[Any]) -> asyncio.Task[Any]:
         task = asyncio.ensure_future(coro)
