@@ -1,7 +1,8 @@
 """Shortcuts against the stand-in GlobalShortcuts portal, with recorded actions.
 
 The daemon's own push-to-talk path is in test_portal_daemon.py; these cover what
-happens around it: a refused dialog, a session the portal closes, a failing start.
+happens around it: a refused dialog, a session the portal closes, a portal that
+restarts, a failing start.
 """
 
 from __future__ import annotations
@@ -10,13 +11,15 @@ import logging
 
 import pytest
 from dbus_fast.aio import MessageBus
-from fake_portal import SHORTCUTS, FakePortal
+from fake_portal import REGISTRY, SHORTCUTS, FakePortal
 from harness import assert_eventually
 
 from v2md.config import ShortcutsConfig
 from v2md.errors import AudioDeviceError, InvalidStateError, V2MError
 from v2md.portal import Portal
 from v2md.shortcuts import Shortcuts
+
+APP_ID = "org.v2m.Dictation"
 
 
 class Actions:
@@ -53,8 +56,10 @@ async def portal(own_bus):
 async def shortcuts(own_bus, portal):
     bus = await MessageBus(bus_address=own_bus.address).connect()
     actions = Actions()
+    client = Portal(bus)
+    client.register(APP_ID)
     made = Shortcuts(
-        Portal(bus),
+        client,
         ShortcutsConfig(enabled=True, toggle="", push_to_talk_limit_s=60),
         start=actions.start,
         stop=actions.stop,
@@ -108,3 +113,21 @@ async def test_a_refused_dialog_is_one_log_line_and_no_session(portal, shortcuts
     assert "BindShortcuts: the user cancelled" in record.getMessage()
     assert "v2mctl bind gnome|kde" in record.getMessage()
     await assert_eventually(lambda: portal.sessions == {})
+
+
+async def test_a_restarted_portal_is_told_the_app_id_again_and_gets_the_shortcuts(
+    own_bus, portal, shortcuts
+):
+    made, actions = shortcuts
+    assert await made.bind()
+    assert portal.registered == [APP_ID]
+    portal.stop()
+    second = await FakePortal(own_bus.address).start()
+    try:
+        await assert_eventually(lambda: second.bound, message="not bound again")
+        assert second.registered == [APP_ID] and second.calls[0] == f"{REGISTRY}.Register"
+        second.press("push-to-talk")
+        second.press("push-to-talk", release=True)
+        await assert_eventually(lambda: actions.log == ["start", "stop"])
+    finally:
+        second.stop()

@@ -63,7 +63,9 @@ class Portal:
         self._pending: dict[str, asyncio.Future[tuple[int, dict[str, Any]]]] = {}
         self._signals: dict[tuple[str, str, str], Handler] = {}
         self._on_vanish: list[Callable[[], None]] = []
+        self._on_return: list[Callable[[], None]] = []
         self._watching = False
+        self._app_id: str | None = None
         self._registration: asyncio.Task[None] | None = None
         bus.add_message_handler(self._dispatch)
 
@@ -72,11 +74,14 @@ class Portal:
 
         An unsandboxed process otherwise has an empty app id, and the portals keep its
         grants (the keyboard, the shortcuts) under that anonymous name. The Registry
-        came with xdg-desktop-portal 1.19.3; older ones are told nothing.
+        came with xdg-desktop-portal 1.19.3; older ones are told nothing. A portal that
+        restarts is told again.
         """
+        self._app_id = app_id
         self._registration = asyncio.ensure_future(self._register(app_id))
 
     async def _register(self, app_id: str) -> None:
+        await self._watch_portal()
         try:
             await self._call(PATH, REGISTRY, "Register", "sa{sv}", [app_id, {}])
         except PortalError as exc:
@@ -182,6 +187,10 @@ class Portal:
         """Call ``callback()`` when the portal leaves the bus: its sessions are gone with it."""
         self._on_vanish.append(callback)
 
+    def on_return(self, callback: Callable[[], None]) -> None:
+        """Call ``callback()`` when a portal (back, or at last) takes the bus name."""
+        self._on_return.append(callback)
+
     async def _watch_portal(self) -> None:
         if not self._watching:
             self._watching = True
@@ -194,8 +203,11 @@ class Portal:
         if msg.message_type is not MessageType.SIGNAL:
             return
         if msg.member == "NameOwnerChanged" and msg.sender == "org.freedesktop.DBus":
-            if msg.body[0] == BUS_NAME and msg.body[1] and not msg.body[2]:
+            name, old, new = msg.body
+            if name == BUS_NAME and old and not new:
                 self._vanished()
+            elif name == BUS_NAME and new and not old:
+                self._returned()
             return
         if msg.interface == REQUEST and msg.member == "Response":
             answer = self._pending.get(msg.path)
@@ -212,6 +224,13 @@ class Portal:
             if not answer.done():
                 answer.set_exception(PortalError("the desktop portal left the session bus"))
         for callback in self._on_vanish:
+            callback()
+
+    def _returned(self) -> None:
+        log.info("a desktop portal is on the session bus")
+        if self._app_id is not None:  # first, so that every call after waits for it
+            self._registration = asyncio.ensure_future(self._register(self._app_id))
+        for callback in self._on_return:
             callback()
 
     async def _call(

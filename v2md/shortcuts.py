@@ -53,10 +53,13 @@ class Shortcuts:
         self._held: asyncio.Task[bool] | None = None  # the push-to-talk press not yet let go
         self._limit: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._wanted = False  # bind() was called: bind again whenever a portal comes
         portal.on_vanish(self._vanished)
+        portal.on_return(self._returned)
 
     async def bind(self) -> bool:
         """Bind both shortcuts; without a GlobalShortcuts portal, say so once and go on."""
+        self._wanted = True
         try:
             await self._bind()
         except PortalError as exc:
@@ -164,9 +167,11 @@ class Shortcuts:
     def _vanished(self) -> None:
         if self._session is not None:
             self._session = None
-            log.warning(
-                "the global shortcuts went with the desktop portal; restart v2md to bind them"
-            )
+            log.warning("the global shortcuts went with the desktop portal until it is back")
+
+    def _returned(self) -> None:
+        if self._wanted and self._session is None:
+            self._spawn(self.bind())
 
     def _spawn(self, coro: Awaitable[Any]) -> asyncio.Task[Any]:
         task = asyncio.ensure_future(coro)
