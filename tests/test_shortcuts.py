@@ -15,7 +15,7 @@ from fake_portal import REGISTRY, SHORTCUTS, FakePortal
 from harness import assert_eventually
 
 from v2md.config import ShortcutsConfig
-from v2md.errors import AudioDeviceError, InvalidStateError, V2MError
+from v2md.errors import AudioDeviceError, InvalidStateError, ModelError, V2MError
 from v2md.portal import Portal
 from v2md.shortcuts import Shortcuts
 
@@ -23,12 +23,13 @@ APP_ID = "org.v2m.Dictation"
 
 
 class Actions:
-    """The workflow's start, stop and toggle as a log; ``fail_start`` makes start raise."""
+    """The workflow's start, stop and toggle as a log; ``fail_*`` make them raise."""
 
     def __init__(self) -> None:
         self.log: list[str] = []
         self.reported: list[V2MError] = []
         self.fail_start: V2MError | None = None
+        self.fail_stop: V2MError | None = None
 
     async def start(self) -> None:
         if self.fail_start is not None:
@@ -36,6 +37,8 @@ class Actions:
         self.log.append("start")
 
     async def stop(self) -> None:
+        if self.fail_stop is not None:
+            raise self.fail_stop
         self.log.append("stop")
 
     async def toggle(self) -> None:
@@ -102,6 +105,12 @@ async def test_a_press_that_starts_nothing_is_reported_and_its_release_stops_not
     portal.press("toggle")
     await assert_eventually(lambda: actions.log == ["toggle"])
     assert [str(e) for e in actions.reported] == ["no microphone"]  # the wrong moment is not
+    actions.fail_start = None
+    actions.fail_stop = ModelError("decoding failed")
+    portal.press("push-to-talk")
+    portal.press("push-to-talk", release=True)
+    await assert_eventually(lambda: len(actions.reported) == 2)
+    assert str(actions.reported[1]) == "decoding failed"
 
 
 async def test_a_refused_dialog_is_one_log_line_and_no_session(portal, shortcuts, caplog):

@@ -39,7 +39,8 @@ TYPE_S_PER_CHAR = 0.1
 # tab and newline are kept because they are the text's layout.
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 STDERR_CHARS = 500  # of a failing tool's message, quoted in the error
-# Characters typed as portal keysyms: on every layout (Latin-1 keysyms are their code points).
+# Characters typed as portal keysyms: ASCII, which Latin layouts have (its keysyms are its
+# code points). The compositor drops keysyms the layout lacks, so the rest is pasted.
 _PORTAL_TYPED = re.compile(r"[\x20-\x7e\t\n]+")
 _KEYSYMS = {"\n": 0xFF0D, "\t": 0xFF09}  # Return, Tab
 _CONTROL_L, _V = 0xFFE3, 0x76
@@ -164,7 +165,8 @@ class Delivery:
     async def _keys_by_portal(self, text: str, env: Mapping[str, str]) -> None:
         if self._keyboard is None:
             raise DeliveryError(
-                "cannot type through the desktop portal: v2md has no session bus connection"
+                "cannot type through the desktop portal: v2md has no session bus connection. "
+                "The text is kept in the history: v2mctl history"
             )
         try:
             if self._cfg.paste:

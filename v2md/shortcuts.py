@@ -139,10 +139,10 @@ class Shortcuts:
             return  # the press started no recording, so the release stops none
         try:
             await self._stop()
-        except InvalidStateError:
+        except (InvalidStateError, BusyError):
             log.debug("push-to-talk released after the recording had ended")
         except V2MError as exc:
-            self._report(exc)
+            await self._report(exc)
 
     async def _act(self, action: Action) -> bool:
         """Run a workflow action; whether it succeeded. Errors go to ``report``."""
