@@ -8,9 +8,12 @@ and a ``handle_token``, subscribes *before* calling (the answer may overtake the
 method reply), and turns codes 1 (the user cancelled) and 2 (ended otherwise), a
 portal that leaves the bus and a portal that never answers into ``PortalError``.
 
-``RemoteKeyboard`` keeps one RemoteDesktop session with a keyboard for the
-daemon's life, asked for with a stored restore token so that the user's
-permission dialog appears once, not at every dictation.
+Sessions are made and closed by ``create_session`` and ``close_session`` (for
+``RemoteKeyboard`` here and ``shortcuts.Shortcuts``); ``register`` gives the
+connection its application id before any other call. ``RemoteKeyboard`` keeps
+one RemoteDesktop session with a keyboard for the daemon's life, asked for with
+a stored restore token so that the user's permission dialog appears once, not at
+every dictation.
 """
 
 from __future__ import annotations
@@ -308,7 +311,8 @@ class TokenFile:
                 return
             self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             temporary = self.path.with_name(self.path.name + ".new")
-            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            temporary.unlink(missing_ok=True)  # a leftover keeps its mode; a new file gets 0600
+            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "w", encoding="utf-8") as out:
                 out.write(token)
             os.replace(temporary, self.path)
