@@ -24,11 +24,16 @@ from dbus_fast.aio import MessageBus
 
 from . import BUS_NAME, OBJECT_PATH, __version__
 from .config import Config, ConfigError, default_config_path, load_config, xdg_dir
-from .errors import HistoryError
+from .errors import HistoryError, V2MError
+from .portal import Portal
 from .service import DictationService
+from .shortcuts import Shortcuts
 from .workflow import Features, RecordingWorkflow
 
 log = logging.getLogger("v2md")
+
+# The RemoteDesktop portal's restore token, under $XDG_STATE_HOME/v2m/.
+TOKEN_FILE = "remote-desktop.token"
 
 
 class _Systemd:
@@ -63,7 +68,7 @@ class _Systemd:
         ping()
 
 
-def _build_features(cfg: Config, bus: MessageBus, on_model_state) -> Features:
+def _build_features(cfg: Config, bus: MessageBus, portal: Portal, on_model_state) -> Features:
     # Imported here so that `v2md --help` and config errors answer without loading ML libraries.
     from . import audio
     from .delivery import Delivery
@@ -71,6 +76,7 @@ def _build_features(cfg: Config, bus: MessageBus, on_model_state) -> Features:
     from .history import History
     from .llm import LLMService
     from .notifications import Notifier
+    from .portal import RemoteKeyboard, TokenFile
     from .session import LiveSession, SessionEvents
     from .streaming import StreamingTranscriber
     from .transcriber import WhisperWorker
@@ -95,12 +101,13 @@ def _build_features(cfg: Config, bus: MessageBus, on_model_state) -> Features:
             hold_files=worker.hold_files,
         )
 
+    keyboard = RemoteKeyboard(portal, TokenFile(xdg_dir("state") / "v2m" / TOKEN_FILE))
     return Features(
         worker=worker,
         open_session=open_session,
         llm=LLMService(cfg.llm, cfg.path),
         history=history,
-        delivery=Delivery(cfg.output),
+        delivery=Delivery(cfg.output, keyboard=keyboard),
         notifier=Notifier(bus, cfg.notifications),
     )
 
@@ -130,7 +137,10 @@ async def run(cfg: Config) -> int:
         if service is not None:
             service.model_changed(str(state), features.worker.model_name)
 
-    features = _build_features(cfg, bus, on_model_state)
+    portal = Portal(bus)
+    # The app id is the basename of the installed org.v2m.Dictation.desktop.
+    portal.register(BUS_NAME)
+    features = _build_features(cfg, bus, portal, on_model_state)
     workflow = RecordingWorkflow(cfg, features)
     service = DictationService(
         workflow,
@@ -152,6 +162,11 @@ async def run(cfg: Config) -> int:
     systemd.start_watchdog(loop)
 
     load = asyncio.create_task(_load_model(features), name="v2m-model-load")
+    binding = None
+    if cfg.shortcuts.enabled:
+        # In the background: the first binding waits for the user's answer to a dialog.
+        shortcuts = _shortcuts(cfg, portal, workflow, service, features)
+        binding = asyncio.create_task(shortcuts.bind(), name="v2m-shortcuts")
     disconnected = asyncio.ensure_future(bus.wait_for_disconnect())
     stopping = asyncio.create_task(stop.wait())
     await asyncio.wait({disconnected, stopping}, return_when=asyncio.FIRST_COMPLETED)
@@ -162,12 +177,39 @@ async def run(cfg: Config) -> int:
     log.info("stopping")
     systemd.notify("STOPPING=1", "STATUS=stopping")
     load.cancel()
+    if binding is not None:
+        binding.cancel()
     await workflow.shutdown()
     await _close(features)  # may still announce ModelState, so before the bus goes
     with contextlib.suppress(Exception):
         await bus.release_name(BUS_NAME)
     bus.disconnect()
     return 0
+
+
+def _shortcuts(
+    cfg: Config,
+    portal: Portal,
+    workflow: RecordingWorkflow,
+    service: DictationService,
+    features: Features,
+) -> Shortcuts:
+    """Toggle and push-to-talk through the GlobalShortcuts portal, driving the workflow."""
+
+    async def report(error: V2MError) -> None:
+        """An error of a shortcut's action: nobody called, so the signal and a notification."""
+        service.error(error)
+        if features.notifier is not None:
+            await features.notifier.alert("Dictation error", error.message)
+
+    return Shortcuts(
+        portal,
+        cfg.shortcuts,
+        start=workflow.start,
+        stop=workflow.stop,
+        toggle=workflow.toggle,
+        report=report,
+    )
 
 
 async def _load_model(features: Features) -> None:
