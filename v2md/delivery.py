@@ -4,7 +4,8 @@ Tools are chosen per display server (Wayland: wl-copy, wtype or ydotool; X11:
 xclip or xsel, xdotool). The text always travels on the tool's stdin, never on
 a command line (no shell, no argument injection, no length limit, not visible in
 ``ps``), encoded as UTF-8 and read by the tool in a UTF-8 locale. ``plan``
-returns the exact commands so tests can check them.
+returns the exact commands so tests can check them. xdotool would type the
+capitals a layout lacks in lowercase; it presses those with Shift instead.
 
 On GNOME and KDE Wayland sessions, keys can also go through the desktop portal's
 RemoteDesktop keyboard (``portal.RemoteKeyboard``), unprivileged and on the
@@ -22,6 +23,7 @@ import shutil
 import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from itertools import groupby
 from os import environ as os_environ
 
 from .config import OutputConfig
@@ -130,11 +132,7 @@ class Delivery:
             commands.append(self._paste(wayland))
         elif cfg.type:
             tool = self._typing_tool(wayland)
-            clean = _CONTROL.sub("", text)
-            for start in range(0, len(clean), TYPE_CHUNK_CHARS):
-                chunk = clean[start : start + TYPE_CHUNK_CHARS]
-                timeout = TIMEOUT_S + TYPE_S_PER_CHAR * len(chunk)
-                commands.append(Command(_TYPE_ARGV[tool], chunk.encode(), timeout))
+            commands += _typing_commands(tool, _CONTROL.sub("", text))
         return commands
 
     async def deliver(self, text: str) -> None:
@@ -276,11 +274,40 @@ _TYPE_ARGV = {
     "ydotool": ("ydotool", "type", "--file", "-"),
     "xdotool": ("xdotool", "type", "--clearmodifiers", "--file", "-"),
 }
+# xdotool types a character missing from the layout by binding its keysym alone to a
+# spare keycode, which X reads as a letter's lowercase then uppercase: pressed without
+# Shift, the capital comes out small (Ü as ü; xdotool issues #41 and #97, open upstream).
+# Those capitals are pressed with Shift instead, right on any layout, by keysym name in a
+# script on stdin, one line a key.
+_XDOTOOL_SCRIPT_ARGV = ("xdotool", "-")
 _PASTE_ARGV = {
     "wtype": ("wtype", "-M", "ctrl", "v", "-m", "ctrl"),
     "ydotool": ("ydotool", "key", "29:1", "47:1", "47:0", "29:0"),  # evdev codes: ctrl, v
     "xdotool": ("xdotool", "key", "--clearmodifiers", "ctrl+v"),
 }
+
+
+def _typing_commands(tool: str, text: str) -> list[Command]:
+    """The commands that type ``text`` with ``tool``, in chunks."""
+    runs = groupby(text, _xdotool_capital) if tool == "xdotool" else [(False, text)]
+    commands = []
+    for shifted, chars in runs:
+        run = "".join(chars)
+        for start in range(0, len(run), TYPE_CHUNK_CHARS):
+            chunk = run[start : start + TYPE_CHUNK_CHARS]
+            timeout = TIMEOUT_S + TYPE_S_PER_CHAR * len(chunk)
+            if shifted:
+                script = "".join(f"key --clearmodifiers shift+U{ord(c):04X}\n" for c in chunk)
+                commands.append(Command(_XDOTOOL_SCRIPT_ARGV, script.encode(), timeout))
+            else:
+                commands.append(Command(_TYPE_ARGV[tool], chunk.encode(), timeout))
+    return commands
+
+
+def _xdotool_capital(char: str) -> bool:
+    """Whether xdotool would type ``char`` in lowercase: a capital outside ASCII (every
+    layout has the ASCII ones, and xdotool presses Shift for them)."""
+    return not char.isascii() and char != char.lower()
 
 
 def _portal_pieces(text: str) -> list[tuple[bool, str]]:
