@@ -134,6 +134,8 @@ async def test_a_failed_download_is_a_model_error_and_keeps_the_model_in_use(
         assert "HTTP 404 for " in info.value.text and "/vocabulary.txt" in info.value.text
         assert await state_is(props, "ready")
         assert (await props.call_get(INTERFACE, "Model")).value == "tiny.en (bundled)"
+        # Half a model is not listed as one.
+        assert [name for name, *_ in await iface.call_list_models()] == ["tiny.en"]
 
         # Pulled again: what arrived the first time is not fetched again.
         hub.missing.clear()
@@ -142,6 +144,20 @@ async def test_a_failed_download_is_a_model_error_and_keeps_the_model_in_use(
         assert len(hub.gets("model.bin")) == 1
         assert len(hub.gets("vocabulary.txt")) == 1
         assert (await props.call_get(INTERFACE, "ModelProgress")).value == 1.0
+
+
+async def test_a_configured_model_that_cannot_be_had_fails_saying_why(
+    own_bus, tmp_path, hub, speech_file
+):
+    settings = {"V2M_WHISPER__MODEL": "v2m-test/no-such-model", **hub_env(hub, tmp_path)}
+    async with running_daemon(own_bus, tmp_path / "home", **settings) as (daemon, iface, props):
+        await assert_eventually(lambda: state_is(props, "failed"), timeout=60)
+        with pytest.raises(DBusError) as info:
+            await iface.call_transcribe_file(str(speech_file.path))
+        assert info.value.type == ERROR_PREFIX + "Model"
+        assert "no Whisper model 'v2m-test/no-such-model'" in info.value.text
+        assert "set [whisper] model = 'tiny.en'" in info.value.text
+    assert daemon.proc.returncode == 0
 
 
 def _v2mctl(env: dict[str, str], *argv: str, **kwargs) -> subprocess.Popen[bytes]:

@@ -196,7 +196,8 @@ async def _run(args: argparse.Namespace) -> int:
 async def _model(iface: ProxyInterface, props: ProxyInterface, args: argparse.Namespace) -> None:
     match args.model_command:
         case "list":
-            print("\n".join(model_lines(await iface.call_list_models())))
+            for line in model_lines(await iface.call_list_models()):
+                print(line)
         case "pull":
             terminal = sys.stderr if sys.stderr.isatty() else None
             print(await pull_model(iface, props, args.name, terminal))

@@ -89,6 +89,15 @@ def model_name(repo: str) -> str:
     return next((name for name, known in _MODELS.items() if known == repo), repo)
 
 
+def is_complete(path: Path) -> bool:
+    """Whether ``path`` holds the files CTranslate2 needs to load a Whisper model."""
+    return (
+        (path / "model.bin").is_file()
+        and (path / "config.json").is_file()
+        and any((path / f"vocabulary.{kind}").is_file() for kind in ("txt", "json"))
+    )
+
+
 def is_multilingual(path: Path) -> bool:
     """Whether the CTranslate2 Whisper model in ``path`` knows more languages than English."""
     text = path / "vocabulary.txt"
@@ -98,19 +107,6 @@ def is_multilingual(path: Path) -> bool:
     else:
         size = len(json.loads((path / "vocabulary.json").read_text(encoding="utf-8")))
     return size >= MULTILINGUAL_VOCABULARY
-
-
-def cached(name: str) -> Path | None:
-    """The snapshot directory of the model if the cache holds all of it, else None."""
-    try:
-        path = Path(
-            huggingface_hub.snapshot_download(
-                repo_id(name), allow_patterns=MODEL_FILES, local_files_only=True
-            )
-        )
-    except Exception:  # huggingface_hub's "not in the cache" errors differ across versions
-        return None
-    return path if (path / "model.bin").is_file() else None
 
 
 def pull(name: str, on_progress: Callable[[float], None]) -> Path:
@@ -147,8 +143,11 @@ def pull(name: str, on_progress: Callable[[float], None]) -> Path:
             f"cannot download Whisper model {name!r} from {endpoint}: {_why(exc)}; "
             "the files that arrived are kept: pull it again to fetch the rest"
         ) from exc
-    if not (path / "model.bin").is_file():
-        raise ModelError(f"{repo} at {endpoint} holds no model.bin: it is no CTranslate2 model")
+    if not is_complete(path):
+        raise ModelError(
+            f"{repo} at {endpoint} is no CTranslate2 Whisper model: it lacks model.bin, "
+            "config.json or a vocabulary file"
+        )
     on_progress(1.0)
     log.info("model %s is in the cache at %s", name, path)
     return path
@@ -166,7 +165,7 @@ def list_cached() -> list[LocalModel]:
             continue
         revisions = sorted(repo.revisions, key=lambda r: "main" not in r.refs)
         snapshot = next((r.snapshot_path for r in revisions), None)
-        if snapshot is None or not (snapshot / "model.bin").is_file():
+        if snapshot is None or not is_complete(snapshot):
             continue  # not a CTranslate2 model, or one whose download never finished
         found.append(
             LocalModel(

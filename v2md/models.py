@@ -141,7 +141,13 @@ def _load(
             if _is_cuda_failure(spec, exc):
                 raise  # the model is cached; the GPU is what failed
         log.info("model %s is not cached; downloading it", spec.source)
-        path = downloads.pull(spec.source, on_download or (lambda _fraction: None))
+        try:
+            path = downloads.pull(spec.source, on_download or (lambda _fraction: None))
+        except ModelError as exc:
+            raise ModelError(
+                f"{exc}; to dictate without it, set [whisper] model = {BUNDLED_MODEL!r} "
+                "(bundled, English only)"
+            ) from exc
         return WindowedWhisperModel(str(path), **kwargs)
     except ModelError:
         raise  # a download that failed says why itself
