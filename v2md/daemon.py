@@ -63,7 +63,9 @@ class _Systemd:
         ping()
 
 
-def _build_features(cfg: Config, bus: MessageBus, on_model_state, on_download) -> Features:
+def _build_features(
+    cfg: Config, bus: MessageBus, on_model_state, on_download, on_language
+) -> Features:
     # Imported here so that `v2md --help` and config errors answer without loading ML libraries.
     from . import audio
     from .delivery import Delivery
@@ -76,7 +78,9 @@ def _build_features(cfg: Config, bus: MessageBus, on_model_state, on_download) -
     from .transcriber import WhisperWorker
     from .vad import SileroVAD
 
-    worker = WhisperWorker(cfg.whisper, on_state=on_model_state, on_download=on_download)
+    worker = WhisperWorker(
+        cfg.whisper, on_state=on_model_state, on_download=on_download, on_language=on_language
+    )
     try:
         history = History(xdg_dir("data") / "v2m" / "history.sqlite3", cfg.history.max_entries)
     except HistoryError as exc:
@@ -134,7 +138,11 @@ async def run(cfg: Config) -> int:
         if service is not None:
             service.model_progress(fraction)
 
-    features = _build_features(cfg, bus, on_model_state, on_download)
+    def on_language(code: str) -> None:
+        if service is not None:
+            service.detected_language(code)
+
+    features = _build_features(cfg, bus, on_model_state, on_download, on_language)
     workflow = RecordingWorkflow(cfg, features)
     service = DictationService(
         workflow,

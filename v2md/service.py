@@ -139,6 +139,7 @@ class DictationService(ServiceInterface):
         self._history = history
         self._list_devices = list_devices
         self._model_progress = 0.0
+        self._detected_language = ""
         self._announce_model_progress = Throttle(
             lambda fraction: self.emit_properties_changed({"ModelProgress": fraction}),
             MODEL_PROGRESS_INTERVAL_S,
@@ -270,6 +271,10 @@ class DictationService(ServiceInterface):
     def Language(self) -> DBusStr:
         return self._wf.language
 
+    @dbus_property(access=PropertyAccess.READ)
+    def DetectedLanguage(self) -> DBusStr:
+        return self._detected_language
+
     @Language.setter
     def Language(self, code: DBusStr) -> None:
         try:
@@ -310,6 +315,12 @@ class DictationService(ServiceInterface):
 
     def model_changed(self, state: str, model: str) -> None:
         self.emit_properties_changed({"ModelState": state, "Model": model})
+
+    def detected_language(self, code: str) -> None:
+        """The language the latest final decode of a dictation was in."""
+        if code != self._detected_language:
+            self._detected_language = code
+            self.emit_properties_changed({"DetectedLanguage": code})
 
     def model_progress(self, fraction: float) -> None:
         """How much of a model download has arrived; announced at most four times a second."""

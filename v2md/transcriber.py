@@ -192,6 +192,7 @@ class WhisperWorker:
         on_state: Callable[[ModelState, str], None] | None = None,
         *,
         on_download: Callable[[float], None] | None = None,
+        on_language: Callable[[str], None] | None = None,
         memory_percent: Callable[[], float] = system_memory_percent,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -200,6 +201,7 @@ class WhisperWorker:
         self._on_state = on_state
         self._on_download = on_download or (lambda _fraction: None)
         self._downloading: str | None = None  # the model being downloaded, one at a time
+        self._on_language = on_language or (lambda _code: None)
         self._memory_percent = memory_percent
         self._clock = clock
         self._inference = InferenceThread()
@@ -359,12 +361,18 @@ class WhisperWorker:
     async def transcribe_speech(self, audio: np.ndarray) -> str:
         """Decode complete speech the way a file is decoded (30 s windows, as many as the
         audio needs, long silences skipped), in one job of the highest priority. The final
-        text of a dictation comes from here, as accurate as one batch decode."""
+        text of a dictation comes from here, as accurate as one batch decode; the language
+        it was decoded in goes to ``on_language``."""
         audio = _check_audio(audio)
         if audio.size == 0:
             return ""
         options = self._file_options()
-        steps = await self._run(Priority.FINAL, lambda model: list(model.windows(audio, options)))
+
+        def decode(model: models.WindowedWhisperModel) -> tuple[list[tuple[str, float]], str]:
+            return list(model.windows(audio, options)), model.language
+
+        steps, language = await self._run(Priority.FINAL, decode)
+        self._on_language(language)  # detected, where Language is auto
         return "".join(text for text, _end in steps).strip()
 
     async def transcribe_file(
