@@ -27,6 +27,7 @@ PROPERTIES = (
     "Model",
     "ModelProgress",
     "Language",
+    "DetectedLanguage",
     "LastText",
     "SpeechActive",
     "Version",

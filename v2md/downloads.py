@@ -181,8 +181,13 @@ def remove(name: str) -> int:
     folder = _cache_dir(repo)
     if not folder.is_dir():
         raise InvalidArgumentError(f"Whisper model {name!r} is not in the download cache")
-    size = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file() and not p.is_symlink())
-    shutil.rmtree(folder)
+    try:
+        size = sum(
+            p.stat().st_size for p in folder.rglob("*") if p.is_file() and not p.is_symlink()
+        )
+        shutil.rmtree(folder)
+    except OSError as exc:
+        raise ModelError(f"cannot remove Whisper model {name!r} from {folder}: {exc}") from exc
     log.info("removed model %s (%d bytes) from the cache", name, size)
     return size
 
