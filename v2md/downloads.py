@@ -136,8 +136,6 @@ def pull(name: str, on_progress: Callable[[float], None]) -> Path:
             f"no Whisper model {name!r} at {endpoint} (repository {repo}): check the name; "
             "it is a faster-whisper model name or a Hugging Face repository id"
         ) from None
-    except ModelError:
-        raise
     except Exception as exc:
         raise ModelError(
             f"cannot download Whisper model {name!r} from {endpoint}: {_why(exc)}; "
