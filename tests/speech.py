@@ -43,14 +43,17 @@ def require_tools() -> None:
             raise RuntimeError(f"{tool} is not installed (apt-get install {tool})")
 
 
-def speak(text: str, *, words_per_minute: int = 160, path: Path | None = None) -> np.ndarray:
-    """Speak ``text`` with espeak-ng; return 16 kHz mono float32 (and write ``path`` if given)."""
+def speak(
+    text: str, *, words_per_minute: int = 160, path: Path | None = None, voice: str = "en-us"
+) -> np.ndarray:
+    """Speak ``text`` with espeak-ng's ``voice`` (es, de, ...); return 16 kHz mono float32
+    (and write ``path`` if given)."""
     require_tools()
     with tempfile.TemporaryDirectory() as tmp:
         raw = Path(tmp) / "espeak.wav"
         out = path or Path(tmp) / "speech.wav"
         subprocess.run(
-            ["espeak-ng", "-v", "en-us", "-s", str(words_per_minute), "-w", str(raw), text],
+            ["espeak-ng", "-v", voice, "-s", str(words_per_minute), "-w", str(raw), text],
             check=True,
             capture_output=True,
         )

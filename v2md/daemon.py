@@ -68,7 +68,9 @@ class _Systemd:
         ping()
 
 
-def _build_features(cfg: Config, bus: MessageBus, portal: Portal, on_model_state) -> Features:
+def _build_features(
+    cfg: Config, bus: MessageBus, portal: Portal, on_model_state, on_download, on_language
+) -> Features:
     # Imported here so that `v2md --help` and config errors answer without loading ML libraries.
     from . import audio
     from .delivery import Delivery
@@ -82,7 +84,9 @@ def _build_features(cfg: Config, bus: MessageBus, portal: Portal, on_model_state
     from .transcriber import WhisperWorker
     from .vad import SileroVAD
 
-    worker = WhisperWorker(cfg.whisper, on_state=on_model_state)
+    worker = WhisperWorker(
+        cfg.whisper, on_state=on_model_state, on_download=on_download, on_language=on_language
+    )
     try:
         history = History(xdg_dir("data") / "v2m" / "history.sqlite3", cfg.history.max_entries)
     except HistoryError as exc:
@@ -137,10 +141,18 @@ async def run(cfg: Config) -> int:
         if service is not None:
             service.model_changed(str(state), features.worker.model_name)
 
+    def on_download(fraction: float) -> None:
+        if service is not None:
+            service.model_progress(fraction)
+
+    def on_language(code: str) -> None:
+        if service is not None:
+            service.detected_language(code)
+
     portal = Portal(bus)
     # The app id is the basename of the installed org.v2m.Dictation.desktop.
     portal.register(BUS_NAME)
-    features = _build_features(cfg, bus, portal, on_model_state)
+    features = _build_features(cfg, bus, portal, on_model_state, on_download, on_language)
     workflow = RecordingWorkflow(cfg, features)
     service = DictationService(
         workflow,
@@ -237,6 +249,9 @@ def _setup_logging(level: str) -> None:
     logging.basicConfig(level=level.upper(), format=fmt, stream=sys.stderr)
     # faster-whisper logs every decode at INFO; the worker reports what matters.
     logging.getLogger("faster_whisper").setLevel(logging.WARNING)
+    # huggingface_hub's HTTP clients log every request and chunk of a model download.
+    for name in ("httpx", "httpcore", "httpx2", "httpcore2"):
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def main(argv: list[str] | None = None) -> int:
