@@ -125,7 +125,7 @@ async def test_auto_types_through_the_portal_and_keeps_its_session(
 async def test_a_failed_portal_is_a_delivery_error_with_the_text_kept(
     own_bus, tmp_path, portal, settings, failure
 ):
-    notifications = MockServer(own_bus.address)
+    notifications = MockServer(own_bus)
     await notifications.start()
     if failure == "cancelled":
         portal.answers["Start"] = 1
