@@ -213,10 +213,14 @@ async def test_transcribe_rejects_bad_audio():
     await worker.close()
 
 
-@pytest.mark.parametrize("case", ["missing", "relative", "directory", "not-owned", "text"])
+@pytest.mark.parametrize(
+    "case", ["missing", "relative", "directory", "not-owned", "text", "unknown-user"]
+)
 async def test_transcribe_file_rejects(case, tmp_path):
     path = tmp_path / "clip.wav"
-    if case == "relative":
+    if case == "unknown-user":
+        path = Path("~no-such-user-v2m/clip.wav")
+    elif case == "relative":
         path = Path("clip.wav")
     elif case == "directory":
         path.mkdir()

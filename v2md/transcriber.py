@@ -613,7 +613,10 @@ def _check_audio(audio: np.ndarray) -> np.ndarray:
 
 def _check_file(path: Path) -> Path:
     """Reject what the daemon must not or cannot read on a caller's behalf."""
-    path = path.expanduser()
+    try:
+        path = path.expanduser()
+    except RuntimeError:  # ~name of a user that does not exist
+        raise InvalidArgumentError(f"{path}: no such user's home directory") from None
     if not path.is_absolute():
         raise InvalidArgumentError(f"{path}: give an absolute path")
     try:
