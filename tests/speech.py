@@ -100,9 +100,18 @@ def utterance(
     return np.concatenate(parts), " ".join(said)
 
 
+# Whisper writes small numbers as digits where transcripts spell them ("10 of clubs").
+NUMBER_WORDS = (
+    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen "
+    "fifteen sixteen seventeen eighteen nineteen twenty"
+).split()
+
+
 def normalise(text: str) -> list[str]:
-    """Lower-case words without punctuation (hyphens split words)."""
-    return re.sub(r"[^a-z0-9' ]+", " ", text.lower().replace("-", " ")).split()
+    """Lower-case words without punctuation (hyphens split words), numbers up to twenty
+    spelled out."""
+    words = re.sub(r"[^a-z0-9' ]+", " ", text.lower().replace("-", " ")).split()
+    return [NUMBER_WORDS[int(w)] if w.isdigit() and int(w) <= 20 else w for w in words]
 
 
 def wer(reference: str, hypothesis: str) -> float:
