@@ -43,14 +43,17 @@ def require_tools() -> None:
             raise RuntimeError(f"{tool} is not installed (apt-get install {tool})")
 
 
-def speak(text: str, *, words_per_minute: int = 160, path: Path | None = None) -> np.ndarray:
-    """Speak ``text`` with espeak-ng; return 16 kHz mono float32 (and write ``path`` if given)."""
+def speak(
+    text: str, *, words_per_minute: int = 160, path: Path | None = None, voice: str = "en-us"
+) -> np.ndarray:
+    """Speak ``text`` with espeak-ng's ``voice`` (es, de, ...); return 16 kHz mono float32
+    (and write ``path`` if given)."""
     require_tools()
     with tempfile.TemporaryDirectory() as tmp:
         raw = Path(tmp) / "espeak.wav"
         out = path or Path(tmp) / "speech.wav"
         subprocess.run(
-            ["espeak-ng", "-v", "en-us", "-s", str(words_per_minute), "-w", str(raw), text],
+            ["espeak-ng", "-v", voice, "-s", str(words_per_minute), "-w", str(raw), text],
             check=True,
             capture_output=True,
         )
@@ -97,9 +100,18 @@ def utterance(
     return np.concatenate(parts), " ".join(said)
 
 
+# Whisper writes small numbers as digits where transcripts spell them ("10 of clubs").
+NUMBER_WORDS = (
+    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen "
+    "fifteen sixteen seventeen eighteen nineteen twenty"
+).split()
+
+
 def normalise(text: str) -> list[str]:
-    """Lower-case words without punctuation (hyphens split words)."""
-    return re.sub(r"[^a-z0-9' ]+", " ", text.lower().replace("-", " ")).split()
+    """Lower-case words without punctuation (hyphens split words), numbers up to twenty
+    spelled out."""
+    words = re.sub(r"[^a-z0-9' ]+", " ", text.lower().replace("-", " ")).split()
+    return [NUMBER_WORDS[int(w)] if w.isdigit() and int(w) <= 20 else w for w in words]
 
 
 def wer(reference: str, hypothesis: str) -> float:

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import select
 import shutil
 import subprocess
-import time
+import sys
+from pathlib import Path
 
 import pytest
+from harness import assert_eventually
 
 from v2md.config import OutputConfig
-from v2md.delivery import TYPE_CHUNK_CHARS, Command, Delivery, _run
+from v2md.delivery import _CONTROL, TYPE_CHUNK_CHARS, Command, Delivery, _run
 from v2md.errors import DeliveryError
 
 HOSTILE = 'it\'s "quoted" $(rm -rf ~) `id` ; | & \n second line\ttab \x1b[31m\x07\x9b1m ünïcödé'
@@ -28,6 +32,7 @@ WAYLAND = {"WAYLAND_DISPLAY": "wayland-0"}
 X11 = {"DISPLAY": ":0"}
 WL_COPY = ("wl-copy", "--type", "text/plain;charset=utf-8")
 X11_COPY = ("xclip", "-selection", "clipboard", "-in")
+XDOTOOL_TYPE = ("xdotool", "type", "--clearmodifiers", "--file", "-")
 TYPED = HOSTILE.replace("\x1b", "").replace("\x07", "").replace("\x9b", "")
 
 
@@ -62,12 +67,24 @@ GNOME_WAYLAND = {**WAYLAND, "XDG_CURRENT_DESKTOP": "ubuntu:GNOME"}
         (WAYLAND, ALL_TOOLS, ("wtype", "-")),
         (WAYLAND, {"ydotool"}, ("ydotool", "type", "--file", "-")),
         (GNOME_WAYLAND, ALL_TOOLS, ("ydotool", "type", "--file", "-")),
-        (X11, ALL_TOOLS, ("xdotool", "type", "--clearmodifiers", "--file", "-")),
+        (X11, ALL_TOOLS, XDOTOOL_TYPE),
     ],
 )
 def test_typing_tool_is_chosen_per_session(env, tools, argv):
     (command,) = delivery(env, tools=tools, clipboard=False, type=True).plan(HOSTILE)
     assert (command.argv, command.stdin) == (argv, TYPED.encode())
+
+
+def test_xdotool_presses_capitals_outside_ascii_with_shift():
+    # typed, xdotool would lowercase them (see the real widget test below)
+    plan = delivery(X11, clipboard=False, type=True).plan("Über ÄÖ ßx")
+    shifted = "key --clearmodifiers shift+U{:04X}\n".format
+    assert [(c.argv, c.stdin.decode()) for c in plan] == [
+        (("xdotool", "-"), shifted(0xDC)),
+        (XDOTOOL_TYPE, "ber "),
+        (("xdotool", "-"), shifted(0xC4) + shifted(0xD6)),
+        (XDOTOOL_TYPE, " ßx"),
+    ]
 
 
 def test_typing_tool_by_name_overrides_the_choice():
@@ -211,23 +228,38 @@ async def test_a_hung_tool_is_killed_and_reported(tmp_path):
         await _run(Command((str(hung),), b"", timeout_s=0.1), {"PATH": "/usr/bin:/bin"})
 
 
+def need(*tools: str) -> None:
+    missing = [t for t in tools if not shutil.which(t)]
+    if missing:
+        names = " ".join(missing)
+        pytest.skip(f"{names} not installed (apt-get install {names.lower()})")
+
+
 @pytest.fixture
 def xvfb():
-    if not (shutil.which("Xvfb") and shutil.which("xclip")):
-        pytest.skip("Xvfb and xclip are not installed (apt-get install xvfb xclip)")
-    display = f":{os.getpid() % 500 + 100}"
-    proc = subprocess.Popen(["Xvfb", display, "-nolisten", "tcp"], stderr=subprocess.DEVNULL)
-    socket = f"/tmp/.X11-unix/X{display[1:]}"
-    deadline = time.monotonic() + 20
-    while not os.path.exists(socket):
-        assert time.monotonic() < deadline, "Xvfb did not start"
-        time.sleep(0.05)
-    yield display
-    proc.terminate()
-    proc.wait()
+    """A private X server on a display number it found free; its DISPLAY."""
+    need("Xvfb")
+    ready, write_end = os.pipe()
+    proc = subprocess.Popen(
+        ["Xvfb", "-displayfd", str(write_end), "-nolisten", "tcp"],
+        pass_fds=(write_end,),
+        stderr=subprocess.DEVNULL,
+    )
+    os.close(write_end)
+    try:
+        # Xvfb writes the display number once it accepts clients.
+        assert select.select([ready], [], [], 20)[0], "Xvfb did not start within 20 s"
+        number = os.read(ready, 16).decode().strip()
+        assert number, "Xvfb exited before it was ready"
+        yield f":{number}"
+    finally:
+        os.close(ready)
+        proc.terminate()
+        proc.wait()
 
 
 async def test_real_clipboard_under_xvfb(xvfb):
+    need("xclip")
     text = HOSTILE + "\n" + "x" * 100_000
     await Delivery(OutputConfig(), {"DISPLAY": xvfb}).deliver(text)
     pasted = subprocess.run(
@@ -238,3 +270,78 @@ async def test_real_clipboard_under_xvfb(xvfb):
         check=True,
     ).stdout.decode()
     assert pasted == text
+
+
+WIDGET_TITLE = "v2m typing target"
+# Typed into a real widget: HOSTILE's shell syntax, newline, tab, control characters and
+# lowercase accents, with capitals whose accented form is on no US key.
+REAL_TEXT = HOSTILE + " $(echo pwned) Ñandú, Émile, Über, Øre, straße €"
+
+
+class TextWidget:
+    """tests/x11_text_widget.py running on an X display, read through its reports."""
+
+    def __init__(self, proc: asyncio.subprocess.Process, env: dict) -> None:
+        self._proc = proc
+        self._env = env
+
+    async def report(self, kind: str) -> str:
+        """The text of the widget's next report of ``kind``."""
+        while True:
+            line = await asyncio.wait_for(self._proc.stdout.readline(), 20)
+            assert line, f"the widget exited without a {kind!r} report"
+            got, text = json.loads(line)
+            if got == kind:
+                return text
+
+    async def final_text(self) -> str:
+        """What the widget holds once every key sent so far has reached it."""
+        xdotool(self._env, "key", "F12")
+        return await self.report("final")
+
+
+def xdotool(env: dict, *args: str) -> str:
+    return subprocess.run(
+        ["xdotool", *args], env=env, capture_output=True, timeout=20, check=True, text=True
+    ).stdout.strip()
+
+
+@pytest.fixture
+async def text_widget(xvfb):
+    """A real X11 text widget on the private display, mapped and holding the focus."""
+    need("xdotool")
+    pytest.importorskip("tkinter", reason="tkinter is not installed (apt-get install python3-tk)")
+    env = {**os.environ, "DISPLAY": xvfb}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        str(Path(__file__).with_name("x11_text_widget.py")),
+        WIDGET_TITLE,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    try:
+        window = xdotool(env, "search", "--sync", "--name", WIDGET_TITLE)
+        await assert_eventually(
+            lambda: xdotool(env, "getwindowfocus") == window,
+            message="the widget never got the keyboard focus",
+        )
+        yield TextWidget(proc, env)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+        await proc.wait()
+
+
+async def test_xdotool_types_hostile_text_into_a_real_x11_widget(xvfb, text_widget):
+    cfg = OutputConfig(clipboard=False, type=True, typing_tool="xdotool")
+    await Delivery(cfg, {"DISPLAY": xvfb}).deliver(REAL_TEXT)
+    # Control characters are not typed (they would be key presses); all else is, exactly.
+    assert await text_widget.final_text() == _CONTROL.sub("", REAL_TEXT)
+
+
+async def test_paste_through_xclip_and_xdotool_lands_in_a_real_x11_widget(xvfb, text_widget):
+    need("xclip")
+    await Delivery(OutputConfig(paste=True), {"DISPLAY": xvfb}).deliver(REAL_TEXT)
+    await text_widget.report("changed")  # the widget has fetched the clipboard
+    # Pasting keeps the clipboard's text whole, control characters included.
+    assert await text_widget.final_text() == REAL_TEXT

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import configparser
+import os
 import shutil
+import site
 import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
@@ -83,6 +86,98 @@ def test_unit_passes_systemd_analyze_verify(installed, tmp_path):
     )
     # verify only warns about unknown keys; any output at all is a defect in the unit.
     assert proc.returncode == 0 and not proc.stderr.strip(), proc.stderr
+
+
+def _tree(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def private_install(tmp_path_factory) -> dict:
+    """A staged (DESTDIR) ``meson install`` with the Python package, moved to its prefix.
+
+    The Python meson finds stands for the user's main environment: a venv that has v2m's
+    dependencies (the test interpreter's site-packages, added by a .pth so their own .pth
+    files, the editable v2m among them, stay out) and a v2m of its own that the install
+    must leave alone, but no ``v2md`` package, so only the installed copy can run the daemon.
+    """
+    if shutil.which("meson") is None:
+        pytest.skip("meson is not installed")
+    tmp = tmp_path_factory.mktemp("private")
+    env = tmp / "env"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(env)], check=True)
+    env_site = Path(
+        subprocess.run(
+            [env / "bin/python3", "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+    )
+    deps = {*site.getsitepackages(), site.getusersitepackages()}
+    (env_site / "deps.pth").write_text("\n".join(sorted(deps)) + "\n")
+    info = env_site / "v2m-0.0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: v2m\nVersion: 0.0.1\n")
+    (info / "INSTALLER").write_text("pip\n")
+    (env_site / "v2m_main_env.py").write_text("")
+    (info / "RECORD").write_text(
+        "v2m_main_env.py,,\nv2m-0.0.1.dist-info/METADATA,,\n"
+        "v2m-0.0.1.dist-info/INSTALLER,,\nv2m-0.0.1.dist-info/RECORD,,\n"
+    )
+    before = _tree(env)
+
+    prefix, stage = tmp / "prefix", tmp / "stage"
+    path = {**os.environ, "PATH": f"{env / 'bin'}{os.pathsep}{os.environ['PATH']}"}
+    for command in (
+        ["meson", "setup", str(tmp / "build"), f"--prefix={prefix}"],
+        ["meson", "install", "-C", str(tmp / "build"), f"--destdir={stage}"],
+    ):
+        proc = subprocess.run(command, cwd=ROOT, env=path, capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+    # What a package manager does with a staged install.
+    shutil.move(stage / prefix.relative_to("/"), prefix)
+    return {"tmp": tmp, "env": env, "before": before, "prefix": prefix, "stage": stage}
+
+
+@needs_meson
+def test_meson_install_leaves_the_main_python_environment_alone(private_install):
+    env = private_install["env"]
+    assert _tree(env) == private_install["before"]
+    proc = subprocess.run(
+        [env / "bin/python3", "-c", "import importlib.metadata as m; print(m.version('v2m'))"],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.stdout.strip() == "0.0.1", proc.stderr
+
+
+@needs_meson
+def test_installed_v2md_runs_from_a_prefix_python_does_not_search(private_install):
+    share = private_install["prefix"] / "share"
+    unit = (share / "systemd/user/v2md.service").read_text()
+    (exec_start,) = [
+        line.split("=", 1)[1] for line in unit.splitlines() if line.startswith("ExecStart=")
+    ]
+    activation = (share / "dbus-1/services/org.v2m.Dictation.service").read_text()
+    assert f"Exec={exec_start}\n" in activation
+    assert Path(exec_start).is_relative_to(private_install["prefix"])
+    tmp = private_install["tmp"]
+    proc = subprocess.run(
+        [exec_start, "--help"],
+        cwd=tmp,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("usage: v2md")
+    # Nothing installed names the staging directory.
+    stage = str(private_install["stage"])
+    for path in private_install["prefix"].rglob("*"):
+        if path.is_file():
+            assert stage.encode() not in path.read_bytes(), path
 
 
 def _fields(model: type[BaseModel], prefix: str = "") -> set[str]:

@@ -51,7 +51,7 @@ class FakeModel:
 
 @pytest.fixture
 def fake_model(monkeypatch):
-    monkeypatch.setattr(models, "load", lambda spec, cpu_threads: FakeModel())
+    monkeypatch.setattr(models, "load", lambda spec, cpu_threads, on_download: FakeModel())
 
 
 def armed_timers(monkeypatch) -> list[asyncio.TimerHandle]:
@@ -213,10 +213,14 @@ async def test_transcribe_rejects_bad_audio():
     await worker.close()
 
 
-@pytest.mark.parametrize("case", ["missing", "relative", "directory", "not-owned", "text"])
+@pytest.mark.parametrize(
+    "case", ["missing", "relative", "directory", "not-owned", "text", "unknown-user"]
+)
 async def test_transcribe_file_rejects(case, tmp_path):
     path = tmp_path / "clip.wav"
-    if case == "relative":
+    if case == "unknown-user":
+        path = Path("~no-such-user-v2m/clip.wav")
+    elif case == "relative":
         path = Path("clip.wav")
     elif case == "directory":
         path.mkdir()
@@ -258,7 +262,7 @@ class SegmentingModel(FakeModel):
 
 async def test_a_file_reports_its_progress_at_each_segment_and_block(monkeypatch, tmp_path):
     model = SegmentingModel()
-    monkeypatch.setattr(models, "load", lambda spec, cpu_threads: model)
+    monkeypatch.setattr(models, "load", lambda spec, cpu_threads, on_download: model)
     wav = speech.write_wav(tmp_path / "long.wav", speech.silence(90))  # more than one block
     worker = WhisperWorker(WhisperConfig())
     fractions: list[float] = []
@@ -275,7 +279,7 @@ async def test_a_file_reports_its_progress_at_each_segment_and_block(monkeypatch
 
 
 async def test_a_file_that_states_no_length_reports_only_start_and_end(monkeypatch, tmp_path):
-    monkeypatch.setattr(models, "load", lambda spec, cpu_threads: SegmentingModel())
+    monkeypatch.setattr(models, "load", lambda spec, cpu_threads, on_download: SegmentingModel())
     monkeypatch.setattr(audiofile, "duration_s", lambda path: 0.0)
     wav = speech.write_wav(tmp_path / "long.wav", speech.silence(90))
     worker = WhisperWorker(WhisperConfig())

@@ -205,7 +205,34 @@ class OutputConfig(_Section):
     type: bool = False
     paste: bool = False
     session: Literal["auto", "wayland", "x11"] = "auto"
-    typing_tool: Literal["auto", "wtype", "ydotool", "xdotool"] = "auto"
+    typing_tool: Literal["auto", "portal", "wtype", "ydotool", "xdotool"] = "auto"
+
+
+# A trigger as the XDG shortcuts specification spells it (CTRL, ALT, SHIFT, NUM, LOGO,
+# then a key name), or "" to leave the choice to the desktop's dialog.
+_TRIGGER = re.compile(r"(((CTRL|ALT|SHIFT|NUM|LOGO)\+)*[A-Za-z0-9_]+)?")
+
+
+class ShortcutsConfig(_Section):
+    enabled: bool = Field(
+        default=False, description="bind toggle and push-to-talk through the GlobalShortcuts portal"
+    )
+    toggle: str = "LOGO+v"
+    push_to_talk: str = "LOGO+ALT+v"
+    push_to_talk_limit_s: float = Field(
+        default=300.0, ge=1, le=3600, description="stop a push-to-talk whose release never comes"
+    )
+
+    @field_validator("toggle", "push_to_talk")
+    @classmethod
+    def _trigger(cls, v: str) -> str:
+        if not _TRIGGER.fullmatch(v):
+            raise ValueError(
+                f"not a shortcut trigger: {_shown(v)}: join modifiers (CTRL, ALT, SHIFT, NUM, "
+                "LOGO) and a key name with '+', as in 'LOGO+ALT+v', or give '' to choose the "
+                "key in the desktop's dialog"
+            )
+        return v
 
 
 class NotificationsConfig(_Section):
@@ -224,6 +251,7 @@ class Config(_Section):
     llm: LLMConfig = LLMConfig()
     output: OutputConfig = OutputConfig()
     notifications: NotificationsConfig = NotificationsConfig()
+    shortcuts: ShortcutsConfig = ShortcutsConfig()
     history: HistoryConfig = HistoryConfig()
 
     _path: Path = PrivateAttr(default_factory=lambda: default_config_path())

@@ -21,7 +21,17 @@ from dbus_fast.aio import MessageBus, ProxyInterface
 from . import INTERFACE, help_text
 from .client import dictation_proxy
 
-PROPERTIES = ("State", "ModelState", "Model", "Language", "LastText", "SpeechActive", "Version")
+PROPERTIES = (
+    "State",
+    "ModelState",
+    "Model",
+    "ModelProgress",
+    "Language",
+    "DetectedLanguage",
+    "LastText",
+    "SpeechActive",
+    "Version",
+)
 
 
 async def listen(iface: ProxyInterface, props: ProxyInterface, *, until_final: bool) -> str:
@@ -69,6 +79,38 @@ async def transcribe(iface: ProxyInterface, path: str, terminal: TextIO | None) 
     finally:
         iface.off_file_progress(on_progress)
         bar.clear()
+
+
+async def pull_model(
+    iface: ProxyInterface, props: ProxyInterface, name: str, terminal: TextIO | None
+) -> str:
+    """PullModel, with ModelProgress drawn as a bar on ``terminal`` while it runs, if one
+    is given; returns the model's directory."""
+    if terminal is None:
+        return await iface.call_pull_model(name)
+    bar = ProgressBar(terminal)
+
+    def on_props(interface: str, changed: dict, _invalidated: list) -> None:
+        if interface == INTERFACE and "ModelProgress" in changed:
+            bar.draw(changed["ModelProgress"].value)
+
+    props.on_properties_changed(on_props)
+    try:
+        return await iface.call_pull_model(name)
+    finally:
+        props.off_properties_changed(on_props)
+        bar.clear()
+
+
+def model_lines(models: list[tuple[str, str, int, bool, bool]]) -> list[str]:
+    """One model a line: name, size, languages, and whether it is bundled or downloaded."""
+    width = max((len(name) for name, *_ in models), default=0)
+    return [
+        f"{name:<{width}}  {size / 1e6:6.0f} MB  "
+        f"{'multilingual' if multilingual else 'English only':<12}  "
+        f"{'bundled' if bundled else 'cached: ' + path}"
+        for name, path, size, multilingual, bundled in models
+    ]
 
 
 class ProgressBar:
@@ -139,6 +181,8 @@ async def _run(args: argparse.Namespace) -> int:
                 print(await transcribe(iface, path, sys.stderr if sys.stderr.isatty() else None))
             case "devices":
                 print_devices(await iface.call_list_devices())
+            case "model":
+                await _model(iface, props, args)
             case "history":
                 if args.clear:
                     print(f"removed {await iface.call_clear_history()} entries")
@@ -148,6 +192,19 @@ async def _run(args: argparse.Namespace) -> int:
         return 0
     finally:
         bus.disconnect()
+
+
+async def _model(iface: ProxyInterface, props: ProxyInterface, args: argparse.Namespace) -> None:
+    match args.model_command:
+        case "list":
+            for line in model_lines(await iface.call_list_models()):
+                print(line)
+        case "pull":
+            terminal = sys.stderr if sys.stderr.isatty() else None
+            print(await pull_model(iface, props, args.name, terminal))
+        case "rm":
+            freed = await iface.call_remove_model(args.name)
+            print(f"removed {args.name} ({freed / 1e6:.0f} MB)")
 
 
 def print_devices(names: list[str]) -> None:
@@ -201,6 +258,13 @@ def _parser() -> argparse.ArgumentParser:
     history = sub.add_parser("history", help="print recent dictations, newest first")
     history.add_argument("limit", type=_count, nargs="?", default=20)
     history.add_argument("--clear", action="store_true", help="delete the history first")
+    model = sub.add_parser("model", help="list, download or remove Whisper models")
+    model_sub = model.add_subparsers(dest="model_command", required=True)
+    model_sub.add_parser("list", help="print the models that load offline: bundled and cached")
+    model_sub.add_parser("pull", help="download a model into the cache").add_argument(
+        "name", help="a faster-whisper model name (base, small, ...) or a repository id"
+    )
+    model_sub.add_parser("rm", help="remove a model from the cache").add_argument("name")
     bind = sub.add_parser("bind", help="bind a desktop shortcut to Toggle")
     bind.add_argument("desktop", choices=["gnome", "kde"])
     bind.add_argument("accelerator", nargs="?", default="<Super>v")

@@ -32,10 +32,15 @@ from .config import (
     xdg_dir,
 )
 from .errors import HistoryError, V2MError
+from .portal import Portal
 from .service import DictationService
+from .shortcuts import Shortcuts
 from .workflow import Features, RecordingWorkflow
 
 log = logging.getLogger("v2md")
+
+# The RemoteDesktop portal's restore token, under $XDG_STATE_HOME/v2m/.
+TOKEN_FILE = "remote-desktop.token"
 
 
 class _Systemd:
@@ -70,7 +75,15 @@ class _Systemd:
         ping()
 
 
-def _build_features(cfg: Config, bus: MessageBus, on_model_state, on_remote_error) -> Features:
+def _build_features(
+    cfg: Config,
+    bus: MessageBus,
+    portal: Portal,
+    on_model_state,
+    on_download,
+    on_language,
+    on_remote_error,
+) -> Features:
     # Imported here so that `v2md --help` and config errors answer without loading ML libraries.
     from . import audio
     from .delivery import Delivery
@@ -78,6 +91,7 @@ def _build_features(cfg: Config, bus: MessageBus, on_model_state, on_remote_erro
     from .history import History
     from .llm import LLMService
     from .notifications import Notifier
+    from .portal import RemoteKeyboard, TokenFile
     from .remote import PausesOnly, RemoteWorker
     from .session import LiveSession, SessionEvents
     from .streaming import StreamingTranscriber
@@ -88,7 +102,12 @@ def _build_features(cfg: Config, bus: MessageBus, on_model_state, on_remote_erro
     remote = cfg.whisper.engine != "local"
     local = None
     if not cfg.whisper.remote_only:
-        local = WhisperWorker(cfg.whisper, on_state=None if remote else on_model_state)
+        local = WhisperWorker(
+            cfg.whisper,
+            on_state=None if remote else on_model_state,
+            on_download=on_download,
+            on_language=on_language,
+        )
     worker = local
     if remote:
         worker = RemoteWorker(
@@ -116,12 +135,13 @@ def _build_features(cfg: Config, bus: MessageBus, on_model_state, on_remote_erro
             hold_files=worker.hold_files,
         )
 
+    keyboard = RemoteKeyboard(portal, TokenFile(xdg_dir("state") / "v2m" / TOKEN_FILE))
     return Features(
         worker=worker,
         open_session=open_session,
         llm=LLMService(cfg.llm, cfg.path),
         history=history,
-        delivery=Delivery(cfg.output),
+        delivery=Delivery(cfg.output, keyboard=keyboard),
         notifier=Notifier(bus, cfg.notifications),
     )
 
@@ -162,12 +182,25 @@ async def run(cfg: Config) -> int:
         if service is not None:
             service.model_changed(str(state), features.worker.model_name)
 
+    def on_download(fraction: float) -> None:
+        if service is not None:
+            service.model_progress(fraction)
+
+    def on_language(code: str) -> None:
+        if service is not None:
+            service.detected_language(code)
+
     def on_remote_error(error: V2MError) -> None:
         """A speech server failed and the local model's text was used: clients hear why."""
         if service is not None:
             service.error(error)
 
-    features = _build_features(cfg, bus, on_model_state, on_remote_error)
+    portal = Portal(bus)
+    # The app id is the basename of the installed org.v2m.Dictation.desktop.
+    portal.register(BUS_NAME)
+    features = _build_features(
+        cfg, bus, portal, on_model_state, on_download, on_language, on_remote_error
+    )
     workflow = RecordingWorkflow(cfg, features)
     service = DictationService(
         workflow,
@@ -189,6 +222,11 @@ async def run(cfg: Config) -> int:
     systemd.start_watchdog(loop)
 
     load = asyncio.create_task(_load_model(features), name="v2m-model-load")
+    binding = None
+    if cfg.shortcuts.enabled:
+        # In the background: the first binding waits for the user's answer to a dialog.
+        shortcuts = _shortcuts(cfg, portal, workflow, service, features)
+        binding = asyncio.create_task(shortcuts.bind(), name="v2m-shortcuts")
     disconnected = asyncio.ensure_future(bus.wait_for_disconnect())
     stopping = asyncio.create_task(stop.wait())
     await asyncio.wait({disconnected, stopping}, return_when=asyncio.FIRST_COMPLETED)
@@ -199,12 +237,39 @@ async def run(cfg: Config) -> int:
     log.info("stopping")
     systemd.notify("STOPPING=1", "STATUS=stopping")
     load.cancel()
+    if binding is not None:
+        binding.cancel()
     await workflow.shutdown()
     await _close(features)  # may still announce ModelState, so before the bus goes
     with contextlib.suppress(Exception):
         await bus.release_name(BUS_NAME)
     bus.disconnect()
     return 0
+
+
+def _shortcuts(
+    cfg: Config,
+    portal: Portal,
+    workflow: RecordingWorkflow,
+    service: DictationService,
+    features: Features,
+) -> Shortcuts:
+    """Toggle and push-to-talk through the GlobalShortcuts portal, driving the workflow."""
+
+    async def report(error: V2MError) -> None:
+        """An error of a shortcut's action: nobody called, so the signal and a notification."""
+        service.error(error)
+        if features.notifier is not None:
+            await features.notifier.alert("Dictation error", error.message)
+
+    return Shortcuts(
+        portal,
+        cfg.shortcuts,
+        start=workflow.start,
+        stop=workflow.stop,
+        toggle=workflow.toggle,
+        report=report,
+    )
 
 
 async def _load_model(features: Features) -> None:
@@ -230,10 +295,11 @@ def _setup_logging(level: str) -> None:
     if not os.environ.get("JOURNAL_STREAM"):
         fmt = "%(asctime)s " + fmt
     logging.basicConfig(level=level.upper(), format=fmt, stream=sys.stderr)
-    # faster-whisper logs every decode at INFO, httpx every request to a speech server;
-    # the worker reports what matters.
-    for chatty in ("faster_whisper", "httpx", "httpcore"):
-        logging.getLogger(chatty).setLevel(logging.WARNING)
+    # faster-whisper logs every decode at INFO; the worker reports what matters.
+    logging.getLogger("faster_whisper").setLevel(logging.WARNING)
+    # httpx logs every request: huggingface_hub's model downloads and a speech server's.
+    for name in ("httpx", "httpcore", "httpx2", "httpcore2"):
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def main(argv: list[str] | None = None) -> int:

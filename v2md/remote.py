@@ -32,7 +32,14 @@ from urllib.parse import urlsplit, urlunsplit
 import numpy as np
 
 from v2md.config import WhisperConfig, validate_language
-from v2md.errors import InvalidArgumentError, ModelError, OperationTimeoutError, V2MError
+from v2md.downloads import LocalModel
+from v2md.errors import (
+    InvalidArgumentError,
+    InvalidStateError,
+    ModelError,
+    OperationTimeoutError,
+    V2MError,
+)
 from v2md.transcriber import SAMPLE_RATE, ModelState, WhisperWorker, check_audio, decode_file
 
 log = logging.getLogger(__name__)
@@ -118,6 +125,23 @@ class RemoteWorker:
             self._language = validate_language(code)
         except ValueError as exc:
             raise InvalidArgumentError(str(exc)) from None
+
+    async def pull_model(self, name: str) -> str:
+        return await self._require_local().pull_model(name)
+
+    async def list_models(self) -> list[LocalModel]:
+        return await self._require_local().list_models()
+
+    async def remove_model(self, name: str) -> int:
+        return await self._require_local().remove_model(name)
+
+    def _require_local(self) -> WhisperWorker:
+        """The local worker, for managing local models; none with ``remote_only``."""
+        if self._local is None:
+            raise InvalidStateError(
+                "[whisper] remote_only = true: this v2md loads no local model and manages none"
+            )
+        return self._local
 
     def hold_files(self) -> Callable[[], None]:
         """Pause local file decoding while someone dictates (a file that fell back to it)."""

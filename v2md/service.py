@@ -16,7 +16,14 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Annotated, ParamSpec, TypeVar
 
 from dbus_fast import DBusError, PropertyAccess
-from dbus_fast.annotations import DBusBool, DBusSignature, DBusStr, DBusUInt32
+from dbus_fast.annotations import (
+    DBusBool,
+    DBusDouble,
+    DBusSignature,
+    DBusStr,
+    DBusUInt32,
+    DBusUInt64,
+)
 from dbus_fast.service import ServiceInterface, dbus_property, method, signal
 
 from . import INTERFACE, __version__
@@ -36,10 +43,13 @@ StrList = Annotated[list[str], DBusSignature("as")]
 TextAndFinal = Annotated[tuple[str, bool], DBusSignature("sb")]
 NameAndMessage = Annotated[tuple[str, str], DBusSignature("ss")]
 PathAndFraction = Annotated[tuple[str, float], DBusSignature("sd")]
+ModelRows = Annotated[list[tuple[str, str, int, bool, bool]], DBusSignature("a(sstbb)")]
 
 # FileProgress at most this often per TranscribeFile call: a bar moves smoothly at four
 # updates a second, and a fast decoder does not flood the bus with one per segment.
 FILE_PROGRESS_INTERVAL_S = 0.25
+# ModelProgress changes at most this often, for the same reasons.
+MODEL_PROGRESS_INTERVAL_S = 0.25
 
 
 def _to_dbus(exc: V2MError) -> DBusError:
@@ -128,6 +138,12 @@ class DictationService(ServiceInterface):
         self._model_state = model_state
         self._history = history
         self._list_devices = list_devices
+        self._model_progress = 0.0
+        self._detected_language = ""
+        self._announce_model_progress = Throttle(
+            lambda fraction: self.emit_properties_changed({"ModelProgress": fraction}),
+            MODEL_PROGRESS_INTERVAL_S,
+        )
 
     # ---- methods ------------------------------------------------------------------------
 
@@ -194,6 +210,26 @@ class DictationService(ServiceInterface):
             return []
         return await asyncio.get_running_loop().run_in_executor(None, self._list_devices)
 
+    @method()
+    @_bus_errors
+    async def PullModel(self, name: DBusStr) -> DBusStr:
+        path = await self._wf.pull_model(name)
+        self._announce_model_progress.flush()  # the final 1 goes out before the reply
+        return path
+
+    @method()
+    @_bus_errors
+    async def ListModels(self) -> ModelRows:
+        return [
+            (m.name, str(m.path), m.size, m.multilingual, m.bundled)
+            for m in await self._wf.list_models()
+        ]
+
+    @method()
+    @_bus_errors
+    async def RemoveModel(self, name: DBusStr) -> DBusUInt64:
+        return await self._wf.remove_model(name)
+
     def _require_history(self) -> "History":
         if self._history is None:
             raise HistoryError("the history could not be opened when v2md started (see its log)")
@@ -227,9 +263,17 @@ class DictationService(ServiceInterface):
     def Model(self) -> DBusStr:
         return self._model_name()
 
+    @dbus_property(access=PropertyAccess.READ)
+    def ModelProgress(self) -> DBusDouble:
+        return self._model_progress
+
     @dbus_property()
     def Language(self) -> DBusStr:
         return self._wf.language
+
+    @dbus_property(access=PropertyAccess.READ)
+    def DetectedLanguage(self) -> DBusStr:
+        return self._detected_language
 
     @Language.setter
     def Language(self, code: DBusStr) -> None:
@@ -271,3 +315,14 @@ class DictationService(ServiceInterface):
 
     def model_changed(self, state: str, model: str) -> None:
         self.emit_properties_changed({"ModelState": state, "Model": model})
+
+    def detected_language(self, code: str) -> None:
+        """The language the latest final decode of a dictation was in."""
+        if code != self._detected_language:
+            self._detected_language = code
+            self.emit_properties_changed({"DetectedLanguage": code})
+
+    def model_progress(self, fraction: float) -> None:
+        """How much of a model download has arrived; announced at most four times a second."""
+        self._model_progress = fraction
+        self._announce_model_progress(fraction)

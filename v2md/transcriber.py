@@ -7,7 +7,9 @@ is decoded one 30 s window per job, so a dictation never waits behind a whole
 file, only behind the window in progress. The worker
 unloads the model under memory pressure (or after an optional idle time) and
 reloads it on the next use; each state change is reported through ``on_state``
-on the event loop thread.
+on the event loop thread. A model that is not on this machine is downloaded first
+(state ``downloading``), and how much of it has arrived goes to ``on_download``; the
+worker also fetches, lists and removes models for the daemon's model methods.
 
 An idle daemon must not wake periodically, so nothing polls: memory is checked
 after each use, the idle timer is armed only after a use, and while idle the
@@ -36,14 +38,14 @@ from typing import Any
 import numpy as np
 import psutil
 
-from v2md import audiofile, models
+from v2md import audiofile, downloads, models
 from v2md.config import (
     WhisperConfig,
     check_language_for_model,
     is_english_only,
     validate_language,
 )
-from v2md.errors import InvalidArgumentError, ModelError
+from v2md.errors import BusyError, InvalidArgumentError, InvalidStateError, ModelError
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +75,7 @@ class Priority(IntEnum):
 class ModelState(StrEnum):
     UNLOADED = "unloaded"
     LOADING = "loading"
+    DOWNLOADING = "downloading"
     READY = "ready"
     FAILED = "failed"
 
@@ -188,12 +191,17 @@ class WhisperWorker:
         cfg: WhisperConfig,
         on_state: Callable[[ModelState, str], None] | None = None,
         *,
+        on_download: Callable[[float], None] | None = None,
+        on_language: Callable[[str], None] | None = None,
         memory_percent: Callable[[], float] = system_memory_percent,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._cfg = cfg
         self._spec = models.resolve(cfg)
         self._on_state = on_state
+        self._on_download = on_download or (lambda _fraction: None)
+        self._downloading: str | None = None  # the model being downloaded, one at a time
+        self._on_language = on_language or (lambda _code: None)
         self._memory_percent = memory_percent
         self._clock = clock
         self._inference = InferenceThread()
@@ -243,13 +251,17 @@ class WhisperWorker:
             # The log line and systemd's status name the model and state already.
             self._set_state(ModelState.LOADING, f"on {self._spec.device}/{self._spec.compute_type}")
             started = time.perf_counter()
+            arrived = _on_loop(self._load_download_progress)
             try:
                 self._model = await self._inference.submit(
-                    Priority.FINAL, lambda: models.load(self._spec, self._cfg.cpu_threads)
+                    Priority.FINAL, lambda: models.load(self._spec, self._cfg.cpu_threads, arrived)
                 )
             except ModelError as exc:
                 self._set_state(ModelState.FAILED, str(exc))
                 raise
+            finally:
+                if self._downloading == self._spec.source:
+                    self._downloading = None
             self._last_used = self._clock()
             self._set_state(
                 ModelState.READY,
@@ -259,6 +271,47 @@ class WhisperWorker:
             self._arm_idle_timer()
             if self._stall_watch is None:
                 self._stall_watch = watch_memory_stalls(self.maintain)
+
+    def _load_download_progress(self, fraction: float) -> None:
+        """The model being loaded is not on this machine: it is downloading, then loading."""
+        if fraction < 1.0:
+            self._downloading = self._spec.source
+            self._set_state(ModelState.DOWNLOADING, f"fetching {self._spec.source}")
+        else:
+            self._set_state(ModelState.LOADING, "downloaded")
+        self._on_download(fraction)
+
+    async def pull_model(self, name: str) -> str:
+        """Download a model into the cache (what it lacks of it); return its directory.
+
+        The model in use stays as it is, whether this works or fails."""
+        if self._downloading is not None:
+            raise BusyError(f"Whisper model {self._downloading!r} is downloading: wait for it")
+        self._downloading = name
+        try:
+            path = await asyncio.get_running_loop().run_in_executor(
+                None, downloads.pull, name, _on_loop(self._on_download)
+            )
+        finally:
+            self._downloading = None
+        return str(path)
+
+    async def list_models(self) -> list[downloads.LocalModel]:
+        """The models that load without a download: bundled and cached."""
+        return await asyncio.get_running_loop().run_in_executor(None, models.available)
+
+    async def remove_model(self, name: str) -> int:
+        """Delete a model from the download cache; return the bytes freed. The configured
+        model and one downloading are refused: the daemon would fetch it again."""
+        repo = downloads.repo_id(name)
+        if not self._spec.local and downloads.repo_id(self._spec.source) == repo:
+            raise InvalidStateError(
+                f"Whisper model {name!r} is the one in use ([whisper] model = "
+                f"{self._cfg.model!r}): set another model and restart v2md before removing it"
+            )
+        if self._downloading is not None and downloads.repo_id(self._downloading) == repo:
+            raise BusyError(f"Whisper model {name!r} is downloading: wait for it")
+        return await asyncio.get_running_loop().run_in_executor(None, downloads.remove, name)
 
     async def transcribe(
         self, audio: np.ndarray, *, prompt: str = "", window_s: float | None = None
@@ -308,12 +361,18 @@ class WhisperWorker:
     async def transcribe_speech(self, audio: np.ndarray) -> str:
         """Decode complete speech the way a file is decoded (30 s windows, as many as the
         audio needs, long silences skipped), in one job of the highest priority. The final
-        text of a dictation comes from here, as accurate as one batch decode."""
+        text of a dictation comes from here, as accurate as one batch decode; the language
+        it was decoded in goes to ``on_language``."""
         audio = check_audio(audio)
         if audio.size == 0:
             return ""
         options = self._file_options()
-        steps = await self._run(Priority.FINAL, lambda model: list(model.windows(audio, options)))
+
+        def decode(model: models.WindowedWhisperModel) -> tuple[list[tuple[str, float]], str]:
+            return list(model.windows(audio, options)), model.language
+
+        steps, language = await self._run(Priority.FINAL, decode)
+        self._on_language(language)  # detected, where Language is auto
         return "".join(text for text, _end in steps).strip()
 
     async def transcribe_file(
@@ -500,6 +559,12 @@ class FileProgress:
         self._report(1.0)
 
 
+def _on_loop(fn: Callable[[float], None]) -> Callable[[float], None]:
+    """``fn`` called on the running event loop, whichever thread calls the result."""
+    loop = asyncio.get_running_loop()
+    return lambda value: loop.call_soon_threadsafe(fn, value)
+
+
 def watch_memory_stalls(callback: Callable[[], None]) -> Callable[[], None] | None:
     """Call ``callback`` on the event loop when the kernel reports memory stalls.
 
@@ -572,7 +637,10 @@ def check_audio(audio: np.ndarray) -> np.ndarray:
 
 def check_file(path: Path) -> Path:
     """Reject what the daemon must not or cannot read on a caller's behalf."""
-    path = path.expanduser()
+    try:
+        path = path.expanduser()
+    except RuntimeError:  # ~name of a user that does not exist
+        raise InvalidArgumentError(f"{path}: no such user's home directory") from None
     if not path.is_absolute():
         raise InvalidArgumentError(f"{path}: give an absolute path")
     try:

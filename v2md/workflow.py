@@ -43,6 +43,7 @@ from .errors import (
 )
 
 if TYPE_CHECKING:
+    from .downloads import LocalModel
     from .session import SessionEvents
 
 log = logging.getLogger(__name__)
@@ -111,6 +112,9 @@ class Worker(Protocol):
     async def transcribe_file(
         self, path: str, on_progress: Callable[[float], None] | None = None
     ) -> str: ...
+    async def pull_model(self, name: str) -> str: ...
+    async def list_models(self) -> list[LocalModel]: ...
+    async def remove_model(self, name: str) -> int: ...
 
 
 @runtime_checkable
@@ -388,6 +392,16 @@ class RecordingWorkflow:
         and tells ``on_progress`` the fraction decoded."""
         return (await self._f.worker.transcribe_file(path, on_progress)).strip()
 
+    async def pull_model(self, name: str) -> str:
+        """Download a Whisper model into the cache; the worker reports how much arrived."""
+        return await self._f.worker.pull_model(_model_name(name))
+
+    async def list_models(self) -> list[LocalModel]:
+        return await self._f.worker.list_models()
+
+    async def remove_model(self, name: str) -> int:
+        return await self._f.worker.remove_model(_model_name(name))
+
     async def refine(self, text: str) -> str:
         return await self._llm(self._require_llm().refine(text))
 
@@ -455,3 +469,11 @@ class RecordingWorkflow:
         for task in list(self._background):
             with contextlib.suppress(Exception, asyncio.CancelledError):
                 await asyncio.wait_for(task, timeout=5)
+
+
+def _model_name(name: str) -> str:
+    """A model name as a caller typed it, trimmed; an empty one is refused."""
+    name = name.strip()
+    if not name:
+        raise InvalidArgumentError("give a Whisper model name, e.g. 'base', or a repository id")
+    return name
