@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from v2md.config import ConfigError, WhisperConfig, load_config
-from v2md.errors import ModelError, OperationTimeoutError, V2MError
+from v2md.errors import InvalidStateError, ModelError, OperationTimeoutError, V2MError
 from v2md.remote import RETRY_AFTER_S, PausesOnly, RemoteWorker, shown_url
 from v2md.transcriber import ModelState
 
@@ -117,6 +117,14 @@ async def test_remote_only_has_no_fallback_the_caller_gets_the_error():
     assert errors == []  # the caller reports it (a dictation keeps its audio)
     remote.language = "de"  # no local English-only model to refuse it
     assert remote.language == "de"
+
+
+async def test_remote_only_manages_no_local_models():
+    remote, *_ = worker(FakeEngine("text"))
+    with pytest.raises(InvalidStateError, match="remote_only"):
+        await remote.list_models()
+    with pytest.raises(InvalidStateError, match="remote_only"):
+        await remote.pull_model("small")
 
 
 async def test_the_language_goes_to_the_server():
