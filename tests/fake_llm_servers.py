@@ -17,10 +17,11 @@ from __future__ import annotations
 
 import contextlib
 import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+
+from loopback_http import LoopbackServer
 
 BEHAVIOURS = ("ok", "slow", "429", "500", "400", "malformed", "shapeless", "huge", "cut")
 STATUS_NAMES = {
@@ -31,8 +32,8 @@ STATUS_NAMES = {
 }
 
 
-class FakeServer:
-    """Base: thread, script, request log; subclasses write the provider's responses."""
+class FakeServer(LoopbackServer):
+    """Base: request log and behaviours; subclasses write the provider's responses."""
 
     def __init__(self, reply: str = "Fake reply.") -> None:
         self.reply = reply
@@ -40,50 +41,16 @@ class FakeServer:
         self.huge_chars = 1_000_000
         self.chunk_chars = 8  # streaming replies arrive in pieces this long
         self.requests: list[tuple[str, Any]] = []
-        self._script = ["ok"]
-        self._lock = threading.Lock()
-        self._closing = threading.Event()
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._httpd.daemon_threads = True
-        # A short poll interval makes close() (and so each test's teardown) quick.
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
-        )
-
-    @property
-    def url(self) -> str:
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host}:{port}"
+        super().__init__()
 
     def script(self, *steps: str) -> None:
         unknown = [s for s in steps if s not in BEHAVIOURS]
         if not steps or unknown:
             raise ValueError(f"script needs steps from {BEHAVIOURS}, got {steps!r}")
-        with self._lock:
-            self._script = list(steps)
+        super().script(*steps)
 
     def paths(self) -> list[str]:
         return [path for path, _ in self.requests]
-
-    def start(self) -> FakeServer:
-        self._thread.start()
-        return self
-
-    def close(self) -> None:
-        self._closing.set()  # releases handlers sleeping in "slow"
-        self._httpd.shutdown()
-        self._httpd.server_close()
-
-    def __enter__(self) -> FakeServer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def _next_step(self, path: str, body: Any) -> str:
-        with self._lock:
-            self.requests.append((path, body))
-            return self._script.pop(0) if len(self._script) > 1 else self._script[0]
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         fake = self
@@ -101,8 +68,9 @@ class FakeServer:
                     body = json.loads(raw or b"{}")
                 except ValueError:
                     body = raw
-                step = fake._next_step(self.path, body)
-                if step == "slow" and fake._closing.wait(fake.slow_s):
+                fake.requests.append((self.path, body))
+                step = fake.next_step()
+                if step == "slow" and fake.wait_unless_closed(fake.slow_s):
                     return
                 # The client may give up first (timeout, size limit).
                 with contextlib.suppress(BrokenPipeError, ConnectionResetError):

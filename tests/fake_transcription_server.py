@@ -13,13 +13,13 @@ import email.parser
 import email.policy
 import io
 import json
-import threading
 import time
 import wave
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import numpy as np
+from loopback_http import LoopbackServer
 
 
 @dataclass
@@ -36,43 +36,16 @@ class Upload:
     channels: int
 
 
-class TranscriptionServer:
+class TranscriptionServer(LoopbackServer):
+    base_path = "/v1"
+
     def __init__(self, reply: str = " Text from the big model.") -> None:
         self.reply = reply
         self.models = ["whisper-large", "whisper-small"]
         self.retry_after = "1"
         self.slow_s = 30.0
         self.uploads: list[Upload] = []
-        self._script = ["ok"]
-        self._lock = threading.Lock()
-        self._closing = threading.Event()
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._httpd.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
-        )
-
-    @property
-    def url(self) -> str:
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host}:{port}/v1"
-
-    def script(self, *steps: str) -> None:
-        with self._lock:
-            self._script = list(steps)
-
-    def _next_step(self) -> str:
-        with self._lock:
-            return self._script.pop(0) if len(self._script) > 1 else self._script[0]
-
-    def __enter__(self) -> TranscriptionServer:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._closing.set()  # releases a handler waiting in "slow"
-        self._httpd.shutdown()
-        self._httpd.server_close()
+        super().__init__()
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         server = self
@@ -92,7 +65,7 @@ class TranscriptionServer:
                     self._send(404, {"error": {"message": "not found"}})
                     return
                 server.uploads.append(self._upload(body))
-                step = server._next_step()
+                step = server.next_step()
                 if step == "401":
                     self._send(401, {"error": {"message": "Incorrect API key provided"}})
                 elif step == "429":
@@ -102,7 +75,7 @@ class TranscriptionServer:
                     self._send(500, {"error": {"message": "CUDA out of memory"}})
                 else:
                     if step == "slow":
-                        server._closing.wait(server.slow_s)
+                        server.wait_unless_closed(server.slow_s)
                     self._send(200, server._verbose_json(server.uploads[-1]))
 
             def _upload(self, body: bytes) -> Upload:

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import inspect
 import os
+import select
 import shlex
 import subprocess
 import sys
@@ -207,3 +208,18 @@ async def assert_eventually(
         if time.monotonic() > deadline:
             raise AssertionError(message or f"condition not met within {timeout} s")
         await asyncio.sleep(0.01)
+
+
+def read_until_closed(fd: int, timeout: float) -> bytes:
+    """All a pseudo-terminal's other end wrote, until its last writer exits."""
+    deadline = time.monotonic() + timeout
+    data = b""
+    while select.select([fd], [], [], max(0.0, deadline - time.monotonic()))[0]:
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:  # EIO: no writer left
+            return data
+        if not chunk:
+            return data
+        data += chunk
+    raise AssertionError(f"still writing after {timeout} s; so far: {data!r}")

@@ -5,14 +5,12 @@ from __future__ import annotations
 import io
 import itertools
 import os
-import select
 import subprocess
 import sys
-import time
 
 import pytest
 import speech
-from harness import ROOT, assert_eventually
+from harness import ROOT, assert_eventually, read_until_closed
 
 from v2md.ctl import ProgressBar, bar_line
 from v2md.service import Throttle
@@ -97,28 +95,13 @@ def _v2mctl(daemon, *argv: str, stderr: int) -> subprocess.Popen[bytes]:
     )
 
 
-def _read_until_closed(fd: int, timeout: float) -> bytes:
-    """All a pseudo-terminal's other end wrote, until its last writer exits."""
-    deadline = time.monotonic() + timeout
-    data = b""
-    while select.select([fd], [], [], max(0.0, deadline - time.monotonic()))[0]:
-        try:
-            chunk = os.read(fd, 4096)
-        except OSError:  # EIO: no writer left
-            return data
-        if not chunk:
-            return data
-        data += chunk
-    raise AssertionError(f"v2mctl still running after {timeout} s; it drew {data!r}")
-
-
 @pytest.mark.slow
 def test_v2mctl_transcribe_draws_a_bar_on_a_terminal_only(daemon, speech_file):
     terminal, other_end = os.openpty()
     proc = _v2mctl(daemon, "transcribe", str(speech_file.path), stderr=other_end)
     os.close(other_end)  # v2mctl holds the only one left: reading ends when it exits
     try:
-        drawn = _read_until_closed(terminal, timeout=120).decode()
+        drawn = read_until_closed(terminal, timeout=120).decode()
         text = proc.communicate(timeout=30)[0].decode()
     finally:
         os.close(terminal)

@@ -20,7 +20,7 @@ import pytest
 import speech
 from dbus_fast import DBusError
 from fake_hub import FakeHub, bundled_model_dir, files_of, serving
-from harness import ROOT, assert_eventually, running_daemon
+from harness import ROOT, assert_eventually, read_until_closed, running_daemon
 
 from v2md import INTERFACE, downloads
 from v2md.ctl import bar_line
@@ -174,19 +174,6 @@ def _v2mctl(env: dict[str, str], *argv: str, **kwargs) -> subprocess.Popen[bytes
     )
 
 
-def _read_until_closed(fd: int) -> bytes:
-    """All a pseudo-terminal's other end wrote, until its last writer exits."""
-    data = b""
-    while True:
-        try:
-            chunk = os.read(fd, 4096)
-        except OSError:  # EIO: no writer left
-            return data
-        if not chunk:
-            return data
-        data += chunk
-
-
 async def test_v2mctl_pulls_a_cut_download_to_the_end_then_lists_and_removes_it(
     own_bus, tmp_path, hub
 ):
@@ -201,7 +188,7 @@ async def test_v2mctl_pulls_a_cut_download_to_the_end_then_lists_and_removes_it(
         pull = _v2mctl(env, "model", "pull", REPO, stderr=other_end)
         os.close(other_end)  # v2mctl holds the only one left: reading ends when it exits
         try:
-            drawn = (await asyncio.to_thread(_read_until_closed, terminal)).decode()
+            drawn = (await asyncio.to_thread(read_until_closed, terminal, 120)).decode()
             out = pull.communicate(timeout=60)[0].decode()
         finally:
             os.close(terminal)
