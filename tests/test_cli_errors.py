@@ -70,3 +70,14 @@ async def test_refine_without_a_provider_names_the_config_file_v2md_was_given(ow
     assert result.returncode == 1 and result.stderr.count("\n") == 1
     assert f"set provider under [llm] in {config} " in result.stderr
     assert f"GEMINI_API_KEY in the environment or in {config.parent / '.env'}" in result.stderr
+
+
+def test_the_demo_on_a_file_that_is_not_audio_says_why_in_one_line(tmp_path):
+    text = tmp_path / "notes.wav"
+    text.write_text("this is not audio\n" * 50)
+    env = {**without_bus(), "XDG_CONFIG_HOME": str(tmp_path / "config")}
+    result = run("v2md.demo", "--file", str(text), env=env)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr, result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("v2m-demo: ") and "not audio" in last, result.stderr

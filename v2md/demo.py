@@ -19,7 +19,7 @@ import time
 from importlib import resources
 from pathlib import Path
 
-from dbus_fast import BusType
+from dbus_fast import BusType, DBusError
 from dbus_fast.aio import MessageBus
 
 from . import BUS_NAME, INTERFACE, help_text
@@ -87,6 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--file", type=Path, help="speech to dictate (default: bundled sample)")
     args = parser.parse_args(argv)
     address = os.environ.get("DBUS_SESSION_BUS_ADDRESS")
+    failure = ""
     with contextlib.ExitStack() as stack:
         if asyncio.run(_name_owned(address)) is not False:
             address = stack.enter_context(PrivateBus()).address
@@ -105,9 +106,15 @@ def main(argv: list[str] | None = None) -> int:
         daemon = subprocess.Popen([sys.executable, "-m", "v2md.daemon"], env=env)
         try:
             text = asyncio.run(_dictate(address, Path(sample)))
+        except (DBusError, TimeoutError) as exc:  # the daemon's log above says more
+            # Said once the daemon has stopped, so that its log does not bury it.
+            failure = str(exc) or "the daemon did not answer in time"
         finally:
             daemon.terminate()
             daemon.wait(timeout=30)
+    if failure:
+        print(f"v2m-demo: {failure}", file=sys.stderr)
+        return 1
     print(f"\nfinal text: {text}")
     if args.file is None:
         print(f"the sample says: {SAMPLE_TEXT.read_text().strip()}")
