@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
+import json
 import os
 import select
 import shlex
@@ -25,10 +26,15 @@ from pathlib import Path
 from dbus_fast import Message, MessageType
 from dbus_fast.aio import MessageBus, ProxyInterface
 
+from v2md import INTERFACE
 from v2md.client import dictation_proxy, wait_for_name
 from v2md.privatebus import PrivateBus
 
 ROOT = Path(__file__).resolve().parent.parent
+
+# A user who pauses, then presses the key: the VAD calls speech over 0.3 s after the last
+# word; a Stop 1 s after that.
+STOP_AFTER_PAUSE_S = 1.0
 
 # Every process a test started (daemons, mocks), so that a failing test's report carries
 # their logs.
@@ -223,3 +229,74 @@ def read_until_closed(fd: int, timeout: float) -> bytes:
             return data
         data += chunk
     raise AssertionError(f"still writing after {timeout} s; so far: {data!r}")
+
+
+class Watch:
+    """Collects what a client sees: text updates, property changes, errors."""
+
+    def __init__(self, iface, props) -> None:
+        self.texts: list[tuple[float, str, bool]] = []
+        self.speech: list[tuple[float, bool]] = []
+        self.states: list[str] = []
+        self.errors: list[tuple[str, str]] = []
+        iface.on_transcription_updated(lambda t, f: self.texts.append((time.monotonic(), t, f)))
+        iface.on_error(lambda n, m: self.errors.append((n, m)))
+        props.on_properties_changed(self._changed)
+
+    def _changed(self, interface, changed, _invalidated) -> None:
+        if interface != INTERFACE:
+            return
+        if "SpeechActive" in changed:
+            self.speech.append((time.monotonic(), changed["SpeechActive"].value))
+        if "State" in changed:
+            self.states.append(changed["State"].value)
+
+    @property
+    def finals(self) -> list[str]:
+        return [t for _, t, final in self.texts if final]
+
+    @property
+    def provisional(self) -> list[str]:
+        return [t for _, t, final in self.texts if not final]
+
+
+async def model_state_is(props, expected: str) -> bool:
+    return (await props.call_get(INTERFACE, "ModelState")).value == expected
+
+
+NOTIFICATIONS = "org.freedesktop.Notifications"
+
+
+class NotificationServer:
+    """dbusmock's notification_daemon on the test's bus, started and stopped on demand."""
+
+    def __init__(self, bus: PrivateBus) -> None:
+        self.bus = bus
+        self.address = bus.address
+        self.mock: DBusMock | None = None
+
+    async def start(self, **parameters: str) -> None:
+        args = ("-t", "notification_daemon", "-p", json.dumps(parameters))
+        self.mock = DBusMock(self.bus, *args, service=NOTIFICATIONS)
+        await self.mock.wait_ready()
+
+    def stop(self) -> None:
+        if self.mock is not None:
+            self.mock.stop()
+            self.mock = None
+
+    async def calls(self, member: str) -> list[list]:
+        """The arguments of every ``member`` call the server received, oldest first."""
+        bus = await MessageBus(bus_address=self.address).connect()
+        try:
+            reply = await bus.call(
+                Message(
+                    destination=NOTIFICATIONS,
+                    path="/org/freedesktop/Notifications",
+                    interface="org.freedesktop.DBus.Mock",
+                    member="GetCalls",
+                )
+            )
+        finally:
+            bus.disconnect()
+        return [[a.value for a in args] for _, name, args in reply.body[0] if name == member]

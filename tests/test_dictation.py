@@ -11,7 +11,7 @@ import pytest
 import speech
 from dbus_fast import DBusError
 from dbus_fast.aio import MessageBus
-from harness import Daemon, assert_eventually, daemon_command, running_daemon
+from harness import Daemon, Watch, assert_eventually, daemon_command, running_daemon
 
 from v2md import INTERFACE
 from v2md.client import dictation_proxy
@@ -20,35 +20,6 @@ from v2md.errors import ERROR_PREFIX
 pytestmark = pytest.mark.slow
 
 MAX_WER = 20.0  # tiny.en on espeak speech; the measured figure is in benchmarks/README.md
-
-
-class Watch:
-    """Collects what a client sees: text updates, property changes, errors."""
-
-    def __init__(self, iface, props) -> None:
-        self.texts: list[tuple[float, str, bool]] = []
-        self.speech: list[tuple[float, bool]] = []
-        self.states: list[str] = []
-        self.errors: list[tuple[str, str]] = []
-        iface.on_transcription_updated(lambda t, f: self.texts.append((time.monotonic(), t, f)))
-        iface.on_error(lambda n, m: self.errors.append((n, m)))
-        props.on_properties_changed(self._changed)
-
-    def _changed(self, interface, changed, _invalidated) -> None:
-        if interface != INTERFACE:
-            return
-        if "SpeechActive" in changed:
-            self.speech.append((time.monotonic(), changed["SpeechActive"].value))
-        if "State" in changed:
-            self.states.append(changed["State"].value)
-
-    @property
-    def finals(self) -> list[str]:
-        return [t for _, t, final in self.texts if final]
-
-    @property
-    def provisional(self) -> list[str]:
-        return [t for _, t, final in self.texts if not final]
 
 
 async def test_live_text_while_speaking_then_final_text_on_stop(client, speech_file):

@@ -10,17 +10,13 @@ import numpy as np
 import pytest
 import recorded
 import speech
-from harness import assert_eventually, running_daemon
-from test_dictation import Watch
+from harness import STOP_AFTER_PAUSE_S, Watch, assert_eventually, running_daemon
 
 from v2md import INTERFACE
 
 pytestmark = pytest.mark.slow
 
 ALSA_CONF = Path(__file__).parent / "alsa" / "v2mtest.conf"
-# A user who pauses, then presses the key: the VAD calls speech over 0.3 s after the last
-# word; a Stop 1 s after that.
-STOP_AFTER_PAUSE_S = 1.0
 
 
 async def dictate(iface, props, speech_s: float) -> str:

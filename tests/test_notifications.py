@@ -6,60 +6,20 @@ would receive: summary, body, replaces_id, urgency and expiry.
 
 from __future__ import annotations
 
-import json
 import logging
 
 import pytest
-from dbus_fast import Message
 from dbus_fast.aio import MessageBus
-from harness import DBusMock
+from harness import NOTIFICATIONS, NotificationServer
 
 from v2md import notifications
 from v2md.config import NotificationsConfig
 from v2md.notifications import BODY_CHARS, Notifier
-from v2md.privatebus import PrivateBus
-
-SERVICE = "org.freedesktop.Notifications"
-
-
-class MockServer:
-    """dbusmock's notification_daemon on the test's bus, started and stopped on demand."""
-
-    def __init__(self, bus: PrivateBus) -> None:
-        self.bus = bus
-        self.address = bus.address
-        self.mock: DBusMock | None = None
-
-    async def start(self, **parameters: str) -> None:
-        args = ("-t", "notification_daemon", "-p", json.dumps(parameters))
-        self.mock = DBusMock(self.bus, *args, service=SERVICE)
-        await self.mock.wait_ready()
-
-    def stop(self) -> None:
-        if self.mock is not None:
-            self.mock.stop()
-            self.mock = None
-
-    async def calls(self, member: str) -> list[list]:
-        """The arguments of every ``member`` call the server received, oldest first."""
-        bus = await MessageBus(bus_address=self.address).connect()
-        try:
-            reply = await bus.call(
-                Message(
-                    destination=SERVICE,
-                    path="/org/freedesktop/Notifications",
-                    interface="org.freedesktop.DBus.Mock",
-                    member="GetCalls",
-                )
-            )
-        finally:
-            bus.disconnect()
-        return [[a.value for a in args] for _, name, args in reply.body[0] if name == member]
 
 
 @pytest.fixture
 async def server(own_bus):
-    mock = MockServer(own_bus)
+    mock = NotificationServer(own_bus)
     yield mock
     mock.stop()
 
@@ -150,7 +110,7 @@ async def test_a_server_that_never_answers_times_out(bus, own_bus, monkeypatch, 
     caplog.set_level(logging.INFO, logger="v2md.notifications")
     silent = await MessageBus(bus_address=own_bus.address).connect()
     try:
-        await silent.request_name(SERVICE)
+        await silent.request_name(NOTIFICATIONS)
         silent.add_message_handler(lambda msg: msg.member in ("GetCapabilities", "Notify"))
         monkeypatch.setattr(notifications, "CALL_TIMEOUT_S", 0.2)
         await Notifier(bus, NotificationsConfig()).notify("s")

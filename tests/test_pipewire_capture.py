@@ -14,10 +14,8 @@ import time
 import pytest
 import recorded
 import speech
-from harness import assert_eventually, running_daemon
+from harness import STOP_AFTER_PAUSE_S, Watch, assert_eventually, running_daemon
 from pipewire import SINK, PipeWire
-from test_dictation import Watch
-from test_live_session import STOP_AFTER_PAUSE_S
 
 pytestmark = pytest.mark.slow
 

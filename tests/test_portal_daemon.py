@@ -15,8 +15,7 @@ import pytest
 import speech
 from fake_llm_servers import FakeOllama
 from fake_portal import REGISTRY, REMOTE_DESKTOP, SHORTCUTS, FakePortal
-from harness import assert_eventually, running_daemon
-from test_notifications import MockServer
+from harness import NotificationServer, assert_eventually, running_daemon
 
 from v2md import BUS_NAME, INTERFACE
 from v2md.errors import ERROR_PREFIX
@@ -125,7 +124,7 @@ async def test_auto_types_through_the_portal_and_keeps_its_session(
 async def test_a_failed_portal_is_a_delivery_error_with_the_text_kept(
     own_bus, tmp_path, portal, settings, failure
 ):
-    notifications = MockServer(own_bus)
+    notifications = NotificationServer(own_bus)
     await notifications.start()
     if failure == "cancelled":
         portal.answers["Start"] = 1

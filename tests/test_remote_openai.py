@@ -10,15 +10,14 @@ import pytest
 import speech
 from dbus_fast import DBusError
 from fake_transcription_server import TranscriptionServer
-from harness import assert_eventually, running_daemon
-from test_dictation import Watch
-from test_remote_wyoming import model_state_is
+from harness import Watch, assert_eventually, model_state_is, running_daemon
 
 from v2md import INTERFACE
 from v2md.config import WhisperConfig
 from v2md.errors import ERROR_PREFIX, ModelError, OperationTimeoutError
 from v2md.remote import RemoteWorker
 from v2md.remote_openai import MAX_RETRIES, OpenAIEngine
+from v2md.service import FILE_PROGRESS_INTERVAL_S
 
 SPEECH = np.sin(np.arange(24_000) / 8).astype(np.float32) * 0.5  # 1.5 s of a tone
 KEY = "sk-test-key"
@@ -175,7 +174,12 @@ async def test_remote_only_daemon_files_and_dictation_come_from_the_server(
         long = str(speech.write_wav(tmp_path / "long.wav", audio))
         progress: list[float] = []
         iface.on_file_progress(lambda _path, fraction: progress.append(fraction))
+        # Each piece answered after longer than FileProgress's interval, so that the fraction
+        # after the first piece goes out, however fast this machine is.
+        server.slow_s = 2 * FILE_PROGRESS_INTERVAL_S
+        server.script("slow")
         text = await iface.call_transcribe_file(long)
+        server.script("ok")
         pieces = server.uploads
         assert len(pieces) >= 2 and all(u.audio.size <= 60 * 16_000 for u in pieces)
         assert sum(u.audio.size for u in pieces) == audio.size  # all of it, once

@@ -12,8 +12,7 @@ from pathlib import Path
 
 import pytest
 import speech
-from harness import assert_eventually, running_daemon
-from test_dictation import Watch
+from harness import Watch, assert_eventually, model_state_is, running_daemon
 
 from v2md import INTERFACE
 from v2md.errors import ERROR_PREFIX
@@ -95,10 +94,6 @@ def wyoming_settings(url: str, speech_path: Path, **more: str) -> dict[str, str]
         "V2M_AUDIO__FILE": str(speech_path),
         **more,
     }
-
-
-async def model_state_is(props, expected: str) -> bool:
-    return (await props.call_get(INTERFACE, "ModelState")).value == expected
 
 
 async def dictate(iface, props, watch: Watch, speech_s: float, during=None) -> str:
