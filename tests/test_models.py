@@ -74,3 +74,23 @@ def test_automatic_cuda_that_fails_falls_back_without_advice_to_set_auto(monkeyp
     assert model.model.device == "cpu"
     assert "CUDA is unavailable" in caplog.text and "falling back to the CPU" in caplog.text
     assert 'device = "auto"' not in caplog.text
+
+
+def test_a_failed_download_is_not_tried_again_on_the_cpu(monkeypatch, caplog):
+    gpus(monkeypatch, 1)
+    pulls = []
+
+    def not_cached(self, *args, **kwargs):
+        raise RuntimeError("not in the local cache")
+
+    def pull(name, on_progress):
+        pulls.append(name)
+        raise ModelError(f"cannot download Whisper model {name!r}: connection refused")
+
+    monkeypatch.setattr(models.WindowedWhisperModel, "__init__", not_cached)
+    monkeypatch.setattr(models.downloads, "pull", pull)
+    with caplog.at_level(logging.WARNING), pytest.raises(ModelError) as info:
+        models.load(models.resolve(WhisperConfig(model="small")))
+    assert pulls == ["small"]  # the CPU would fetch the same files from the same server
+    assert "connection refused" in str(info.value)
+    assert "falling back to the CPU" not in caplog.text

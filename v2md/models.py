@@ -128,6 +128,8 @@ def load(
         downloads.repo_id(spec.source)  # an unknown name fails before any download
     try:
         return _load(spec, cpu_threads, on_download)
+    except _DownloadFailed:
+        raise  # the CPU would fetch the same files from the same server
     except ModelError as exc:
         if spec.cpu_fallback is None:
             raise
@@ -153,7 +155,7 @@ def _load(
         try:
             path = downloads.pull(spec.source, on_download or (lambda _fraction: None))
         except ModelError as exc:
-            raise ModelError(
+            raise _DownloadFailed(
                 f"{exc}; to dictate without it, set [whisper] model = {BUNDLED_MODEL!r} "
                 "(bundled, English only)"
             ) from exc
@@ -169,6 +171,10 @@ def _load(
             else f"remove it with 'v2mctl model rm {spec.source}' and pull it again"
         )
         raise _cannot_load(spec, f"{exc}; {hint}") from exc
+
+
+class _DownloadFailed(ModelError):
+    """The model is not on this machine and could not be fetched, whatever the device."""
 
 
 def _is_cuda_failure(spec: ModelSpec, exc: Exception) -> bool:
