@@ -143,6 +143,11 @@ def bar_line(fraction: float, columns: int) -> str:
     return f"[{'#' * filled}{'-' * (width - filled)}] {fraction:4.0%}"
 
 
+def _bar_terminal() -> TextIO | None:
+    """Where progress bars go: stderr when it is a terminal (stdout carries the result)."""
+    return sys.stderr if sys.stderr.isatty() else None
+
+
 def _columns(terminal: TextIO) -> int:
     """The terminal's width; 80 where it does not say (a new pseudo-terminal says 0)."""
     try:
@@ -178,7 +183,7 @@ async def _run(args: argparse.Namespace) -> int:
                 print(await iface.call_translate(args.text, args.language))
             case "transcribe":
                 path = str(Path(args.file).resolve())
-                print(await transcribe(iface, path, sys.stderr if sys.stderr.isatty() else None))
+                print(await transcribe(iface, path, _bar_terminal()))
             case "devices":
                 print_devices(await iface.call_list_devices())
             case "model":
@@ -200,8 +205,7 @@ async def _model(iface: ProxyInterface, props: ProxyInterface, args: argparse.Na
             for line in model_lines(await iface.call_list_models()):
                 print(line)
         case "pull":
-            terminal = sys.stderr if sys.stderr.isatty() else None
-            print(await pull_model(iface, props, args.name, terminal))
+            print(await pull_model(iface, props, args.name, _bar_terminal()))
         case "rm":
             freed = await iface.call_remove_model(args.name)
             print(f"removed {args.name} ({freed / 1e6:.0f} MB)")
