@@ -35,6 +35,7 @@ from huggingface_hub.hf_api import RepoFile
 from huggingface_hub.utils import filter_repo_objects, validate_repo_id
 
 from v2md.errors import InvalidArgumentError, ModelError
+from v2md.progress import Rising
 
 log = logging.getLogger(__name__)
 
@@ -216,8 +217,7 @@ class _Measure:
         self._blobs = blobs
         self._sizes = sizes
         self._total = sum(sizes.values())
-        self._report = report
-        self._last = -1.0
+        self._fraction = Rising(report)
         self._stopped = threading.Event()
         self._thread = threading.Thread(target=self._run, name="download-progress", daemon=True)
 
@@ -234,10 +234,7 @@ class _Measure:
             self._measure()
 
     def _measure(self) -> None:
-        fraction = self._on_disk() / self._total if self._total else 0.0
-        if self._last < fraction < 1.0:
-            self._last = fraction
-            self._report(fraction)
+        self._fraction(self._on_disk() / self._total if self._total else 0.0)
 
     def _on_disk(self) -> int:
         done = 0

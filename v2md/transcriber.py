@@ -46,6 +46,7 @@ from v2md.config import (
     validate_language,
 )
 from v2md.errors import BusyError, InvalidArgumentError, InvalidStateError, ModelError
+from v2md.progress import Rising
 
 log = logging.getLogger(__name__)
 
@@ -540,23 +541,19 @@ class FileProgress:
 
     def __init__(self, total_s: float, report: Callable[[float], None]) -> None:
         self._total_s = total_s
-        self._report = report
-        self._last = 0.0
-        report(0.0)
+        self._fraction = Rising(report)
+        self._fraction(0.0)
 
     def at(self, decoded_s: float) -> None:
         """The audio is decoded up to ``decoded_s`` seconds into the file."""
-        fraction = decoded_s / self._total_s if self._total_s > 0 else 0.0
-        if self._last < fraction < 1.0:
-            self._last = fraction
-            self._report(fraction)
+        self._fraction(decoded_s / self._total_s if self._total_s > 0 else 0.0)
 
     def within(self, start_s: float) -> Callable[[float], None]:
         """``at`` for a piece of the file that starts ``start_s`` seconds into it."""
         return lambda decoded_s: self.at(start_s + decoded_s)
 
     def finished(self) -> None:
-        self._report(1.0)
+        self._fraction.done()
 
 
 def _on_loop(fn: Callable[[float], None]) -> Callable[[float], None]:
