@@ -181,14 +181,18 @@ def remove(name: str) -> int:
     if not folder.is_dir():
         raise InvalidArgumentError(f"Whisper model {name!r} is not in the download cache")
     try:
-        size = sum(
-            p.stat().st_size for p in folder.rglob("*") if p.is_file() and not p.is_symlink()
-        )
+        size = bytes_on_disk(folder)
         shutil.rmtree(folder)
     except OSError as exc:
         raise ModelError(f"cannot remove Whisper model {name!r} from {folder}: {exc}") from exc
     log.info("removed model %s (%d bytes) from the cache", name, size)
     return size
+
+
+def bytes_on_disk(folder: Path) -> int:
+    """The size of the files in ``folder`` and below; a link (a cache snapshot's links to
+    its blobs) is not counted again."""
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file() and not p.is_symlink())
 
 
 def _cache_dir(repo: str) -> Path:

@@ -65,7 +65,7 @@ def available() -> list[downloads.LocalModel]:
     bundled = _bundled_path()
     found = []
     if bundled is not None:
-        size = sum(p.stat().st_size for p in bundled.iterdir() if p.is_file())
+        size = downloads.bytes_on_disk(bundled)
         multilingual = downloads.is_multilingual(bundled)
         found.append(downloads.LocalModel(BUNDLED_MODEL, bundled, size, multilingual, True))
     if packaged.installed():
