@@ -94,3 +94,9 @@ def test_a_failed_download_is_not_tried_again_on_the_cpu(monkeypatch, caplog):
     assert pulls == ["small"]  # the CPU would fetch the same files from the same server
     assert "connection refused" in str(info.value)
     assert "falling back to the CPU" not in caplog.text
+
+
+def test_a_malformed_repository_id_in_the_config_is_a_model_error():
+    # A Model error, like an unknown name: the worker's state then says failed, not loading.
+    with pytest.raises(ModelError, match=r"'a/b/c' is no Hugging Face repository id"):
+        models.load(models.resolve(WhisperConfig(model="a/b/c", device="cpu")))

@@ -26,7 +26,7 @@ from faster_whisper import WhisperModel
 
 from v2md import downloads, packaged
 from v2md.config import WhisperConfig
-from v2md.errors import ModelError
+from v2md.errors import InvalidArgumentError, ModelError
 
 log = logging.getLogger(__name__)
 
@@ -126,7 +126,10 @@ def load(
     if spec.device == "cuda" and ctranslate2.get_cuda_device_count() == 0:
         raise _cuda_unavailable(spec, "CTranslate2 finds no CUDA GPU")
     if not spec.local:
-        downloads.repo_id(spec.source)  # an unknown name fails before any download
+        try:
+            downloads.repo_id(spec.source)  # an unknown name fails before any download
+        except InvalidArgumentError as exc:  # a malformed id: the configuration's fault here
+            raise ModelError(f"[whisper] model: {exc}") from None
     try:
         return _load(spec, cpu_threads, on_download)
     except _DownloadFailed:
