@@ -273,11 +273,9 @@ def _shortcuts(
 
 
 async def _load_model(features: Features) -> None:
-    from .errors import ModelError
-
     try:
         await features.worker.load()
-    except ModelError as exc:
+    except V2MError as exc:  # Model, or Timeout: a speech server that did not answer
         log.error("model not loaded: %s", exc)
 
 

@@ -150,8 +150,8 @@ class RemoteWorker:
         return self._local.hold_files()
 
     async def load(self) -> None:
-        """Load the local model and ask the server what it serves, side by side; a
-        ModelError once both are done if either failed."""
+        """Load the local model and ask the server what it serves, side by side; once
+        both are done, the error (Model, or Timeout) of one that failed."""
         results = await asyncio.gather(
             self._describe(),
             *([self._local.load()] if self._local is not None else []),
