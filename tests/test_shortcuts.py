@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 
 import pytest
+from dbus_fast import Message, MessageType
 from dbus_fast.aio import MessageBus
 from fake_portal import REGISTRY, SHORTCUTS, FakePortal
 from harness import assert_eventually
@@ -140,3 +141,46 @@ async def test_a_restarted_portal_is_told_the_app_id_again_and_gets_the_shortcut
         await assert_eventually(lambda: actions.log == ["start", "stop"])
     finally:
         second.stop()
+
+
+async def match_rules(bus: MessageBus) -> int:
+    """How many match rules the bus daemon holds for ``bus``'s connection."""
+    reply = await bus.call(
+        Message(
+            destination="org.freedesktop.DBus",
+            path="/org/freedesktop/DBus",
+            interface="org.freedesktop.DBus.Debug.Stats",
+            member="GetConnectionStats",
+            signature="s",
+            body=[bus.unique_name],
+        )
+    )
+    if reply.message_type is MessageType.ERROR:
+        pytest.skip(f"this dbus-daemon keeps no statistics: {reply.error_name}")
+    return reply.body[0]["MatchRules"].value
+
+
+async def test_binding_again_adds_no_match_rules(own_bus, portal):
+    bus = await MessageBus(bus_address=own_bus.address).connect()
+    try:
+        actions = Actions()
+        made = Shortcuts(
+            Portal(bus),
+            ShortcutsConfig(enabled=True),
+            start=actions.start,
+            stop=actions.stop,
+            toggle=actions.toggle,
+            report=actions.report,
+        )
+        assert await made.bind()
+        bound_once = await match_rules(bus)
+        portal.close_sessions()
+        await assert_eventually(lambda: portal.sessions_created[SHORTCUTS] == 2)
+        await assert_eventually(lambda: portal.bound and portal.sessions)
+
+        async def as_before() -> bool:
+            return await match_rules(bus) == bound_once
+
+        await assert_eventually(as_before, message="each binding added match rules")
+    finally:
+        bus.disconnect()

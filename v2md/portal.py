@@ -178,9 +178,13 @@ class Portal:
             await self._call(session, SESSION, "Close", "", [])
 
     async def subscribe(self, path: str, interface: str, member: str, handler: Handler) -> None:
-        """Call ``handler(body)`` for each such signal from the portal."""
-        self._signals[(path, interface, member)] = handler
-        await self._add_match(_rule(interface, member, path))
+        """Call ``handler(body)`` for each such signal from the portal, instead of the
+        handler subscribed before, if any (its match rule serves both)."""
+        key = (path, interface, member)
+        known = key in self._signals
+        self._signals[key] = handler
+        if not known:
+            await self._add_match(_rule(interface, member, path))
 
     def unsubscribe(self, path: str, interface: str, member: str) -> None:
         if self._signals.pop((path, interface, member), None) is not None:
