@@ -140,6 +140,17 @@ async def test_auto_chooses_the_portal_on_gnome_and_kde_when_it_offers_a_keyboar
     assert (tmp_path / f"{fallback}.typed").exists() is not by_portal
 
 
+async def test_auto_asks_what_the_portal_offers_only_until_it_has_a_keyboard(
+    portal, bus, tools, tmp_path
+):
+    delivery = portal_delivery(bus, tools, tmp_path / "token")  # typing_tool "auto"
+    await delivery.deliver("one ")
+    asked = portal.calls.count("org.freedesktop.DBus.Properties.Get")
+    await delivery.deliver("two")
+    assert portal.typed == "one two"
+    assert portal.calls.count("org.freedesktop.DBus.Properties.Get") == asked
+
+
 async def test_a_cancelled_dialog_is_a_delivery_error(portal, bus, tools, tmp_path):
     portal.answers["Start"] = 1
     delivery = portal_delivery(bus, tools, tmp_path / "token", typing_tool="portal")

@@ -340,7 +340,10 @@ class RemoteKeyboard:
         portal.on_vanish(self._forget)
 
     async def available(self) -> bool:
-        """Whether the portal offers a keyboard with restore tokens (asks, never raises)."""
+        """Whether the portal offers a keyboard with restore tokens (asks, never raises;
+        a kept session answers without asking)."""
+        if self._session is not None:
+            return True
         try:
             await self._require_keyboard()
         except PortalError:
