@@ -6,9 +6,8 @@ import signal
 
 import pytest
 import speech
-from dbus_fast import Message
 from dbus_fast.aio import MessageBus
-from harness import Daemon, assert_eventually, dbusmock
+from harness import Daemon, NotificationServer, assert_eventually
 
 from v2md.client import dictation_proxy
 
@@ -18,26 +17,10 @@ pytestmark = pytest.mark.slow
 @pytest.fixture
 async def notification_daemon(own_bus):
     """python-dbusmock's notification_daemon template on the test's bus."""
-    async with dbusmock(
-        own_bus, "--template", "notification_daemon", service="org.freedesktop.Notifications"
-    ):
-        yield
-
-
-async def notify_calls(address: str) -> list[list]:
-    bus = await MessageBus(bus_address=address).connect()
-    try:
-        reply = await bus.call(
-            Message(
-                destination="org.freedesktop.Notifications",
-                path="/org/freedesktop/Notifications",
-                interface="org.freedesktop.DBus.Mock",
-                member="GetCalls",
-            )
-        )
-    finally:
-        bus.disconnect()
-    return [[a.value for a in args] for _, name, args in reply.body[0] if name == "Notify"]
+    server = NotificationServer(own_bus)
+    await server.start()
+    yield server
+    server.stop()
 
 
 async def dictate(address: str) -> str:
@@ -73,7 +56,7 @@ async def test_notifications_replace_each_other_and_history_is_served(
         calls: list[list] = []
 
         async def four_calls() -> bool:
-            calls[:] = await notify_calls(own_bus.address)
+            calls[:] = await notification_daemon.calls("Notify")
             return len(calls) >= 4
 
         # Each dictation: "Listening (<device>)…" at Start, then its final text.
