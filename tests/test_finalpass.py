@@ -5,6 +5,7 @@ repeated or reordered sample shows in the text."""
 from __future__ import annotations
 
 import asyncio
+import wave
 
 import numpy as np
 from fakes import FakeSource, FakeVAD
@@ -154,21 +155,36 @@ async def test_ten_minutes_of_dictation_stay_bounded_in_memory_and_decode_size()
     assert max(decoder.decoded) <= WINDOW_S * SAMPLE_RATE
 
 
-async def test_past_capacity_the_oldest_audio_is_kept_as_a_wav_and_reported(tmp_path, monkeypatch):
+async def test_past_capacity_the_oldest_audio_goes_to_one_wav_reported_first_and_at_the_end(
+    tmp_path, monkeypatch
+):
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path))
     cfg = Config()
     cfg.audio.capacity_s = 70
     decoder = SpellingDecoder()
     decoder.gate.clear()  # never gets to decode in time
-    chunks = dictation(30)  # 150 s
-    live, _source, events, final = session(decoder, chunks, cfg)
+    chunks = dictation(40)  # 200 s: past capacity three times, 60 s spilled each time
+    live, source, events, final = session(decoder, chunks, cfg)
     await live.start()
     await until(lambda: events.errors)
     assert "could not be transcribed" in str(events.errors[0])
-    assert list((tmp_path / "v2m" / "recordings").glob("*.wav"))
+    await until(lambda: source.starved)
     assert final.kept_samples <= 70 * SAMPLE_RATE
+    assert len(events.errors) == 1  # later spills go to the same file, unannounced
     decoder.gate.set()
-    await live.finish()
+    text = await live.finish()
+    assert len(events.errors) == 2  # and once more at the end, with the total
+    (wav,) = (tmp_path / "v2m" / "recordings").glob("*.wav")
+    with wave.open(str(wav)) as kept:
+        pcm = np.frombuffer(kept.readframes(kept.getnframes()), "<i2")
+    assert str(wav) in str(events.errors[0]) and str(wav) in str(events.errors[1])
+    assert f"{pcm.size / SAMPLE_RATE:.0f} s of audio" in str(events.errors[1])
+    audio = np.concatenate(chunks)
+    assert pcm.size >= 120 * SAMPLE_RATE
+    # The file holds the oldest audio in order (words clip to full scale as PCM) and the
+    # final text picks up where it ends: nothing is lost or said twice.
+    assert np.array_equal(pcm // 32767, np.clip(audio[: pcm.size], 0, 1).astype("<i2"))
+    assert text == await SpellingDecoder().transcribe_speech(audio[pcm.size :])
 
 
 class CountingProvisional(NoProvisional):

@@ -25,21 +25,33 @@ def recordings_dir() -> Path:
     return xdg_dir("state") / "v2m" / "recordings"
 
 
+def _new_path(directory: Path) -> Path:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    return directory / f"recording-{stamp}-{os.getpid()}-{time.monotonic_ns() % 10**6}.wav"
+
+
+def _pcm(audio: np.ndarray) -> bytes:
+    return (np.clip(audio, -1.0, 1.0) * 32767.0).astype("<i2").tobytes()
+
+
+def _open_wav(raw, sample_rate: int) -> wave.Wave_write:
+    out = wave.open(raw, "wb")  # noqa: SIM115 -- the caller closes it
+    out.setnchannels(1)
+    out.setsampwidth(2)
+    out.setframerate(sample_rate)
+    return out
+
+
 def save_recording(audio: np.ndarray, sample_rate: int, reason: str) -> Path:
     """Write ``audio`` (float32 mono) atomically as WAV and return its path."""
     directory = recordings_dir()
     directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    path = directory / f"recording-{stamp}-{os.getpid()}-{time.monotonic_ns() % 10**6}.wav"
-    pcm = (np.clip(audio, -1.0, 1.0) * 32767.0).astype("<i2")
+    path = _new_path(directory)
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".wav")
     try:
         with os.fdopen(fd, "wb") as raw:
-            with wave.open(raw, "wb") as out:
-                out.setnchannels(1)
-                out.setsampwidth(2)
-                out.setframerate(sample_rate)
-                out.writeframes(pcm.tobytes())
+            with _open_wav(raw, sample_rate) as out:
+                out.writeframes(_pcm(audio))
             raw.flush()
             os.fsync(raw.fileno())
         os.replace(tmp, path)
@@ -48,3 +60,40 @@ def save_recording(audio: np.ndarray, sample_rate: int, reason: str) -> Path:
         raise
     log.warning("kept %.1f s of audio in %s (%s)", len(audio) / sample_rate, path, reason)
     return path
+
+
+class GrowingRecording:
+    """One WAV that audio is appended to as it comes: a recording that keeps falling
+    behind keeps all its overflow in one file, instead of a file (and a report) per spill.
+    The header is rewritten and the file synced after every append, so what is on disk is
+    always a complete WAV. Appends must not run concurrently."""
+
+    def __init__(self, sample_rate: int, reason: str) -> None:
+        self._rate = sample_rate
+        self._reason = reason
+        self._raw = None
+        self._wav: wave.Wave_write | None = None
+        self.path: Path | None = None
+        self.samples = 0
+
+    def append(self, audio: np.ndarray) -> Path:
+        if self._wav is None:
+            directory = recordings_dir()
+            directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+            self.path = _new_path(directory)
+            self._raw = open(self.path, "wb")  # noqa: SIM115 -- open until close()
+            self._wav = _open_wav(self._raw, self._rate)
+        self._wav.writeframes(_pcm(audio))  # patches the header's lengths
+        self._raw.flush()
+        os.fsync(self._raw.fileno())
+        self.samples += audio.size
+        log.warning(
+            "kept %.1f s of audio in %s (%s)", self.samples / self._rate, self.path, self._reason
+        )
+        return self.path
+
+    def close(self) -> None:
+        if self._wav is not None:
+            self._wav.close()
+            self._raw.close()
+            self._wav = None

@@ -30,7 +30,7 @@ from .audio import AudioSource
 from .config import Config
 from .errors import AudioDeviceError, ModelError, V2MError
 from .finalpass import FinalPass
-from .recordings import save_recording
+from .recordings import GrowingRecording, save_recording
 from .transcriber import SAMPLE_RATE
 
 log = logging.getLogger(__name__)
@@ -39,8 +39,9 @@ SLICE_S = 0.5  # the most audio one step of the pump takes: bounds work between 
 OVERRUN_REPORT_S = 1.0  # dropped samples are reported at most this often
 PAUSE_PAD_MS = 100  # audio decoded after the speech end the VAD heard (see __init__)
 # Past capacity, the oldest audio is spilled until this much room is free again, so that
-# a worker far behind writes one WAV per minute of audio rather than one per chunk.
+# a worker far behind spills once per minute of audio rather than once per chunk.
 SPILL_ROOM_S = 60
+SPILL_REASON = "not transcribed in time"
 
 
 class VoiceDetector(Protocol):
@@ -112,7 +113,12 @@ class LiveSession:
         self._overruns_reported = 0
         self._overrun_reported_at = -OVERRUN_REPORT_S
         self._ending = False
-        self._spills: set[asyncio.Task[None]] = set()  # audio being written out as WAV
+        # Audio past capacity goes to one WAV per recording, in order (the lock is FIFO);
+        # the first spill is reported at once, the rest in one sentence when it ends.
+        self._spilled = GrowingRecording(SAMPLE_RATE, SPILL_REASON)
+        self._spill_lock = asyncio.Lock()
+        self._spills: set[asyncio.Task[None]] = set()
+        self._spill_reported = 0  # samples
 
     @property
     def device_name(self) -> str:
@@ -150,7 +156,7 @@ class LiveSession:
             heard = self._vad.speech_bounds(padded=False)
             if heard is None:
                 log.info("no speech in %.1f s of audio", self.duration_s)
-                self._close()
+                await self._end()
                 return ""
             end = self._decode_end(heard[1])
         text = await self._final.finish(end)
@@ -160,7 +166,7 @@ class LiveSession:
             1000 * (waited - drained),
             1000 * (time.perf_counter() - waited),
         )
-        self._close()
+        await self._end()
         return text
 
     async def cancel(self) -> None:
@@ -169,7 +175,7 @@ class LiveSession:
         self.source.stop()
         for task in (self._pump, self._update, self._decode):
             await _cancelled(task)
-        self._close()
+        await self._end()
 
     @property
     def settled_text(self) -> str:
@@ -187,6 +193,10 @@ class LiveSession:
         self.source.stop()
         if self._pump is not None:
             await self._pump  # takes in what the source still holds
+
+    async def _end(self) -> None:
+        await self._end_spills()
+        self._close()
 
     def _close(self) -> None:
         self._ending = True
@@ -307,12 +317,34 @@ class LiveSession:
             task.add_done_callback(self._spills.discard)
 
     async def _report_spill(self, audio: np.ndarray) -> None:
-        kept = await _keep(audio, "not transcribed in time")
-        self._events.error(
-            ModelError(
-                f"{audio.size / SAMPLE_RATE:.0f} s of audio could not be transcribed within "
-                f"[audio] capacity_s = {self._cfg.audio.capacity_s}; {kept}"
-            )
+        async with self._spill_lock:
+            loop = asyncio.get_running_loop()
+            try:
+                await loop.run_in_executor(None, self._spilled.append, audio)
+                kept = f"the audio is kept in {self._spilled.path}"
+            except OSError as exc:
+                log.error("could not keep the audio (%s): %s", SPILL_REASON, exc)
+                kept = f"the audio could not be kept: {exc}"
+            if self._spill_reported:
+                return  # said at the end, with the total
+            self._spill_reported = self._spilled.samples or audio.size
+            self._events.error(self._spill_error(self._spill_reported, kept))
+
+    async def _end_spills(self) -> None:
+        """Wait for audio still being written out, then report what came after the first
+        report: a recording that kept falling behind says so twice, not once a minute."""
+        if self._spills:
+            await asyncio.gather(*self._spills)
+        self._spilled.close()
+        if self._spill_reported and self._spilled.samples > self._spill_reported:
+            self._spill_reported = self._spilled.samples
+            kept = f"all of it is kept in {self._spilled.path}"
+            self._events.error(self._spill_error(self._spilled.samples, kept))
+
+    def _spill_error(self, samples: int, kept: str) -> ModelError:
+        return ModelError(
+            f"{samples / SAMPLE_RATE:.0f} s of audio could not be transcribed within "
+            f"[audio] capacity_s = {self._cfg.audio.capacity_s}; {kept}"
         )
 
     def _report_overruns(self, *, final: bool = False) -> None:
