@@ -104,9 +104,10 @@ async def test_an_unpaced_capture_device_cannot_hang_the_daemon(own_bus, tmp_pat
             assert (await props.call_get(INTERFACE, "State")).value == "idle"
         recorded_s = time.monotonic() - started
         assert daemon.alive()
-    # Reported, not flooded: overruns at most once a second and once at the end; audio
-    # past capacity once when it first spills and once, with the total, at the end.
+    # Reported, not flooded: overruns at most once a second (the first at once) and once at
+    # the end; audio past capacity when it first spills and, with the total, at the end.
     kinds = [name for name, _ in watch.errors]
-    assert kinds.count("org.v2m.Dictation.Error.AudioDevice") <= recorded_s / OVERRUN_REPORT_S + 1
+    overruns = kinds.count("org.v2m.Dictation.Error.AudioDevice")
+    assert overruns <= recorded_s // OVERRUN_REPORT_S + 2, watch.errors
     assert kinds.count("org.v2m.Dictation.Error.Model") <= 2, watch.errors
     assert len(list((tmp_path / "home" / "state" / "v2m" / "recordings").glob("*.wav"))) <= 1
