@@ -74,14 +74,21 @@ class PipeWire:
         }
         self.servers: list[Server] = []
         try:
-            for name in SERVERS:
+            # wireplumber gives up if PipeWire's socket is not there yet: start in order.
+            self.servers.append(Server("pipewire", self.env, root / "pipewire.log"))
+            self._wait((self.runtime / "pipewire-0").exists, "PipeWire's socket")
+            for name in SERVERS[1:]:
                 self.servers.append(Server(name, self.env, root / f"{name}.log"))
             self._wait(lambda: self.pactl("info") is not None, "pipewire-pulse to answer")
             self.pactl("load-module", "module-null-sink", f"sink_name={SINK}", check=True)
             self._wait(lambda: SOURCE in (self.pactl("list", "short", "sources") or ""), SOURCE)
-            self.pactl("set-default-source", SOURCE, check=True)
-            # wireplumber turns the configured default into the default: a session manager
-            # is there to link streams.
+            # Setting a default is "Not supported" until wireplumber has published its
+            # metadata; it then turns the configured default into the default (a session
+            # manager is there to link streams).
+            self._wait(
+                lambda: self.pactl("set-default-source", SOURCE) is not None,
+                "wireplumber to take a default source",
+            )
             self._wait(
                 lambda: (self.pactl("get-default-source") or "").strip() == SOURCE,
                 f"{SOURCE} as the default source",
