@@ -75,10 +75,10 @@ class PipeWire:
         self.servers: list[Server] = []
         try:
             # wireplumber gives up if PipeWire's socket is not there yet: start in order.
-            self.servers.append(Server("pipewire", self.env, root / "pipewire.log"))
-            self._wait((self.runtime / "pipewire-0").exists, "PipeWire's socket")
-            for name in SERVERS[1:]:
+            for name in SERVERS:
                 self.servers.append(Server(name, self.env, root / f"{name}.log"))
+                if name == "pipewire":
+                    self._wait((self.runtime / "pipewire-0").exists, "PipeWire's socket")
             self._wait(lambda: self.pactl("info") is not None, "pipewire-pulse to answer")
             self.pactl("load-module", "module-null-sink", f"sink_name={SINK}", check=True)
             self._wait(lambda: SOURCE in (self.pactl("list", "short", "sources") or ""), SOURCE)

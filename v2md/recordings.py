@@ -25,7 +25,10 @@ def recordings_dir() -> Path:
     return xdg_dir("state") / "v2m" / "recordings"
 
 
-def _new_path(directory: Path) -> Path:
+def _new_path() -> Path:
+    """A fresh name under ``recordings_dir()``, made private to the user if it is new."""
+    directory = recordings_dir()
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     return directory / f"recording-{stamp}-{os.getpid()}-{time.monotonic_ns() % 10**6}.wav"
 
@@ -44,10 +47,8 @@ def _open_wav(raw, sample_rate: int) -> wave.Wave_write:
 
 def save_recording(audio: np.ndarray, sample_rate: int, reason: str) -> Path:
     """Write ``audio`` (float32 mono) atomically as WAV and return its path."""
-    directory = recordings_dir()
-    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-    path = _new_path(directory)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".wav")
+    path = _new_path()
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".wav")
     try:
         with os.fdopen(fd, "wb") as raw:
             with _open_wav(raw, sample_rate) as out:
@@ -76,11 +77,9 @@ class GrowingRecording:
         self.path: Path | None = None
         self.samples = 0
 
-    def append(self, audio: np.ndarray) -> Path:
+    def append(self, audio: np.ndarray) -> None:
         if self._wav is None:
-            directory = recordings_dir()
-            directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-            self.path = _new_path(directory)
+            self.path = _new_path()
             self._raw = open(self.path, "wb")  # noqa: SIM115 -- open until close()
             self._wav = _open_wav(self._raw, self._rate)
         self._wav.writeframes(_pcm(audio))  # patches the header's lengths
@@ -90,7 +89,6 @@ class GrowingRecording:
         log.warning(
             "kept %.1f s of audio in %s (%s)", self.samples / self._rate, self.path, self._reason
         )
-        return self.path
 
     def close(self) -> None:
         if self._wav is not None:
