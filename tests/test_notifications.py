@@ -6,6 +6,7 @@ would receive: summary, body, replaces_id, urgency and expiry.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import pytest
@@ -58,6 +59,17 @@ async def test_each_notification_replaces_the_previous_one(server, bus):
     assert [hints(call) for call in calls] == [{"urgency": 1}, {"urgency": 1}, {"urgency": 2}]
     assert [call[7] for call in calls] == [2500] * 3
     assert len(await server.calls("GetCapabilities")) == 1  # asked once, not per notification
+
+
+async def test_notifications_asked_for_at_once_go_out_in_order_as_one_bubble(server, bus):
+    # A Start's "Listening" and the previous dictation's final text can be asked for
+    # together: each must still replace the one before it, in the order asked.
+    await server.start()
+    notifier = Notifier(bus, NotificationsConfig())
+    await asyncio.gather(*(notifier.notify("Dictation", body) for body in ("a", "b", "c")))
+    calls = await server.calls("Notify")
+    assert [(call[1], call[4]) for call in calls] == [(0, "a"), (1, "b"), (1, "c")]
+    assert len(await server.calls("GetCapabilities")) == 1
 
 
 async def test_plain_text_server_gets_the_body_verbatim_and_long_text_is_cut(server, bus):

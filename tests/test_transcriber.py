@@ -12,6 +12,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import speech
+from harness import assert_eventually
 
 from v2md import audiofile, models
 from v2md.config import WhisperConfig
@@ -82,16 +83,15 @@ async def test_idle_worker_leaves_no_timer_to_wake_the_daemon(fake_model, monkey
 
 async def test_idle_unload_timer_is_armed_after_use_and_postponed_by_use(fake_model):
     recorder = Recorder()
-    worker = WhisperWorker(WhisperConfig(idle_unload_s=1), recorder)
+    worker = WhisperWorker(WhisperConfig(idle_unload_s=3), recorder)
     audio = np.zeros(16_000, dtype=np.float32)
     await worker.transcribe(audio)
-    await asyncio.sleep(0.6)
+    await asyncio.sleep(2)
     await worker.transcribe(audio)  # a use restarts the idle period
-    await asyncio.sleep(0.6)
+    await asyncio.sleep(2)  # 4 s since the first use, 2 s since the second
     assert worker.state == ModelState.READY
-    await asyncio.sleep(0.6)
-    assert worker.state == ModelState.UNLOADED
-    assert "idle for 1 s" in recorder.details[-1]
+    await assert_eventually(lambda: worker.state == ModelState.UNLOADED, timeout=10)
+    assert "idle for 3 s" in recorder.details[-1]
     await worker.transcribe(audio)  # reloads on use
     assert worker.state == ModelState.READY
     await worker.close()

@@ -41,6 +41,9 @@ class Notifier:
         self._last_id = 0
         self._markup: bool | None = None  # asked once per server: does the body take markup?
         self._reported = False  # the current outage has been logged
+        # One at a time: each Notify must carry the id the previous one returned, and the
+        # bubbles must show in the order they were asked for.
+        self._lock = asyncio.Lock()
 
     async def notify(self, summary: str, body: str = "", *, urgency: int = URGENCY_NORMAL) -> None:
         """Show ``summary`` and ``body`` in place of the previous notification; never raises."""
@@ -51,6 +54,10 @@ class Notifier:
             urgency = URGENCY_NORMAL
         if len(body) > BODY_CHARS:
             body = body[: BODY_CHARS - 1] + "…"
+        async with self._lock:
+            await self._send(summary, body, urgency)
+
+    async def _send(self, summary: str, body: str, urgency: int) -> None:
         try:
             async with asyncio.timeout(CALL_TIMEOUT_S):
                 if self._markup is None:
