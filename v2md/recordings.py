@@ -77,7 +77,8 @@ class GrowingRecording:
         self.path: Path | None = None
         self.samples = 0
 
-    def append(self, audio: np.ndarray) -> None:
+    def append(self, audio: np.ndarray) -> Path:
+        """Add ``audio`` (float32 mono) at the end; the file it is in."""
         if self._wav is None:
             self.path = _new_path()
             self._raw = open(self.path, "wb")  # noqa: SIM115 -- open until close()
@@ -89,6 +90,7 @@ class GrowingRecording:
         log.warning(
             "kept %.1f s of audio in %s (%s)", self.samples / self._rate, self.path, self._reason
         )
+        return self.path
 
     def close(self) -> None:
         if self._wav is not None:

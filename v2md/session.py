@@ -18,10 +18,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Protocol
 
 import numpy as np
@@ -186,7 +188,8 @@ class LiveSession:
         """Save all captured audio no final text covers; return a sentence saying where."""
         if self._pump is not None and not self._pump.done():
             await self._drain()
-        return await _keep(self._final.unfinished_audio, reason)
+        audio = self._final.unfinished_audio
+        return await _keep(functools.partial(save_recording, audio, SAMPLE_RATE, reason), reason)
 
     async def _drain(self) -> None:
         self._ending = True
@@ -318,13 +321,7 @@ class LiveSession:
 
     async def _report_spill(self, audio: np.ndarray) -> None:
         async with self._spill_lock:
-            loop = asyncio.get_running_loop()
-            try:
-                await loop.run_in_executor(None, self._spilled.append, audio)
-                kept = f"the audio is kept in {self._spilled.path}"
-            except OSError as exc:
-                log.error("could not keep the audio (%s): %s", SPILL_REASON, exc)
-                kept = f"the audio could not be kept: {exc}"
+            kept = await _keep(functools.partial(self._spilled.append, audio), SPILL_REASON)
             if self._spill_reported:
                 return  # said at the end, with the total
             self._spill_reported = self._spilled.samples or audio.size
@@ -370,10 +367,12 @@ async def _cancelled(task: asyncio.Task[None] | None) -> None:
             await task
 
 
-async def _keep(audio: np.ndarray, reason: str) -> str:
+async def _keep(write: Callable[[], Path], reason: str) -> str:
+    """Run ``write`` (it puts audio on disk, returning the file) off the loop; a sentence
+    saying where the audio is, or why it is not."""
     loop = asyncio.get_running_loop()
     try:
-        path = await loop.run_in_executor(None, save_recording, audio, SAMPLE_RATE, reason)
+        path = await loop.run_in_executor(None, write)
     except OSError as exc:
         log.error("could not keep the audio (%s): %s", reason, exc)
         return f"the audio could not be kept: {exc}"
