@@ -22,7 +22,7 @@ import speech
 from test_streaming_accuracy import dictate
 
 from v2md.config import WhisperConfig
-from v2md.transcriber import WhisperWorker
+from v2md.worker import WhisperWorker
 
 
 async def main() -> None:

@@ -46,8 +46,8 @@ import numpy as np
 
 from v2md import _engine
 from v2md.audio import _Wakeup
+from v2md.audioformat import SAMPLE_RATE as RATE
 
-RATE = 16_000
 CHUNK = 320  # 20 ms, what the engine's file producer and a typical device deliver
 
 

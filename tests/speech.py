@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-SAMPLE_RATE = 16_000
+from v2md.audioformat import SAMPLE_RATE
 
 # Plain, well-articulated sentences tiny.en transcribes reliably from espeak-ng.
 SENTENCES = (

@@ -10,10 +10,10 @@ import wave
 import numpy as np
 from fakes import FakeSource, FakeVAD
 
+from v2md.audioformat import SAMPLE_RATE
 from v2md.config import Config
 from v2md.finalpass import WINDOW_S, FinalPass
 from v2md.session import LiveSession
-from v2md.transcriber import SAMPLE_RATE
 
 WORD = SAMPLE_RATE // 2  # every half second of speech is one word
 

@@ -8,6 +8,8 @@ import weakref
 import numpy as np
 import pytest
 
+from v2md.asrtypes import Word
+from v2md.audioformat import SAMPLE_RATE
 from v2md.config import WhisperConfig
 from v2md.errors import InvalidArgumentError
 from v2md.streaming import (
@@ -21,7 +23,6 @@ from v2md.streaming import (
     beyond_committed,
     word_key,
 )
-from v2md.transcriber import SAMPLE_RATE, Word
 
 
 def words(*items: tuple[float, float, str]) -> list[Word]:

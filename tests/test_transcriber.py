@@ -15,9 +15,10 @@ import speech
 from harness import assert_eventually
 
 from v2md import audiofile, models
+from v2md.asrtypes import ModelState
 from v2md.config import WhisperConfig
 from v2md.errors import InvalidArgumentError, ModelError
-from v2md.transcriber import ModelState, WhisperWorker
+from v2md.worker import WhisperWorker
 
 
 class Recorder:
@@ -139,7 +140,7 @@ async def test_missing_model_directory_fails_with_advice(tmp_path):
 
 async def test_state_changes_name_the_model_once(fake_model, caplog):
     worker = WhisperWorker(WhisperConfig(device="cpu"))
-    with caplog.at_level(logging.INFO, logger="v2md.transcriber"):
+    with caplog.at_level(logging.INFO, logger="v2md.worker"):
         await worker.load()
     said = [r.getMessage() for r in caplog.records if r.getMessage().startswith("model ")]
     assert said[0] == "model tiny.en (bundled): loading (on cpu/int8)"

@@ -21,12 +21,12 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from .audioformat import SAMPLE_RATE
 from .config import AudioConfig
 from .errors import AudioDeviceError, brief
 
 log = logging.getLogger(__name__)
 
-SAMPLE_RATE = 16000
 _EMPTY = np.zeros(0, dtype=np.float32)
 _CAUSE_CHARS = 200  # of a low-level reason appended to a message that already says what to do
 

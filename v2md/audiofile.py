@@ -17,9 +17,9 @@ from pathlib import Path
 import av
 import numpy as np
 
+from v2md.audioformat import SAMPLE_RATE
 from v2md.errors import InvalidArgumentError
 
-SAMPLE_RATE = 16_000
 # FFmpeg demuxer names of audio (and audio-and-video) formats that hold their own samples.
 DEMUXERS = (
     "wav,w64,aiff,caf,au,flac,mp3,ogg,matroska,webm,mov,mp4,m4a,3gp,aac,ac3,eac3,amr,"

@@ -95,8 +95,8 @@ def _build_features(
     from .remote import PausesOnly, RemoteWorker
     from .session import LiveSession, SessionEvents
     from .streaming import StreamingTranscriber
-    from .transcriber import WhisperWorker
     from .vad import SileroVAD
+    from .worker import WhisperWorker
 
     # The local model makes live text, and the final text unless a server does (remote.py).
     remote = cfg.whisper.engine != "local"

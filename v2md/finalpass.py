@@ -26,7 +26,7 @@ from typing import Protocol
 
 import numpy as np
 
-from v2md.transcriber import SAMPLE_RATE
+from v2md.audioformat import SAMPLE_RATE
 
 log = logging.getLogger(__name__)
 

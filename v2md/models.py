@@ -25,6 +25,7 @@ import numpy as np
 from faster_whisper import WhisperModel
 
 from v2md import downloads, packaged
+from v2md.audioformat import SAMPLE_RATE
 from v2md.config import WhisperConfig
 from v2md.errors import InvalidArgumentError, ModelError
 
@@ -203,7 +204,7 @@ def _cannot_load(spec: ModelSpec, why: str) -> ModelError:
 
 
 def window_frames(window_s: float | None, audio_samples: int, margin_s: float) -> int:
-    """Encoder input length in mel frames for one decode of ``audio_samples`` at 16 kHz.
+    """Encoder input length in mel frames for one decode of ``audio_samples`` at SAMPLE_RATE.
 
     ``None`` keeps Whisper's full 30 s window. Otherwise the window is at least
     ``window_s`` and always covers the audio plus ``margin_s`` of silence: the
@@ -211,7 +212,7 @@ def window_frames(window_s: float | None, audio_samples: int, margin_s: float) -
     """
     if window_s is None:
         return _FULL_WINDOW_FRAMES
-    seconds = max(window_s, audio_samples / 16_000 + margin_s)
+    seconds = max(window_s, audio_samples / SAMPLE_RATE + margin_s)
     frames = 2 * math.ceil(seconds * 50)  # the encoder's stride-2 convolution wants even input
     return min(frames, _FULL_WINDOW_FRAMES)
 

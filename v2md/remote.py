@@ -26,11 +26,13 @@ import math
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
 
+from v2md.asrtypes import ModelState
+from v2md.audioformat import SAMPLE_RATE
 from v2md.config import WhisperConfig, validate_language
 from v2md.downloads import LocalModel
 from v2md.errors import (
@@ -40,7 +42,10 @@ from v2md.errors import (
     OperationTimeoutError,
     V2MError,
 )
-from v2md.transcriber import SAMPLE_RATE, ModelState, WhisperWorker, check_audio, decode_file
+from v2md.filedecode import check_audio, decode_file
+
+if TYPE_CHECKING:  # the local worker is handed in: no need to import faster-whisper here
+    from v2md.worker import WhisperWorker
 
 log = logging.getLogger(__name__)
 

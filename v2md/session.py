@@ -29,11 +29,11 @@ from typing import Protocol
 import numpy as np
 
 from .audio import AudioSource
+from .audioformat import SAMPLE_RATE
 from .config import Config
 from .errors import AudioDeviceError, ModelError, V2MError
 from .finalpass import FinalPass
 from .recordings import GrowingRecording, save_recording
-from .transcriber import SAMPLE_RATE
 
 log = logging.getLogger(__name__)
 

@@ -25,12 +25,17 @@ import logging
 import re
 from collections import deque
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from v2md.asrtypes import Word
+from v2md.audioformat import SAMPLE_RATE
 from v2md.config import WhisperConfig
 from v2md.errors import InvalidArgumentError
-from v2md.transcriber import SAMPLE_RATE, WhisperWorker, Word
+
+if TYPE_CHECKING:  # the worker is handed in: no need to import faster-whisper here
+    from v2md.worker import WhisperWorker
 
 log = logging.getLogger(__name__)
 

@@ -17,13 +17,13 @@ import numpy as np
 import onnxruntime
 from faster_whisper.utils import get_assets_path
 
+from v2md.audioformat import SAMPLE_RATE
 from v2md.config import VADConfig
 from v2md.errors import InvalidArgumentError
 
 log = logging.getLogger(__name__)
 
 MODEL_PATH = Path(get_assets_path()) / "silero_vad_v6.onnx"
-SAMPLE_RATE = 16_000
 FRAME = 512  # samples per model step at 16 kHz
 CONTEXT = 64  # samples of the previous frame the model sees before each frame
 # Speech ends only when the probability falls this far below the threshold,

@@ -104,7 +104,7 @@ class Session(Protocol):
 
 @runtime_checkable
 class Worker(Protocol):
-    """The Whisper worker as the workflow uses it (``transcriber.WhisperWorker``)."""
+    """The Whisper worker as the workflow uses it (``worker.WhisperWorker``)."""
 
     model_name: str
     language: str

@@ -4,7 +4,8 @@ Every decode runs on the worker's one inference thread, so the event loop never
 waits on inference. Jobs wait there by priority, then arrival: the final text a
 person is waiting for goes first, provisional text next, and a file last. A file
 is decoded one 30 s window per job, so a dictation never waits behind a whole
-file, only behind the window in progress. The worker
+file, only behind the window in progress (the thread is ``scheduler.InferenceThread``,
+the file's pieces come from ``filedecode.decode_file``). The worker
 unloads the model under memory pressure (or after an optional idle time) and
 reloads it on the next use; each state change is reported through ``on_state``
 on the event loop thread. A model that is not on this machine is downloaded first
@@ -19,18 +20,13 @@ kernel's memory-stall notification (Linux PSI trigger) prompts a check.
 from __future__ import annotations
 
 import asyncio
-import heapq
 import itertools
 import logging
 import math
 import os
 import select
-import threading
 import time
-from collections.abc import Awaitable, Callable
-from concurrent.futures import Future
-from dataclasses import dataclass, field
-from enum import IntEnum, StrEnum
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -38,7 +34,9 @@ from typing import Any
 import numpy as np
 import psutil
 
-from v2md import audiofile, downloads, models
+from v2md import downloads, models
+from v2md.asrtypes import ModelState, Word
+from v2md.audioformat import SAMPLE_RATE
 from v2md.config import (
     WhisperConfig,
     check_language_for_model,
@@ -46,11 +44,11 @@ from v2md.config import (
     validate_language,
 )
 from v2md.errors import BusyError, InvalidArgumentError, InvalidStateError, ModelError
-from v2md.progress import Rising
+from v2md.filedecode import check_audio, decode_file
+from v2md.scheduler import InferenceThread, Priority
 
 log = logging.getLogger(__name__)
 
-SAMPLE_RATE = 16_000
 PSI_MEMORY = "/proc/pressure/memory"
 # Some task stalled on memory for 100 ms within 2 s: worth a look at psutil's figure.
 # (2 s is the shortest window unprivileged processes may ask for.)
@@ -59,129 +57,10 @@ PSI_TRIGGER = b"some 100000 2000000\0"
 # runs on past the speech, repeating it in words stamped at one instant: over 184
 # streaming decodes of espeak speech, 573 such words with 0.5 s, 191 with 2 s.
 WINDOW_MARGIN_S = 2.0
-# A long decode is set up (features, VAD) a block at a time, so that no one job holds the
-# inference thread long: measured on two cores, 0.25 s for 60 s of audio, 1.6 s for 300 s.
-FILE_BLOCK_S = 60
-BLOCK_SEARCH_S = 5
-
-
-class Priority(IntEnum):
-    """Which inference job goes first; lower first, then in arrival order."""
-
-    FINAL = 0  # the final text of a dictation: a person may be waiting on Stop
-    LIVE = 1  # provisional text while speaking
-    FILE = 2  # one window of a TranscribeFile
-
-
-class ModelState(StrEnum):
-    UNLOADED = "unloaded"
-    LOADING = "loading"
-    DOWNLOADING = "downloading"
-    READY = "ready"
-    FAILED = "failed"
-
-
-@dataclass(frozen=True)
-class Word:
-    """A decoded word; times in seconds from the start of the audio passed in.
-
-    ``text`` is spelled as Whisper produced it, leading space included, so
-    joining words with "" is right for every language.
-    """
-
-    start: float
-    end: float
-    text: str
 
 
 def system_memory_percent() -> float:
     return psutil.virtual_memory().percent
-
-
-@dataclass(order=True)
-class _Job:
-    priority: Priority
-    seq: int
-    fn: Callable[[], Any] = field(compare=False)
-    future: Future[Any] = field(compare=False)
-
-
-class InferenceThread:
-    """One thread running jobs by priority, then in order of arrival.
-
-    File jobs can be held back entirely (``hold_files``) while someone dictates: a
-    file window runs for a second or more and cannot be interrupted, so even a
-    lower-priority file job would make a pause's decode, and then Stop, wait for it."""
-
-    def __init__(self, name: str = "whisper") -> None:
-        self._jobs: list[_Job] = []
-        self._seq = itertools.count()
-        self._ready = threading.Condition()
-        self._closed = False
-        self._file_holds = 0
-        self._thread = threading.Thread(target=self._serve, name=name, daemon=True)
-        self._thread.start()
-
-    def submit(self, priority: Priority, fn: Callable[[], Any]) -> asyncio.Future[Any]:
-        """Queue ``fn``; its result or exception arrives in the returned awaitable.
-
-        Cancelling the awaitable before the job starts drops the job."""
-        future: Future[Any] = Future()
-        with self._ready:
-            if self._closed:
-                raise RuntimeError("the inference thread is closed")
-            heapq.heappush(self._jobs, _Job(priority, next(self._seq), fn, future))
-            self._ready.notify()
-        return asyncio.wrap_future(future)
-
-    def hold_files(self) -> Callable[[], None]:
-        """Run no file job until the returned release is called (once; later calls do
-        nothing). Holds nest: files run again when every hold is released."""
-        with self._ready:
-            self._file_holds += 1
-        released = False
-
-        def release() -> None:
-            nonlocal released
-            with self._ready:
-                if not released:
-                    released = True
-                    self._file_holds -= 1
-                    self._ready.notify()
-
-        return release
-
-    def _runnable(self) -> bool:
-        """A job may run now (the heap's first is the most urgent)."""
-        return bool(self._jobs) and not (
-            self._file_holds and self._jobs[0].priority >= Priority.FILE
-        )
-
-    def _serve(self) -> None:
-        while True:
-            with self._ready:
-                while not self._runnable() and not self._closed:
-                    self._ready.wait()
-                if not self._jobs:
-                    return
-                job = heapq.heappop(self._jobs)
-            if not job.future.set_running_or_notify_cancel():
-                continue  # its caller gave up waiting before it started
-            try:
-                job.future.set_result(job.fn())
-            except BaseException as exc:
-                job.future.set_exception(exc)
-
-    def close(self, timeout: float = 30.0) -> None:
-        """Drop queued jobs and wait for the thread to end the one it is running (a daemon
-        thread, so that a process exiting without closing is not held up by it)."""
-        with self._ready:
-            self._closed = True
-            for job in self._jobs:
-                job.future.cancel()
-            self._jobs.clear()
-            self._ready.notify()
-        self._thread.join(timeout)
 
 
 class WhisperWorker:
@@ -489,73 +368,6 @@ class WhisperWorker:
             self._set_state(ModelState.UNLOADED, "worker closed")
 
 
-# Decodes one piece of a file (16 kHz mono float32) and tells its second argument how far
-# into the piece it got, in seconds.
-PieceDecoder = Callable[[np.ndarray, Callable[[float], None]], Awaitable[str]]
-
-
-async def decode_file(
-    path: str | Path,
-    max_file_s: int,
-    decode: PieceDecoder,
-    on_progress: Callable[[float], None] | None = None,
-) -> str:
-    """Transcribe a file with ``decode``, one piece of about FILE_BLOCK_S at a time, each
-    ended at its quietest moment so that no word is cut in two: memory stays that of one
-    piece whatever the file's length, and the file is refused once it passes ``max_file_s``.
-    ``on_progress`` hears how much of the file is decoded (see ``FileProgress``)."""
-    path = check_file(Path(path))
-    loop = asyncio.get_running_loop()
-    total_s = await loop.run_in_executor(None, audiofile.duration_s, path)
-    reader = audiofile.blocks(path, FILE_BLOCK_S * SAMPLE_RATE, max_file_s * SAMPLE_RATE)
-    log.info("transcribing %s (%.1f s of audio)", path, total_s)
-    progress = FileProgress(total_s, on_progress or (lambda _fraction: None))
-    texts: list[str] = []
-    carry = np.zeros(0, np.float32)
-    done = 0  # samples decoded
-    try:
-        while True:
-            block = await loop.run_in_executor(None, next, reader, None)
-            audio = carry if block is None else np.concatenate([carry, block])
-            cut = audio.size if block is None else _quiet_cut(audio)
-            if cut:
-                start_s = done / SAMPLE_RATE
-                texts.append(await decode(audio[:cut], progress.within(start_s)))
-                done += cut
-                progress.at(done / SAMPLE_RATE)
-            carry = audio[cut:]
-            if block is None:
-                progress.finished()
-                return " ".join(text for text in texts if text)
-    finally:
-        reader.close()
-
-
-class FileProgress:
-    """How much of a file is decoded, as a fraction of the length its container states.
-
-    Passes on 0 at the start, then each fraction larger than the last and short of 1,
-    then 1 once all the audio is decoded. Where the stated length is missing (0) or
-    too short, nothing more is passed on until the end: 1 always means done.
-    """
-
-    def __init__(self, total_s: float, report: Callable[[float], None]) -> None:
-        self._total_s = total_s
-        self._fraction = Rising(report)
-        self._fraction(0.0)
-
-    def at(self, decoded_s: float) -> None:
-        """The audio is decoded up to ``decoded_s`` seconds into the file."""
-        self._fraction(decoded_s / self._total_s if self._total_s > 0 else 0.0)
-
-    def within(self, start_s: float) -> Callable[[float], None]:
-        """``at`` for a piece of the file that starts ``start_s`` seconds into it."""
-        return lambda decoded_s: self.at(start_s + decoded_s)
-
-    def finished(self) -> None:
-        self._fraction.done()
-
-
 def _on_loop(fn: Callable[[float], None]) -> Callable[[float], None]:
     """``fn`` called on the running event loop, whichever thread calls the result."""
     loop = asyncio.get_running_loop()
@@ -608,49 +420,6 @@ def _before_runaway(words: list[Word]) -> list[Word]:
     return words
 
 
-def _quiet_cut(audio: np.ndarray) -> int:
-    """Where to end a block of a long decode: at the quietest 100 ms of its last
-    BLOCK_SEARCH_S, so that no word is cut in two."""
-    frame = SAMPLE_RATE // 10
-    search = audio[-BLOCK_SEARCH_S * SAMPLE_RATE :]
-    energy = np.square(search[: search.size // frame * frame]).reshape(-1, frame).sum(axis=1)
-    if energy.size == 0:
-        return audio.size
-    return audio.size - search.size + int(np.argmin(energy)) * frame + frame // 2
-
-
 def _token_budget(seconds: float) -> int:
     """Tokens one 30 s window of this audio can plausibly need; stops repetition loops early."""
     return min(200, 16 + math.ceil(8 * min(seconds, 30.0)))
-
-
-def check_audio(audio: np.ndarray) -> np.ndarray:
-    if not isinstance(audio, np.ndarray) or audio.ndim != 1:
-        raise InvalidArgumentError("audio must be a one-dimensional numpy array (16 kHz mono)")
-    if not np.issubdtype(audio.dtype, np.floating):
-        raise InvalidArgumentError(f"audio must be float samples in [-1, 1], not {audio.dtype}")
-    return audio.astype(np.float32, copy=False)
-
-
-def check_file(path: Path) -> Path:
-    """Reject what the daemon must not or cannot read on a caller's behalf."""
-    try:
-        path = path.expanduser()
-    except RuntimeError:  # ~name of a user that does not exist
-        raise InvalidArgumentError(f"{path}: no such user's home directory") from None
-    if not path.is_absolute():
-        raise InvalidArgumentError(f"{path}: give an absolute path")
-    try:
-        info = path.stat()
-    except FileNotFoundError:
-        raise InvalidArgumentError(f"{path}: no such file") from None
-    except OSError as exc:
-        raise InvalidArgumentError(f"{path}: cannot access: {exc.strerror}") from None
-    if not path.is_file():
-        raise InvalidArgumentError(f"{path}: not a regular file")
-    # The daemon acts for its own user only: never read another user's files.
-    if info.st_uid != os.getuid():
-        raise InvalidArgumentError(f"{path}: not owned by the daemon's user")
-    if not os.access(path, os.R_OK):
-        raise InvalidArgumentError(f"{path}: not readable (permission denied)")
-    return path

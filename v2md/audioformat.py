@@ -1,0 +1,9 @@
+"""The one audio format inside v2m: mono float32 samples at ``SAMPLE_RATE``.
+
+The rate is the Rust engine's own (it captures, resamples and decodes to it), so
+Python and Rust cannot come to disagree; every Python module takes it from here.
+"""
+
+from v2md._engine import SAMPLE_RATE
+
+__all__ = ["SAMPLE_RATE"]
