@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from v2md.config import ConfigError, default_config_path, load_config, validate_language
+from v2md.config import ConfigError, default_config_path, load_config
+from v2md.languages import validate_language
 
 
 def write(tmp_path: Path, text: str, name: str = "config.toml") -> Path:

@@ -10,9 +10,8 @@ from harness import ROOT
 from hypothesis import given
 from hypothesis import strategies as st
 
-from v2md.config import WHISPER_LANGUAGES
 from v2md.errors import InvalidArgumentError, LLMError
-from v2md.llm.languages import LANGUAGE_NAMES, language_name
+from v2md.languages import LANGUAGE_NAMES, language_name, validate_language
 from v2md.llm.prompts import (
     PACKAGE_PROMPTS,
     clean_reply,
@@ -117,8 +116,15 @@ def test_unknown_language_is_invalid_argument(target):
         language_name(target)
 
 
-def test_every_dictation_language_can_be_a_target():
-    assert set(WHISPER_LANGUAGES) <= set(LANGUAGE_NAMES)
+def test_every_dictation_language_can_be_a_target_by_code_or_name():
+    for code, name in LANGUAGE_NAMES.items():
+        assert validate_language(code) == code
+        assert language_name(code) == language_name(name.upper()) == name
+
+
+def test_an_iso_code_whisper_spells_otherwise_is_stored_as_whisper_spells_it():
+    assert validate_language("jv") == "jw"
+    assert language_name("jv") == "Javanese"
 
 
 @pytest.mark.parametrize(

@@ -16,7 +16,6 @@ from v2md.errors import (
     BusyError,
     DeliveryError,
     HistoryError,
-    InvalidArgumentError,
     InvalidStateError,
     LLMError,
     ModelError,
@@ -375,14 +374,6 @@ async def test_a_slow_refine_does_not_let_the_next_dictation_overtake_it():
         await wf.stop()
     await wf.idle()
     assert delivered == ["hello world #1", "hello world #2"]
-
-
-async def test_language_is_validated():
-    wf, _ = make()
-    wf.language = "DE"
-    assert wf.language == "de"
-    with pytest.raises(InvalidArgumentError, match="unknown language"):
-        wf.language = "klingon"
 
 
 async def test_history_that_cannot_store_loses_nothing_else():

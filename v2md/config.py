@@ -30,12 +30,12 @@ from pydantic import (
     model_validator,
 )
 
-from v2md.errors import brief
+from v2md.errors import shown
+from v2md.languages import check_language_for_model, validate_language
 
 log = logging.getLogger(__name__)
 
 ENV_PREFIX = "V2M_"
-SHOWN_VALUE = 80  # characters of a rejected value an error message repeats
 # Beside config.toml: KEY=value lines (GEMINI_API_KEY=...), kept out of the config file.
 SECRETS_FILE = ".env"
 # What the environment or the secrets file may hold, and the key each one sets.
@@ -48,16 +48,6 @@ SECRET_VARIABLES = {
 def is_english_only(model: str) -> bool:
     """Whisper's ``*.en`` models (the bundled ``tiny.en`` among them) know English only."""
     return model.strip().rstrip("/").endswith(".en")
-
-
-def check_language_for_model(code: str, *, english_only: bool) -> None:
-    """Raise ValueError when an English-only model is asked for another language."""
-    if english_only and code not in ("auto", "en"):
-        raise ValueError(
-            f"the Whisper model is English-only and cannot transcribe {code!r}: set "
-            "[whisper] model to a multilingual model such as 'base' or 'small' for other "
-            "languages, or the language to 'en' or 'auto'"
-        )
 
 
 class _Section(BaseModel):
@@ -149,7 +139,7 @@ class WhisperConfig(_Section):
         if parts.scheme not in schemes or not (parts.netloc or parts.path) or port_missing:
             raise ValueError(
                 f"engine = {self.engine!r} needs url = '{schemes[0]}://host:port…' "
-                f"({' or '.join(s + '://' for s in schemes)}), not {_shown(self.url)}"
+                f"({' or '.join(s + '://' for s in schemes)}), not {shown(self.url)}"
             )
         if self.engine == "openai" and not self.remote_model:
             raise ValueError(
@@ -228,7 +218,7 @@ class ShortcutsConfig(_Section):
     def _trigger(cls, v: str) -> str:
         if not _TRIGGER.fullmatch(v):
             raise ValueError(
-                f"not a shortcut trigger: {_shown(v)}: join modifiers (CTRL, ALT, SHIFT, NUM, "
+                f"not a shortcut trigger: {shown(v)}: join modifiers (CTRL, ALT, SHIFT, NUM, "
                 "LOGO) and a key name with '+', as in 'LOGO+ALT+v', or give '' to choose the "
                 "key in the desktop's dialog"
             )
@@ -264,23 +254,6 @@ class Config(_Section):
 
 class ConfigError(Exception):
     """The configuration cannot be used; the message names key, value and line."""
-
-
-# ISO 639-1 codes Whisper understands, plus "auto".
-WHISPER_LANGUAGES = frozenset(
-    "af am ar as az ba be bg bn bo br bs ca cs cy da de el en es et eu fa fi fo fr gl gu ha "
-    "haw he hi hr ht hu hy id is it ja jw ka kk km kn ko la lb ln lo lt lv mg mi mk ml mn mr "
-    "ms mt my ne nl nn no oc pa pl ps pt ro ru sa sd si sk sl sn so sq sr su sv sw ta te tg "
-    "th tk tl tr tt uk ur uz vi yi yo yue zh".split()
-)
-
-
-def validate_language(code: str) -> str:
-    """Return the normalised language code, or raise ValueError naming it."""
-    norm = code.strip().lower()
-    if norm != "auto" and norm not in WHISPER_LANGUAGES:
-        raise ValueError(f"unknown language code {_shown(code)}: use 'auto' or an ISO 639-1 code")
-    return norm
 
 
 def xdg_dir(kind: Literal["config", "state", "data", "runtime"]) -> Path:
@@ -413,12 +386,8 @@ def _describe(exc: ValidationError, path: Path, text: str, env: dict[str, Any]) 
             # values are not repeated: the section may hold an API key.
             lines.append(f"{where}: [{key}]: {err['msg']}")
             continue
-        shown = (
-            "(hidden)"
-            if any(_looks_secret(str(p)) for p in loc)
-            else brief(repr(value), SHOWN_VALUE)
-        )
-        lines.append(f"{where}: [{key}] = {shown}: {err['msg']}")
+        value_text = "(hidden)" if any(_looks_secret(str(p)) for p in loc) else shown(value)
+        lines.append(f"{where}: [{key}] = {value_text}: {err['msg']}")
     return "invalid configuration:\n  " + "\n  ".join(lines)
 
 
@@ -480,11 +449,6 @@ _SECRET_NAME = re.compile(r"key|token|secret|passw", re.IGNORECASE)
 def _looks_secret(name: str) -> bool:
     """A key whose value must never be printed back, even when misspelt (``api-key``)."""
     return bool(_SECRET_NAME.search(name))
-
-
-def _shown(value: Any) -> str:
-    """A rejected value as an error message repeats it: its repr, cut to SHOWN_VALUE."""
-    return brief(repr(value), SHOWN_VALUE)
 
 
 def _warn_if_secret_readable(path: Path, data: dict[str, Any]) -> None:

@@ -9,6 +9,7 @@ know about D-Bus.
 ERROR_PREFIX = "org.v2m.Dictation.Error."
 # Longest message a client or the log gets: an argument of any size may end up in one.
 MAX_MESSAGE = 500
+SHOWN_VALUE = 80  # characters of a rejected value an error message repeats
 
 
 class V2MError(Exception):
@@ -31,6 +32,11 @@ def brief(text: str, limit: int) -> str:
     if len(text) <= limit:
         return text
     return f"{text[:limit]}… ({len(text)} characters in all)"
+
+
+def shown(value: object) -> str:
+    """A rejected value as an error message repeats it: its repr, cut to SHOWN_VALUE."""
+    return brief(repr(value), SHOWN_VALUE)
 
 
 class InvalidStateError(V2MError):

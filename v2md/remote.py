@@ -33,7 +33,7 @@ import numpy as np
 
 from v2md.asrtypes import ModelState
 from v2md.audioformat import SAMPLE_RATE
-from v2md.config import WhisperConfig, validate_language
+from v2md.config import WhisperConfig
 from v2md.downloads import LocalModel
 from v2md.errors import (
     InvalidArgumentError,
@@ -43,6 +43,7 @@ from v2md.errors import (
     V2MError,
 )
 from v2md.filedecode import check_audio, decode_file
+from v2md.languages import validate_language
 
 if TYPE_CHECKING:  # the local worker is handed in: no need to import faster-whisper here
     from v2md.worker import WhisperWorker

@@ -37,14 +37,10 @@ import psutil
 from v2md import downloads, models
 from v2md.asrtypes import ModelState, Word
 from v2md.audioformat import SAMPLE_RATE
-from v2md.config import (
-    WhisperConfig,
-    check_language_for_model,
-    is_english_only,
-    validate_language,
-)
+from v2md.config import WhisperConfig, is_english_only
 from v2md.errors import BusyError, InvalidArgumentError, InvalidStateError, ModelError
 from v2md.filedecode import check_audio, decode_file
+from v2md.languages import check_language_for_model, validate_language
 from v2md.scheduler import InferenceThread, Priority
 
 log = logging.getLogger(__name__)

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Protocol, TypeVar, runtime_checkable
 
-from .config import Config, validate_language
+from .config import Config
 from .errors import (
     BusyError,
     DeliveryError,
@@ -428,10 +428,7 @@ class RecordingWorkflow:
 
     @language.setter
     def language(self, code: str) -> None:
-        try:
-            self._f.worker.language = validate_language(code)
-        except ValueError as exc:
-            raise InvalidArgumentError(str(exc)) from None
+        self._f.worker.language = code  # the worker validates it: InvalidArgumentError
 
     # ---- telling the user ----------------------------------------------------------------
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from v2md.config import LLMConfig, default_config_path, secrets_path
 from v2md.errors import InvalidArgumentError, LLMError, OperationTimeoutError
-from v2md.llm.languages import language_name
+from v2md.languages import language_name
 from v2md.llm.prompts import Prompt, clean_reply, refine_prompt, translate_prompt, user_prompts_dir
 from v2md.llm.providers import GeminiProvider, OllamaProvider, Provider, ProviderError
 
