@@ -21,7 +21,7 @@ from v2md import BUS_NAME, INTERFACE, OBJECT_PATH
 from v2md.client import dictation_proxy
 from v2md.errors import ERROR_NAMES, ERROR_PREFIX
 
-CONTRACT = ROOT / "data" / "org.v2m.Dictation.xml"
+CONTRACT = ROOT / "v2md" / "data" / "org.v2m.Dictation.xml"
 
 
 def _shape(node: Node) -> dict:
@@ -175,6 +175,9 @@ def test_gdbus_is_a_real_client(daemon):
 def test_v2mctl_status_talks_to_the_daemon(daemon):
     out = _run_cli(daemon, sys.executable, "-m", "v2md.ctl", "status")
     assert "State: idle" in out
+    (iface,) = Node.parse(CONTRACT.read_text()).interfaces
+    for prop in iface.properties:  # every property the contract lists, none forgotten
+        assert re.search(rf"^{prop.name}: ", out, re.MULTILINE), prop.name
 
 
 def test_the_contract_lists_exactly_the_errors_the_code_raises():

@@ -16,7 +16,7 @@ from dbus_fast.introspection import Node
 from harness import ROOT, dbusmock
 
 EXTENSION = ROOT / "data" / "gnome-shell-extension"
-CONTRACT = ROOT / "data" / "org.v2m.Dictation.xml"
+CONTRACT = ROOT / "v2md" / "data" / "org.v2m.Dictation.xml"
 BUS_NAME = "org.v2m.Dictation"
 SOURCE = "\n".join((EXTENSION / name).read_text() for name in ("dictation.js", "extension.js"))
 

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+from importlib import resources
 
 from dbus_fast import Message, MessageType
 from dbus_fast.aio import MessageBus, ProxyInterface
+from dbus_fast.introspection import Node
 
 from . import BUS_NAME, INTERFACE, OBJECT_PATH
+
+# The bus contract, installed with the package (and by meson for D-Bus tools).
+CONTRACT = resources.files("v2md") / "data" / "org.v2m.Dictation.xml"
 
 _DBUS = {
     "destination": "org.freedesktop.DBus",
@@ -21,6 +26,12 @@ async def dictation_proxy(bus: MessageBus) -> tuple[ProxyInterface, ProxyInterfa
     introspection = await bus.introspect(BUS_NAME, OBJECT_PATH)
     obj = bus.get_proxy_object(BUS_NAME, OBJECT_PATH, introspection)
     return obj.get_interface(INTERFACE), obj.get_interface("org.freedesktop.DBus.Properties")
+
+
+def contract_properties() -> list[str]:
+    """The interface's property names, in the contract's order."""
+    (iface,) = (i for i in Node.parse(CONTRACT.read_text()).interfaces if i.name == INTERFACE)
+    return [prop.name for prop in iface.properties]
 
 
 async def name_has_owner(bus: MessageBus, name: str = BUS_NAME) -> bool:

@@ -19,19 +19,7 @@ from dbus_fast import BusType, DBusError
 from dbus_fast.aio import MessageBus, ProxyInterface
 
 from . import INTERFACE, help_text
-from .client import dictation_proxy
-
-PROPERTIES = (
-    "State",
-    "ModelState",
-    "Model",
-    "ModelProgress",
-    "Language",
-    "DetectedLanguage",
-    "LastText",
-    "SpeechActive",
-    "Version",
-)
+from .client import contract_properties, dictation_proxy
 
 
 async def listen(iface: ProxyInterface, props: ProxyInterface, *, until_final: bool) -> str:
@@ -173,7 +161,7 @@ async def _run(args: argparse.Namespace) -> int:
                 await iface.call_cancel()
             case "status":
                 values = await props.call_get_all(INTERFACE)
-                for name in PROPERTIES:
+                for name in contract_properties():
                     print(f"{name}: {values[name].value}")
             case "listen":
                 await listen(iface, props, until_final=args.until_final)

@@ -3,7 +3,7 @@
 A thin layer: each method validates nothing itself and calls the workflow;
 each workflow event becomes a property change or a signal. The one place where
 the errors of ``errors.py`` become D-Bus error names is ``_bus_errors``.
-``data/org.v2m.Dictation.xml`` is the contract; a test compares it with what
+``v2md/data/org.v2m.Dictation.xml`` is the contract; a test compares it with what
 this class introspects as.
 """
 
