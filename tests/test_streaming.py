@@ -293,5 +293,3 @@ def test_append_rejects_non_mono_or_integer_audio():
         stream.append(np.zeros((10, 2), dtype=np.float32))
     with pytest.raises(InvalidArgumentError):
         stream.append(np.zeros(10, dtype=np.int16))
-    with pytest.raises(InvalidArgumentError):
-        StreamingTranscriber(None, WhisperConfig(), sample_rate=44_100)  # type: ignore[arg-type]

@@ -112,11 +112,7 @@ class StreamingTranscriber:
     update in flight when ``rebase`` is called is discarded.
     """
 
-    def __init__(
-        self, worker: WhisperWorker, cfg: WhisperConfig, sample_rate: int = SAMPLE_RATE
-    ) -> None:
-        if sample_rate != SAMPLE_RATE:
-            raise InvalidArgumentError(f"streaming needs {SAMPLE_RATE} Hz audio, not {sample_rate}")
+    def __init__(self, worker: WhisperWorker, cfg: WhisperConfig) -> None:
         self._worker = worker
         self._cfg = cfg
         self._rebased = 0  # counts rebases: an update that started before one is stale

@@ -46,11 +46,7 @@ def _session() -> onnxruntime.InferenceSession:
 class SileroVAD:
     """Stateful speech detector: feed chunks of any size, read the speech state."""
 
-    def __init__(self, cfg: VADConfig, sample_rate: int = SAMPLE_RATE) -> None:
-        if sample_rate != SAMPLE_RATE:
-            raise InvalidArgumentError(
-                f"Silero VAD runs on {SAMPLE_RATE} Hz audio, not {sample_rate} Hz"
-            )
+    def __init__(self, cfg: VADConfig) -> None:
         self._cfg = cfg
         self._session = _session()
         self._h = np.zeros((1, 1, 128), dtype=np.float32)
