@@ -195,7 +195,7 @@ class OutputConfig(_Section):
     type: bool = False
     paste: bool = False
     session: Literal["auto", "wayland", "x11"] = "auto"
-    typing_tool: Literal["auto", "portal", "wtype", "ydotool", "xdotool"] = "auto"
+    typing_tool: Literal["auto", "ibus", "portal", "wtype", "ydotool", "xdotool"] = "auto"
 
 
 # A trigger as the XDG shortcuts specification spells it (CTRL, ALT, SHIFT, NUM, LOGO,

@@ -31,7 +31,9 @@ from .config import (
     load_config,
     xdg_dir,
 )
+from .delivery import uses_ibus
 from .errors import HistoryError, V2MError
+from .ibus_path import IBusHelper
 from .portal import Portal
 from .service import DictationService
 from .shortcuts import Shortcuts
@@ -79,6 +81,7 @@ def _build_features(
     cfg: Config,
     bus: MessageBus,
     portal: Portal,
+    ibus: IBusHelper | None,
     on_model_state,
     on_download,
     on_language,
@@ -141,7 +144,7 @@ def _build_features(
         open_session=open_session,
         llm=LLMService(cfg.llm, cfg.path),
         history=history,
-        delivery=Delivery(cfg.output, keyboard=keyboard),
+        delivery=Delivery(cfg.output, keyboard=keyboard, ibus=ibus),
         notifier=Notifier(bus, cfg.notifications),
     )
 
@@ -198,8 +201,10 @@ async def run(cfg: Config) -> int:
     portal = Portal(bus)
     # The app id is the basename of the installed org.v2m.Dictation.desktop.
     portal.register(BUS_NAME)
+    # The IBus helper follows dictations from their first words, so it starts with v2md.
+    ibus = IBusHelper() if uses_ibus(cfg.output) else None
     features = _build_features(
-        cfg, bus, portal, on_model_state, on_download, on_language, on_remote_error
+        cfg, bus, portal, ibus, on_model_state, on_download, on_language, on_remote_error
     )
     workflow = RecordingWorkflow(cfg, features)
     service = DictationService(
@@ -222,6 +227,9 @@ async def run(cfg: Config) -> int:
     systemd.start_watchdog(loop)
 
     load = asyncio.create_task(_load_model(features), name="v2m-model-load")
+    ibus_start = None
+    if ibus is not None:
+        ibus_start = asyncio.create_task(_start_ibus(ibus), name="v2m-ibus")
     binding = None
     if cfg.shortcuts.enabled:
         # In the background: the first binding waits for the user's answer to a dialog.
@@ -240,6 +248,9 @@ async def run(cfg: Config) -> int:
     if binding is not None:
         binding.cancel()
     await workflow.shutdown()
+    if ibus is not None:
+        ibus_start.cancel()
+        await ibus.close()
     await _close(features)  # may still announce ModelState, so before the bus goes
     with contextlib.suppress(Exception):
         await bus.release_name(BUS_NAME)
@@ -270,6 +281,13 @@ def _shortcuts(
         toggle=workflow.toggle,
         report=report,
     )
+
+
+async def _start_ibus(ibus: IBusHelper) -> None:
+    if await ibus.available():
+        log.info("typing through IBus: live text shows in the focused field")
+    else:
+        log.info("not typing through IBus: %s", ibus.reason)
 
 
 async def _load_model(features: Features) -> None:

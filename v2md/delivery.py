@@ -12,6 +12,11 @@ RemoteDesktop keyboard (``portal.RemoteKeyboard``), unprivileged and on the
 user's own layout. The compositor drops keysyms its layout lacks, so only ASCII
 is typed that way; other characters are pasted: the clipboard is saved, set to
 them, the paste chord is pressed, and the saved clipboard is put back.
+
+Where IBus runs, typing can go through it instead (``ibus_path.IBusHelper``, v2md/ibus.py):
+the text is committed whole into the focused field, whatever the layout, with no key
+pressed and the clipboard untouched; only when that fails is the text put on the
+clipboard (with ``clipboard``), and the error says so.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from os import environ as os_environ
 
 from .config import OutputConfig
 from .errors import DeliveryError
+from .ibus_path import IBusHelper, IBusUnavailable
 from .portal import PortalError, RemoteKeyboard
 
 log = logging.getLogger(__name__)
@@ -85,11 +91,13 @@ class Delivery:
         environ: Mapping[str, str] | None = None,
         which: Callable[[str], str | None] = shutil.which,
         keyboard: RemoteKeyboard | None = None,
+        ibus: IBusHelper | None = None,
     ) -> None:
         self._cfg = cfg
         self._env = os_environ if environ is None else environ
         self._which = which
         self._keyboard = keyboard  # None: no session bus, so no portal
+        self._ibus = ibus  # None: IBus is not used (see uses_ibus)
         # Two final texts in quick succession must not interleave their typed chunks.
         self._busy = asyncio.Lock()
 
@@ -122,6 +130,8 @@ class Delivery:
         cfg = self._cfg
         if not (cfg.clipboard or cfg.type or cfg.paste):
             return []
+        if cfg.type and not cfg.paste and cfg.typing_tool == "ibus":
+            return []  # committed through IBus; the clipboard is only its fallback
         wayland = self.session() == "wayland"
         commands = []
         if cfg.clipboard or cfg.paste:
@@ -139,12 +149,44 @@ class Delivery:
         """Run ``plan(text)``, then any portal key presses, after any delivery in progress."""
         env = self.tool_environment()
         async with self._busy:
+            if await self._by_ibus():
+                await self._commit_by_ibus(text, env)
+                log.debug("committed %d characters through IBus", len(text))
+                return
             by_portal = await self._by_portal()
             for command in self.plan(text, by_portal=by_portal):
                 await _run(command, env)
             if by_portal:
                 await self._keys_by_portal(text, env)
         log.debug("delivered %d characters", len(text))
+
+    async def _by_ibus(self) -> bool:
+        """Whether the text is committed through IBus (asks the helper when "auto")."""
+        cfg = self._cfg
+        if not cfg.type or cfg.paste:
+            return False
+        if cfg.typing_tool == "ibus":
+            return True
+        return cfg.typing_tool == "auto" and self._ibus is not None and await self._ibus.available()
+
+    async def _commit_by_ibus(self, text: str, env: Mapping[str, str]) -> None:
+        """Commit through IBus; on failure, the text goes on the clipboard (with
+        ``clipboard``) and the error says where it is."""
+        try:
+            if self._ibus is None:
+                raise IBusUnavailable("v2md has no IBus helper")
+            await self._ibus.commit(text)
+            return
+        except IBusUnavailable as exc:
+            reason = str(exc)
+        where = "kept in the history: v2mctl history"
+        if self._cfg.clipboard:
+            try:
+                await _run(self._copy(text.encode(), self.session() == "wayland"), env)
+                where = "on the clipboard and in the history"
+            except DeliveryError as exc:
+                log.warning("the IBus fallback could not use the clipboard: %s", exc)
+        raise DeliveryError(f"cannot commit the text through IBus: {reason}. The text is {where}")
 
     async def _by_portal(self) -> bool:
         """Whether keys go through the desktop portal (asks the portal when "auto")."""
@@ -220,7 +262,7 @@ class Delivery:
 
     def _typing_tool(self, wayland: bool) -> str:
         choice = self._cfg.typing_tool
-        if choice == "auto":
+        if choice in ("auto", "ibus"):  # "ibus" only types; pasting takes a tool
             choice = self._first_name(self._typing_candidates(wayland))
         self._require(choice)
         return choice
@@ -253,6 +295,11 @@ class Delivery:
             "(the same name on Debian, Fedora and Arch). "
             "The text is kept in the history: v2mctl history"
         )
+
+
+def uses_ibus(cfg: OutputConfig) -> bool:
+    """Whether deliveries may go through IBus, so that its helper should run."""
+    return cfg.type and not cfg.paste and cfg.typing_tool in ("auto", "ibus")
 
 
 # Every tool reads the text from stdin; argv[0] is resolved through PATH at run time.

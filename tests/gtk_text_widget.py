@@ -1,0 +1,76 @@
+"""A real GTK 3 window with two text fields, for the IBus tests, on $DISPLAY.
+
+Run with a Python that has PyGObject and GTK 3 (Debian's /usr/bin/python3 with
+python3-gi and gir1.2-gtk-3.0), with GTK_IM_MODULE=ibus. It writes JSON lines on
+stdout: ``["focus", field]``, ``["preedit", field, text]`` when the input method's
+provisional text changes, ``["changed", field, text]`` after each change of a field's
+contents, ``["key", field, keyval]`` for each key event a field receives. It reads
+commands on stdin: ``focus FIELD`` moves the keyboard focus, ``close FIELD`` removes the
+field, ``quit`` closes the window.
+"""
+
+import json
+import sys
+
+import gi
+
+gi.require_version("Gtk", "3.0")
+gi.require_version("Gdk", "3.0")
+from gi.repository import Gdk, GLib, Gtk  # noqa: E402
+
+FIELDS = ("first", "second")
+
+
+def report(*items) -> None:
+    print(json.dumps(items), flush=True)
+
+
+def main() -> None:
+    window = Gtk.Window(title=sys.argv[1])
+    box = Gtk.Box(orientation=Gtk.Orientation.VERTICAL)
+    views = {}
+    for name in FIELDS:
+        view = Gtk.TextView()
+        buffer = view.get_buffer()
+        buffer.connect(
+            "changed",
+            lambda b, n=name: report(
+                "changed", n, b.get_text(b.get_start_iter(), b.get_end_iter(), True)
+            ),
+        )
+        view.connect("preedit-changed", lambda _v, text, n=name: report("preedit", n, text))
+        view.connect("focus-in-event", lambda _v, _e, n=name: report("focus", n) or False)
+        view.connect("key-press-event", lambda _v, e, n=name: report("key", n, e.keyval) or False)
+        box.pack_start(view, True, True, 0)
+        views[name] = view
+    window.add(box)
+    window.connect("destroy", Gtk.main_quit)
+
+    def mapped(widget, _event) -> bool:
+        # No window manager under Xvfb gives the focus: the window takes it.
+        widget.get_window().focus(Gdk.CURRENT_TIME)
+        views["first"].grab_focus()
+        return False
+
+    window.connect("map-event", mapped)
+
+    def command(channel, _condition) -> bool:
+        line = channel.readline().split()
+        if not line or line[0] == "quit":
+            Gtk.main_quit()
+            return False
+        verb, name = line
+        if verb == "focus":
+            views[name].grab_focus()
+        elif verb == "close":
+            views.pop(name).destroy()
+            report("closed", name)
+        return True
+
+    GLib.io_add_watch(GLib.IOChannel.unix_new(sys.stdin.fileno()), GLib.IO_IN, command)
+    window.show_all()
+    Gtk.main()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,182 @@
+"""The IBus path against a real ibus-daemon and a real GTK 3 window under Xvfb.
+
+The live daemon dictates recorded speech at real time; its IBus helper shows the
+provisional text as the focused field's preedit and commits the final text. The
+user's input method is not replaced: the helper borrows the emoji extension's place
+for one dictation and gives it back.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import recorded
+import speech
+from fake_llm_servers import FakeOllama
+from harness import assert_eventually, running_daemon
+from ibus_desktop import GtkWindow, IBusDaemon, Xvfb, clipboard, need_desktop, set_clipboard
+
+from v2md import INTERFACE
+from v2md.errors import ERROR_PREFIX
+from v2md.ibus import EXTENSION_NAME
+
+pytestmark = pytest.mark.slow
+
+BEFORE = "what the user had copied"
+HOSTILE = 'Ñandú — «¿qué?» 🎙 it\'s "quoted"\tand\ttabbed,\nsecond line'
+LONG = ("dictated at length, " * 100)[:1999] + "."  # 2,000 characters
+
+
+@pytest.fixture
+def desktop_ready():
+    need_desktop()
+
+
+@pytest.fixture
+def xvfb(desktop_ready):
+    server = Xvfb()
+    yield server.display
+    server.stop()
+
+
+@pytest.fixture
+async def ibus(xvfb, own_bus, tmp_path):
+    daemon = await IBusDaemon(tmp_path / "ibus", xvfb, own_bus.address).start()
+    yield daemon
+    daemon.stop()
+
+
+@pytest.fixture
+async def window(xvfb, ibus):
+    win = await GtkWindow.open(xvfb, ibus)
+    set_clipboard(xvfb, BEFORE)
+    yield win
+    await win.close()
+
+
+@pytest.fixture(scope="module")
+def speech_wav(tmp_path_factory):
+    """Six seconds of a recorded speaker, then a minute of silence: Stop ends it."""
+    audio, _ = recorded.cards()
+    audio = audio[: 6 * speech.SAMPLE_RATE]
+    path = tmp_path_factory.mktemp("ibus-speech") / "cards.wav"
+    return speech.write_wav(path, np.concatenate([audio, speech.silence(60)]))
+
+
+def settings(xvfb, ibus, wav, realtime: bool = True, **more: str) -> dict[str, str]:
+    return {
+        "DISPLAY": xvfb,
+        "IBUS_ADDRESS": ibus.address,
+        "V2M_OUTPUT__TYPE": "true",
+        "V2M_OUTPUT__CLIPBOARD": "true",  # the fallback; untouched when IBus commits
+        "V2M_AUDIO__FILE": str(wav),
+        "V2M_AUDIO__REALTIME": "true" if realtime else "false",
+        **more,
+    }
+
+
+class Seen:
+    def __init__(self, iface) -> None:
+        self.finals: list[str] = []
+        self.errors: list[tuple[str, str]] = []
+        iface.on_transcription_updated(lambda text, final: final and self.finals.append(text))
+        iface.on_error(lambda name, message: self.errors.append((name, message)))
+
+
+async def speak_until_preedit(iface, window: GtkWindow) -> None:
+    await iface.call_start()
+    await assert_eventually(
+        lambda: any(window.preedits()), timeout=30, message="no preedit while speaking"
+    )
+
+
+async def test_live_text_is_preedit_then_last_text_is_committed(
+    own_bus, tmp_path, xvfb, ibus, window, speech_wav
+):
+    picker = await ibus.name_owner(EXTENSION_NAME)
+    async with running_daemon(own_bus, tmp_path / "home", **settings(xvfb, ibus, speech_wav)) as (
+        daemon,
+        iface,
+        props,
+    ):
+        await speak_until_preedit(iface, window)
+        assert window.text() == ""  # provisional text is only preedit
+        text = await iface.call_stop()
+        assert text == (await props.call_get(INTERFACE, "LastText")).value
+        assert text
+        await assert_eventually(lambda: window.text() == text, timeout=10)
+        assert window.preedits()[-1] == ""
+        assert window.keys() == []  # no key event synthesized
+        assert clipboard(xvfb) == BEFORE
+        # The emoji picker has its place back.
+        await assert_eventually(lambda: ibus.name_owner(EXTENSION_NAME), timeout=10)
+        assert await ibus.name_owner(EXTENSION_NAME) == picker
+        assert daemon.alive()
+
+
+async def test_hostile_and_long_texts_arrive_exactly(
+    own_bus, tmp_path, xvfb, ibus, window, speech_wav
+):
+    with FakeOllama(reply=HOSTILE) as ollama:
+        refine = {
+            "V2M_LLM__PROVIDER": "ollama",
+            "V2M_LLM__OLLAMA__HOST": ollama.url,
+            "V2M_LLM__AUTO_REFINE": "true",
+        }
+        env = settings(xvfb, ibus, speech_wav, realtime=False, **refine)
+        async with running_daemon(own_bus, tmp_path / "home", **env) as (_, iface, _props):
+            await iface.call_start()
+            await iface.call_stop()
+            await assert_eventually(lambda: window.text() == HOSTILE, timeout=30)
+            ollama.reply = LONG
+            await iface.call_start()
+            await iface.call_stop()
+            await assert_eventually(lambda: window.text() == HOSTILE + LONG, timeout=30)
+    assert window.keys() == []
+    assert clipboard(xvfb) == BEFORE
+
+
+async def test_cancel_clears_the_preedit(own_bus, tmp_path, xvfb, ibus, window, speech_wav):
+    async with running_daemon(own_bus, tmp_path / "home", **settings(xvfb, ibus, speech_wav)) as (
+        _,
+        iface,
+        _props,
+    ):
+        await speak_until_preedit(iface, window)
+        await iface.call_cancel()
+        await assert_eventually(lambda: window.preedits()[-1] == "", timeout=10)
+    assert window.text() == ""
+    assert clipboard(xvfb) == BEFORE
+
+
+@pytest.mark.parametrize("event", ["focus moved", "field closed", "ibus-daemon killed"])
+async def test_a_lost_field_is_a_delivery_error_with_the_text_kept(
+    own_bus, tmp_path, xvfb, ibus, window, speech_wav, event
+):
+    async with running_daemon(own_bus, tmp_path / "home", **settings(xvfb, ibus, speech_wav)) as (
+        daemon,
+        iface,
+        props,
+    ):
+        seen = Seen(iface)
+        await speak_until_preedit(iface, window)
+        if event == "focus moved":
+            await window.command("focus second")
+            await assert_eventually(lambda: window.focused == "second", timeout=10)
+        elif event == "field closed":
+            await window.command("close first")
+            await assert_eventually(lambda: ["closed", "first"] in window.reports, timeout=10)
+        else:
+            ibus.stop()
+        text = await iface.call_stop()
+        await assert_eventually(lambda: seen.errors, timeout=20, message="no Error signal")
+        name, message = seen.errors[-1]
+        assert name == ERROR_PREFIX + "Delivery"
+        assert message.startswith("cannot commit the text through IBus: ")
+        assert message.endswith("The text is on the clipboard and in the history")
+        assert clipboard(xvfb) == text  # the documented fallback
+        (entry,) = await iface.call_get_history(1)
+        assert entry[1] == text
+        assert window.text("second") == ""  # never typed into another field
+        assert daemon.alive()
+        assert (await props.call_get(INTERFACE, "State")).value == "idle"
