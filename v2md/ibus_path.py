@@ -12,12 +12,16 @@ import json
 import logging
 import os
 import sys
+import time
 from collections.abc import Mapping
 
 log = logging.getLogger(__name__)
 
 START_TIMEOUT_S = 10.0
 COMMIT_TIMEOUT_S = 10.0
+# A helper that could not start (no IBus) is tried again after this long, not at every
+# delivery: the other paths must not wait for it each time.
+RETRY_S = 30.0
 
 
 class IBusUnavailable(Exception):
@@ -30,14 +34,19 @@ class IBusHelper:
         self._proc: asyncio.subprocess.Process | None = None
         self._lock = asyncio.Lock()
         self.reason = "the IBus helper has not started yet"  # why it is unavailable
+        self._failed_at: float | None = None
 
     async def available(self) -> bool:
         """Whether IBus can take the text now (starts the helper if need be)."""
+        if self._failed_at is not None and time.monotonic() - self._failed_at < RETRY_S:
+            return False
         try:
             await self._running()
         except IBusUnavailable as exc:
             self.reason = str(exc)
+            self._failed_at = time.monotonic()
             return False
+        self._failed_at = None
         return True
 
     async def commit(self, text: str) -> None:
