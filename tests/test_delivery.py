@@ -15,7 +15,7 @@ import pytest
 from harness import assert_eventually
 
 from v2md.config import OutputConfig
-from v2md.delivery import _CONTROL, TYPE_CHUNK_CHARS, Command, Delivery, _run
+from v2md.delivery import _CONTROL, TYPE_CHUNK_CHARS, Command, Delivery, _key_events, _run
 from v2md.errors import DeliveryError
 
 HOSTILE = 'it\'s "quoted" $(rm -rf ~) `id` ; | & \n second line\ttab \x1b[31m\x07\x9b1m ünïcödé'
@@ -345,3 +345,53 @@ async def test_paste_through_xclip_and_xdotool_lands_in_a_real_x11_widget(xvfb, 
     await text_widget.report("changed")  # the widget has fetched the clipboard
     # Pasting keeps the clipboard's text whole, control characters included.
     assert await text_widget.final_text() == REAL_TEXT
+
+
+@pytest.mark.parametrize(
+    ("env", "tools", "typed", "shift_return"),
+    [
+        (
+            X11,
+            ALL_TOOLS,
+            ("xdotool", "type", "--clearmodifiers", "--file", "-"),
+            ("xdotool", "key", "--clearmodifiers", "shift+Return"),
+        ),
+        (
+            WAYLAND,
+            ALL_TOOLS,
+            ("wtype", "-"),
+            ("wtype", "-M", "shift", "-k", "Return", "-m", "shift"),
+        ),
+        (
+            GNOME_WAYLAND,
+            ALL_TOOLS,
+            ("ydotool", "type", "--file", "-"),
+            ("ydotool", "key", "42:1", "28:1", "28:0", "42:0"),
+        ),
+    ],
+)
+def test_a_line_break_is_typed_as_configured(env, tools, typed, shift_return):
+    text = "Dear Anna,\n\nThanks."
+    plan = delivery(env, tools=tools, clipboard=False, type=True, newline="shift-return").plan
+    line_break = Command(shift_return, b"")
+    assert plan(text) == [
+        Command(typed, b"Dear Anna,", plan(text)[0].timeout_s),
+        line_break,
+        line_break,
+        Command(typed, b"Thanks.", plan(text)[-1].timeout_s),
+    ]
+    returned = delivery(env, tools=tools, clipboard=False, type=True).plan(text)
+    assert [c.stdin for c in returned] == [text.encode()]  # Return: "\n" typed as it is
+    pasted = delivery(env, tools=tools, clipboard=False, type=True, newline="paste").plan
+    assert [c.stdin for c in pasted(text)] == [text.encode(), b""]  # copied, then the chord
+    assert [c.stdin for c in pasted("One line.")] == [b"One line."]  # typed as before
+
+
+def test_the_portal_presses_shift_return_for_a_line_break():
+    assert _key_events("a\n", "shift-return")[2:] == [
+        (0xFFE1, True),
+        (0xFF0D, True),
+        (0xFF0D, False),
+        (0xFFE1, False),
+    ]
+    assert _key_events("\n") == [(0xFF0D, True), (0xFF0D, False)]

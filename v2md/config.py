@@ -196,6 +196,13 @@ class OutputConfig(_Section):
     paste: bool = False
     session: Literal["auto", "wayland", "x11"] = "auto"
     typing_tool: Literal["auto", "ibus", "portal", "wtype", "ydotool", "xdotool"] = "auto"
+    newline: Literal["return", "shift-return", "paste"] = Field(
+        default="return",
+        description=(
+            "how a typed line break reaches the app: Return, Shift+Return (a line break "
+            "where Return sends a chat message), or pasted"
+        ),
+    )
 
 
 # A trigger as the XDG shortcuts specification spells it (CTRL, ALT, SHIFT, NUM, LOGO,
@@ -234,6 +241,12 @@ class HistoryConfig(_Section):
     max_entries: int = Field(default=10_000, ge=1)
 
 
+class CommandsConfig(_Section):
+    enabled: bool = Field(
+        default=True, description='spoken punctuation and commands ("comma", "new line", …)'
+    )
+
+
 class Config(_Section):
     audio: AudioConfig = AudioConfig()
     whisper: WhisperConfig = WhisperConfig()
@@ -243,6 +256,7 @@ class Config(_Section):
     notifications: NotificationsConfig = NotificationsConfig()
     shortcuts: ShortcutsConfig = ShortcutsConfig()
     history: HistoryConfig = HistoryConfig()
+    commands: CommandsConfig = CommandsConfig()
 
     _path: Path = PrivateAttr(default_factory=lambda: default_config_path())
 

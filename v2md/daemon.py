@@ -98,18 +98,26 @@ def _build_features(
     from .remote import PausesOnly, RemoteWorker
     from .session import LiveSession, SessionEvents
     from .streaming import StreamingTranscriber
+    from .text import TextRules
     from .vad import SileroVAD
     from .worker import WhisperWorker
 
     # The local model makes live text, and the final text unless a server does (remote.py).
     remote = cfg.whisper.engine != "local"
+    text = TextRules(cfg.commands, cfg.path.parent)
+
+    def heard(code: str) -> None:
+        text.language_heard(code)
+        on_language(code)
+
     local = None
     if not cfg.whisper.remote_only:
         local = WhisperWorker(
             cfg.whisper,
             on_state=None if remote else on_model_state,
             on_download=on_download,
-            on_language=on_language,
+            on_language=heard,
+            bias=text.prompt,
         )
     worker = local
     if remote:
@@ -146,6 +154,7 @@ def _build_features(
         history=history,
         delivery=Delivery(cfg.output, keyboard=keyboard, ibus=ibus),
         notifier=Notifier(bus, cfg.notifications),
+        text=text,
     )
 
 

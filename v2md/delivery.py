@@ -51,7 +51,7 @@ STDERR_CHARS = 500  # of a failing tool's message, quoted in the error
 # code points). The compositor drops keysyms the layout lacks, so the rest is pasted.
 _PORTAL_TYPED = re.compile(r"[\x20-\x7e\t\n]+")
 _KEYSYMS = {"\n": 0xFF0D, "\t": 0xFF09}  # Return, Tab
-_CONTROL_L, _V = 0xFFE3, 0x76
+_CONTROL_L, _SHIFT_L, _V = 0xFFE3, 0xFFE1, 0x76
 PASTE_CHORD = ((_CONTROL_L, True), (_V, True), (_V, False), (_CONTROL_L, False))
 # The focused app reads the clipboard after it sees the paste chord; the clipboard must
 # not change (next pasted run, or the saved content put back) before it has.
@@ -134,16 +134,23 @@ class Delivery:
             return []  # committed through IBus; the clipboard is only its fallback
         wayland = self.session() == "wayland"
         commands = []
-        if cfg.clipboard or cfg.paste:
+        paste = self._pasted(text)
+        if cfg.clipboard or paste:
             commands.append(self._copy(text.encode(), wayland))
         if by_portal or cfg.typing_tool == "portal":
             return commands
-        if cfg.paste:
+        if paste:
             commands.append(self._paste(wayland))
         elif cfg.type:
             tool = self._typing_tool(wayland)
-            commands += _typing_commands(tool, _CONTROL.sub("", text))
+            commands += _typing_commands(tool, _CONTROL.sub("", text), cfg.newline)
         return commands
+
+    def _pasted(self, text: str) -> bool:
+        """Whether ``text`` is pasted rather than typed: [output] paste, or a text with a
+        line break where newline = "paste" (no key press can send a chat message)."""
+        cfg = self._cfg
+        return cfg.paste or (cfg.type and cfg.newline == "paste" and "\n" in text)
 
     async def deliver(self, text: str) -> None:
         """Run ``plan(text)``, then any portal key presses, after any delivery in progress."""
@@ -209,7 +216,7 @@ class Delivery:
                 "The text is kept in the history: v2mctl history"
             )
         try:
-            if self._cfg.paste:
+            if self._pasted(text):
                 await self._keyboard.send(PASTE_CHORD)
             else:
                 await self._type_by_portal(self._keyboard, _CONTROL.sub("", text), env)
@@ -231,7 +238,7 @@ class Delivery:
         try:
             for typed, piece in pieces:
                 if typed:
-                    await keyboard.send(_key_events(piece))
+                    await keyboard.send(_key_events(piece, self._cfg.newline))
                 else:
                     await _run(self._copy(piece.encode(), wayland), env)
                     await keyboard.send(PASTE_CHORD)
@@ -327,6 +334,11 @@ _TYPE_ARGV = {
 # Those capitals are pressed with Shift instead, right on any layout, by keysym name in a
 # script on stdin, one line a key.
 _XDOTOOL_SCRIPT_ARGV = ("xdotool", "-")
+_SHIFT_RETURN_ARGV = {
+    "wtype": ("wtype", "-M", "shift", "-k", "Return", "-m", "shift"),
+    "ydotool": ("ydotool", "key", "42:1", "28:1", "28:0", "42:0"),  # evdev: shift, enter
+    "xdotool": ("xdotool", "key", "--clearmodifiers", "shift+Return"),
+}
 _PASTE_ARGV = {
     "wtype": ("wtype", "-M", "ctrl", "v", "-m", "ctrl"),
     "ydotool": ("ydotool", "key", "29:1", "47:1", "47:0", "29:0"),  # evdev codes: ctrl, v
@@ -334,8 +346,16 @@ _PASTE_ARGV = {
 }
 
 
-def _typing_commands(tool: str, text: str) -> list[Command]:
-    """The commands that type ``text`` with ``tool``, in chunks."""
+def _typing_commands(tool: str, text: str, newline: str = "return") -> list[Command]:
+    """The commands that type ``text`` with ``tool``, in chunks; with newline
+    "shift-return", each line break is pressed as Shift+Return."""
+    if newline == "shift-return" and "\n" in text:
+        commands = []
+        for index, line in enumerate(text.split("\n")):
+            if index:
+                commands.append(Command(_SHIFT_RETURN_ARGV[tool], b""))
+            commands += _typing_commands(tool, line)
+        return commands
     runs = groupby(text, _xdotool_capital) if tool == "xdotool" else [(False, text)]
     commands = []
     for shifted, chars in runs:
@@ -370,11 +390,14 @@ def _portal_pieces(text: str) -> list[tuple[bool, str]]:
     return pieces
 
 
-def _key_events(run: str) -> list[tuple[int, bool]]:
+def _key_events(run: str, newline: str = "return") -> list[tuple[int, bool]]:
     events = []
     for char in run:
         keysym = _KEYSYMS.get(char, ord(char))
-        events += [(keysym, True), (keysym, False)]
+        if char == "\n" and newline == "shift-return":
+            events += [(_SHIFT_L, True), (keysym, True), (keysym, False), (_SHIFT_L, False)]
+        else:
+            events += [(keysym, True), (keysym, False)]
     return events
 
 

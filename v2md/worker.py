@@ -69,6 +69,7 @@ class WhisperWorker:
         *,
         on_download: Callable[[float], None] | None = None,
         on_language: Callable[[str], None] | None = None,
+        bias: Callable[[str], str] | None = None,
         memory_percent: Callable[[], float] = system_memory_percent,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -78,6 +79,10 @@ class WhisperWorker:
         self._on_download = on_download or (lambda _fraction: None)
         self._downloading: str | None = None  # the model being downloaded, one at a time
         self._on_language = on_language or (lambda _code: None)
+        # What the decoder is told before complete speech besides [whisper] initial_prompt
+        # (spoken-command words, the user's vocabulary), asked at each decode: a word added
+        # applies to the next one.
+        self._bias = bias or (lambda _language: "")
         self._memory_percent = memory_percent
         self._clock = clock
         self._inference = InferenceThread()
@@ -278,7 +283,8 @@ class WhisperWorker:
 
     def _file_options(self) -> dict[str, Any]:
         """Options for complete speech: long silences skipped by faster-whisper's VAD."""
-        return self._options(self._cfg.initial_prompt, word_timestamps=False, vad_filter=True)
+        prompt = " ".join(p for p in (self._cfg.initial_prompt, self._bias(self._language)) if p)
+        return self._options(prompt, word_timestamps=False, vad_filter=True)
 
     def _options(self, initial_prompt: str, **extra: Any) -> dict[str, Any]:
         return {

@@ -45,6 +45,7 @@ from .errors import (
 if TYPE_CHECKING:
     from .downloads import LocalModel
     from .session import SessionEvents
+    from .text import TextRules
 
 log = logging.getLogger(__name__)
 
@@ -158,6 +159,7 @@ class Features:
     history: Archive | None = None
     delivery: Deliverer | None = None
     notifier: Notices | None = None
+    text: TextRules | None = None  # spoken commands; None leaves the decoded text as it is
 
 
 class _SessionEvents:
@@ -176,7 +178,7 @@ class _SessionEvents:
 
     def provisional_text(self, text: str) -> None:
         if self._current() and self._wf._phase is State.RECORDING:
-            self._wf._listener.transcription_updated(text, False)
+            self._wf._listener.transcription_updated(self._wf._shaped(text), False)
 
     def error(self, error: V2MError) -> None:
         self._wf._report(error)
@@ -293,7 +295,7 @@ class RecordingWorkflow:
         assert session is not None and self._phase is State.RECORDING
         self._set_phase(State.TRANSCRIBING)
         try:
-            text = (await session.finish()).strip()
+            text = self._shaped(await session.finish())
         except Exception as exc:
             kept = await self._rescue(session, f"transcription failed: {exc}")
             kind = type(exc) if isinstance(exc, V2MError) else ModelError
@@ -390,7 +392,13 @@ class RecordingWorkflow:
     ) -> str:
         """Transcribe a file on the same worker; the worker validates the path and the audio
         and tells ``on_progress`` the fraction decoded."""
-        return (await self._f.worker.transcribe_file(path, on_progress)).strip()
+        return self._shaped(await self._f.worker.transcribe_file(path, on_progress))
+
+    def _shaped(self, text: str) -> str:
+        """Decoded text as the user gets it: spoken commands carried out."""
+        if self._f.text is not None:
+            text = self._f.text.final(text, self._f.worker.language)
+        return text.strip()
 
     async def pull_model(self, name: str) -> str:
         """Download a Whisper model into the cache; the worker reports how much arrived."""

@@ -1,0 +1,44 @@
+"""What happens to decoded text before anyone sees it, and what the decoder is told first.
+
+``TextRules`` joins the features of this package for the workflow: spoken commands
+(``commands.py``) in the language being dictated. The features are pure functions
+over text; this class only picks the language's table.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from v2md.config import CommandsConfig
+
+from . import commands
+
+log = logging.getLogger(__name__)
+
+
+class TextRules:
+    """Commands for the dictation's language, and the prompt that helps Whisper hear them."""
+
+    def __init__(self, cfg: CommandsConfig, config_dir: Path) -> None:
+        self._cfg = cfg
+        self._tables = commands.Tables(config_dir / "commands")
+        self._heard = ""  # the language the last decode was in, where Language is auto
+
+    def language_heard(self, code: str) -> None:
+        self._heard = code
+
+    def _table(self, language: str) -> commands.Table | None:
+        if not self._cfg.enabled:
+            return None
+        return self._tables.get(self._heard if language == "auto" else language)
+
+    def prompt(self, language: str) -> str:
+        """Words for the decoder's prompt before speech in ``language``."""
+        table = self._table(language)
+        return table.prompt if table is not None else ""
+
+    def final(self, text: str, language: str) -> str:
+        """Final or provisional text as the user gets it."""
+        table = self._table(language)
+        return commands.apply(text, table) if table is not None else text
