@@ -13,6 +13,7 @@ from v2md.config import CommandsConfig
 from v2md.errors import InvalidArgumentError
 from v2md.text import TextRules
 from v2md.text.commands import PACKAGE_TABLES, Tables, apply, load_table
+from v2md.text.vocabulary import Vocabulary
 
 LANGUAGES = ("en", "es", "de", "fr", "it")
 
@@ -163,14 +164,26 @@ def test_an_edited_user_table_applies_without_a_restart_and_a_broken_one_falls_b
 
 
 def test_disabled_commands_leave_text_and_prompt_alone(tmp_path):
-    on = TextRules(CommandsConfig(), tmp_path)
-    off = TextRules(CommandsConfig(enabled=False), tmp_path)
+    on = TextRules(CommandsConfig(), tmp_path, Vocabulary(tmp_path / "v.json"))
+    off = TextRules(CommandsConfig(enabled=False), tmp_path, Vocabulary(tmp_path / "v.json"))
     assert on.final("Yes, period.", "en") == "Yes." and on.prompt("en")
     assert off.final("Yes, period.", "en") == "Yes, period." and not off.prompt("en")
 
 
+def test_replacements_come_before_commands_and_words_join_the_prompt(tmp_path):
+    vocabulary = Vocabulary(tmp_path / "v.json")
+    rules = TextRules(CommandsConfig(enabled=False), tmp_path, vocabulary)
+    vocabulary.add_word("Zorblax Quintaro")
+    vocabulary.set_replacement("full stop", "period")
+    assert rules.prompt("en") == "Zorblax Quintaro."
+    assert rules.final("Stop, full stop.", "en") == "Stop, period."
+    rules = TextRules(CommandsConfig(), tmp_path, vocabulary)
+    assert rules.prompt("en") == load_table("en").prompt + " Zorblax Quintaro."
+    assert rules.final("Stop, full stop.", "en") == "Stop."
+
+
 def test_with_language_auto_the_language_last_heard_is_used(tmp_path):
-    rules = TextRules(CommandsConfig(), tmp_path)
+    rules = TextRules(CommandsConfig(), tmp_path, Vocabulary(tmp_path / "v.json"))
     assert rules.final("Hola, punto.", "auto") == "Hola, punto."  # nothing heard yet
     rules.language_heard("es")
     assert rules.final("Hola, punto.", "auto") == "Hola."

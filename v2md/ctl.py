@@ -176,6 +176,8 @@ async def _run(args: argparse.Namespace) -> int:
                 print_devices(await iface.call_list_devices())
             case "model":
                 await _model(iface, props, args)
+            case "words":
+                await _words(iface, args)
             case "history":
                 if args.clear:
                     print(f"removed {await iface.call_clear_history()} entries")
@@ -197,6 +199,23 @@ async def _model(iface: ProxyInterface, props: ProxyInterface, args: argparse.Na
         case "rm":
             freed = await iface.call_remove_model(args.name)
             print(f"removed {args.name} ({freed / 1e6:.0f} MB)")
+
+
+async def _words(iface: ProxyInterface, args: argparse.Namespace) -> None:
+    match args.words_command:
+        case "list":
+            for word in await iface.call_list_words():
+                print(word)
+            for heard, written in await iface.call_list_replacements():
+                print(f"{heard} -> {written}")
+        case "add":
+            await iface.call_add_word(args.word)
+        case "rm":
+            await iface.call_remove_word(args.word)
+        case "replace":
+            await iface.call_set_replacement(args.heard, args.written)
+        case "unreplace":
+            await iface.call_remove_replacement(args.heard)
 
 
 def print_devices(names: list[str]) -> None:
@@ -257,6 +276,15 @@ def _parser() -> argparse.ArgumentParser:
         "name", help="a faster-whisper model name (base, small, ...) or a repository id"
     )
     model_sub.add_parser("rm", help="remove a model from the cache").add_argument("name")
+    words = sub.add_parser("words", help="the personal vocabulary: words and replacements")
+    words_sub = words.add_subparsers(dest="words_command", required=True)
+    words_sub.add_parser("list", help="print the words, then the replacements (heard -> written)")
+    words_sub.add_parser("add", help="add a name or term to recognise").add_argument("word")
+    words_sub.add_parser("rm", help="remove a word").add_argument("word")
+    replace = words_sub.add_parser("replace", help="write WRITTEN wherever HEARD is decoded")
+    replace.add_argument("heard")
+    replace.add_argument("written")
+    words_sub.add_parser("unreplace", help="remove a replacement").add_argument("heard")
     bind = sub.add_parser("bind", help="bind a desktop shortcut to Toggle")
     bind.add_argument("desktop", choices=["gnome", "kde"])
     bind.add_argument("accelerator", nargs="?", default="<Super>v")

@@ -99,12 +99,14 @@ def _build_features(
     from .session import LiveSession, SessionEvents
     from .streaming import StreamingTranscriber
     from .text import TextRules
+    from .text.vocabulary import FILE_NAME, Vocabulary
     from .vad import SileroVAD
     from .worker import WhisperWorker
 
     # The local model makes live text, and the final text unless a server does (remote.py).
     remote = cfg.whisper.engine != "local"
-    text = TextRules(cfg.commands, cfg.path.parent)
+    vocabulary = Vocabulary(xdg_dir("data") / "v2m" / FILE_NAME)
+    text = TextRules(cfg.commands, cfg.path.parent, vocabulary)
 
     def heard(code: str) -> None:
         text.language_heard(code)
@@ -122,7 +124,7 @@ def _build_features(
     worker = local
     if remote:
         worker = RemoteWorker(
-            _remote_engine(cfg.whisper),
+            _remote_engine(cfg.whisper, text.prompt),
             local,
             cfg.whisper,
             on_state=on_model_state,
@@ -150,7 +152,7 @@ def _build_features(
     return Features(
         worker=worker,
         open_session=open_session,
-        llm=LLMService(cfg.llm, cfg.path),
+        llm=LLMService(cfg.llm, cfg.path, glossary=lambda: vocabulary.words),
         history=history,
         delivery=Delivery(cfg.output, keyboard=keyboard, ibus=ibus),
         notifier=Notifier(bus, cfg.notifications),
@@ -158,15 +160,16 @@ def _build_features(
     )
 
 
-def _remote_engine(cfg: WhisperConfig):
-    """The client of the speech server ``[whisper] engine`` names."""
+def _remote_engine(cfg: WhisperConfig, bias):
+    """The client of the speech server ``[whisper] engine`` names; ``bias`` gives the words
+    for the prompt of a server that takes one (Wyoming's Transcribe has no such field)."""
     if cfg.engine == "wyoming":
         from .remote_wyoming import WyomingEngine
 
         return WyomingEngine(cfg)
     from .remote_openai import OpenAIEngine
 
-    return OpenAIEngine(cfg)
+    return OpenAIEngine(cfg, bias)
 
 
 async def run(cfg: Config) -> int:

@@ -93,6 +93,12 @@ class HistoryError(V2MError):
     name = "History"
 
 
+class StorageError(V2MError):
+    """A file of the daemon's own (the vocabulary) could not be read or written."""
+
+    name = "Storage"
+
+
 ALL_ERRORS: tuple[type[V2MError], ...] = (
     InvalidStateError,
     InvalidArgumentError,
@@ -103,6 +109,7 @@ ALL_ERRORS: tuple[type[V2MError], ...] = (
     BusyError,
     DeliveryError,
     HistoryError,
+    StorageError,
 )
 
 

@@ -15,6 +15,7 @@ import email.utils
 import io
 import time
 import wave
+from collections.abc import Callable
 
 import httpx
 import numpy as np
@@ -32,10 +33,13 @@ SHOWN_BODY = 200  # characters of an error answer a message repeats
 class OpenAIEngine:
     """Final text from an OpenAI-compatible server at ``[whisper] url``."""
 
-    def __init__(self, cfg: WhisperConfig) -> None:
+    def __init__(
+        self, cfg: WhisperConfig, bias: Callable[[str], str] = lambda _language: ""
+    ) -> None:
         self.name = f"OpenAI-compatible server {shown_url(cfg.url)}"
         self._model = cfg.remote_model
         self._prompt = cfg.initial_prompt
+        self._bias = bias  # the user's words and the command words, as for the local model
         key = cfg.api_key.get_secret_value() if cfg.api_key is not None else ""
         # No timeout of its own: the caller's deadline bounds every request.
         self._client = httpx.AsyncClient(
@@ -64,8 +68,9 @@ class OpenAIEngine:
         fields = {"model": self._model, "response_format": "verbose_json", "temperature": "0"}
         if language is not None:
             fields["language"] = language
-        if self._prompt:
-            fields["prompt"] = self._prompt
+        prompt = " ".join(p for p in (self._prompt, self._bias(language or "auto")) if p)
+        if prompt:
+            fields["prompt"] = prompt
         files = {"file": ("speech.wav", _wav(audio), "audio/wav")}
         for attempt in range(MAX_RETRIES + 1):
             response = await self._send("POST", "audio/transcriptions", data=fields, files=files)

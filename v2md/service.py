@@ -43,6 +43,7 @@ StrList = Annotated[list[str], DBusSignature("as")]
 TextAndFinal = Annotated[tuple[str, bool], DBusSignature("sb")]
 NameAndMessage = Annotated[tuple[str, str], DBusSignature("ss")]
 PathAndFraction = Annotated[tuple[str, float], DBusSignature("sd")]
+Replacements = Annotated[list[tuple[str, str]], DBusSignature("a(ss)")]
 ModelRows = Annotated[list[tuple[str, str, int, bool, bool]], DBusSignature("a(sstbb)")]
 
 # FileProgress at most this often per TranscribeFile call: a bar moves smoothly at four
@@ -229,6 +230,36 @@ class DictationService(ServiceInterface):
     @_bus_errors
     async def RemoveModel(self, name: DBusStr) -> DBusUInt64:
         return await self._wf.remove_model(name)
+
+    @method()
+    @_bus_errors
+    async def AddWord(self, word: DBusStr) -> None:
+        self._wf.vocabulary.add_word(word)
+
+    @method()
+    @_bus_errors
+    async def RemoveWord(self, word: DBusStr) -> None:
+        self._wf.vocabulary.remove_word(word)
+
+    @method()
+    @_bus_errors
+    async def ListWords(self) -> StrList:
+        return self._wf.vocabulary.words
+
+    @method()
+    @_bus_errors
+    async def SetReplacement(self, heard: DBusStr, written: DBusStr) -> None:
+        self._wf.vocabulary.set_replacement(heard, written)
+
+    @method()
+    @_bus_errors
+    async def RemoveReplacement(self, heard: DBusStr) -> None:
+        self._wf.vocabulary.remove_replacement(heard)
+
+    @method()
+    @_bus_errors
+    async def ListReplacements(self) -> Replacements:
+        return self._wf.vocabulary.replacements
 
     def _require_history(self) -> "History":
         if self._history is None:

@@ -46,6 +46,7 @@ if TYPE_CHECKING:
     from .downloads import LocalModel
     from .session import SessionEvents
     from .text import TextRules
+    from .text.vocabulary import Vocabulary
 
 log = logging.getLogger(__name__)
 
@@ -415,6 +416,13 @@ class RecordingWorkflow:
 
     async def translate(self, text: str, target_language: str) -> str:
         return await self._llm(self._require_llm().translate(text, target_language))
+
+    @property
+    def vocabulary(self) -> Vocabulary:
+        """The user's words and replacements; a change applies to the next decode."""
+        if self._f.text is None:
+            raise InvalidStateError("this daemon has no vocabulary")
+        return self._f.text.vocabulary
 
     def _require_llm(self) -> TextService:
         if self._f.llm is None:

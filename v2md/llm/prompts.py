@@ -14,6 +14,7 @@ instructions.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -68,8 +69,14 @@ def fence(text: str) -> str:
     return f"<{TAG}>\n{escaped}\n</{TAG}>"
 
 
-def refine_prompt(text: str, user_dir: Path) -> Prompt:
-    return Prompt(load_instructions("refine", user_dir), fence(text))
+def refine_prompt(text: str, user_dir: Path, glossary: Sequence[str] = ()) -> Prompt:
+    """Refine's prompt; the user's vocabulary, if any, follows the instructions as the
+    spellings to keep."""
+    instructions = load_instructions("refine", user_dir)
+    if glossary:
+        words = "\n".join(f"- {word}" for word in glossary)
+        instructions += f"\n\nGlossary: spell these names and terms exactly so:\n{words}"
+    return Prompt(instructions, fence(text))
 
 
 def translate_prompt(text: str, language: str, user_dir: Path) -> Prompt:

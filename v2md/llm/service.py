@@ -62,8 +62,15 @@ class LLMService:
     ``config_file`` is the file ``cfg`` came from, named in the advice when no provider is
     configured."""
 
-    def __init__(self, cfg: LLMConfig, config_file: Path | None = None) -> None:
+    def __init__(
+        self,
+        cfg: LLMConfig,
+        config_file: Path | None = None,
+        glossary: Callable[[], list[str]] | None = None,
+    ) -> None:
         self._cfg = cfg
+        # The user's vocabulary, asked at each Refine: a word added applies to the next one.
+        self._glossary = glossary or list
         self._config_file = config_file or default_config_path()
         self._providers = _build_providers(cfg)
 
@@ -74,7 +81,11 @@ class LLMService:
 
     async def refine(self, text: str) -> str:
         self._check_input(text)
-        return await self._run("refine", text, lambda: refine_prompt(text, self._prompts_dir))
+        return await self._run(
+            "refine",
+            text,
+            lambda: refine_prompt(text, self._prompts_dir, self._glossary()),
+        )
 
     async def translate(self, text: str, target_language: str) -> str:
         self._check_input(text)

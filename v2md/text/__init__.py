@@ -1,8 +1,9 @@
 """What happens to decoded text before anyone sees it, and what the decoder is told first.
 
-``TextRules`` joins the features of this package for the workflow: spoken commands
-(``commands.py``) in the language being dictated. The features are pure functions
-over text; this class only picks the language's table.
+``TextRules`` joins the features of this package for the workflow: the user's
+replacements (``vocabulary.py``), then spoken commands (``commands.py``) in the
+language being dictated; and for the decoder, the command words and the user's
+words. The features are pure functions over text; this class picks the table.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from pathlib import Path
 from v2md.config import CommandsConfig
 
 from . import commands
+from .vocabulary import Vocabulary
 
 log = logging.getLogger(__name__)
 
@@ -20,8 +22,9 @@ log = logging.getLogger(__name__)
 class TextRules:
     """Commands for the dictation's language, and the prompt that helps Whisper hear them."""
 
-    def __init__(self, cfg: CommandsConfig, config_dir: Path) -> None:
+    def __init__(self, cfg: CommandsConfig, config_dir: Path, vocabulary: Vocabulary) -> None:
         self._cfg = cfg
+        self.vocabulary = vocabulary
         self._tables = commands.Tables(config_dir / "commands")
         self._heard = ""  # the language the last decode was in, where Language is auto
 
@@ -36,9 +39,11 @@ class TextRules:
     def prompt(self, language: str) -> str:
         """Words for the decoder's prompt before speech in ``language``."""
         table = self._table(language)
-        return table.prompt if table is not None else ""
+        said = table.prompt if table is not None else ""
+        return " ".join(p for p in (said, self.vocabulary.prompt()) if p)
 
     def final(self, text: str, language: str) -> str:
         """Final or provisional text as the user gets it."""
+        text = self.vocabulary.replace(text)
         table = self._table(language)
         return commands.apply(text, table) if table is not None else text

@@ -1,0 +1,175 @@
+"""The user's own words and replacements, kept in ``$XDG_DATA_HOME/v2m/vocabulary.json``.
+
+Words (names, jargon, product names) go into the decoder's prompt before each
+decode and into the LLM's refine instructions, so that Whisper spells them as
+the user does. Replacements rewrite what Whisper wrote after decoding: the
+heard phrase matches whole words only, whatever its case and the spaces between
+its words, and is replaced by the written form exactly as given, in one pass (a
+replacement's output is never replaced again).
+
+Every change is written to disk before the call returns, atomically, so the
+list survives a restart or a crash, and applies to the next decode.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import re
+import tempfile
+import unicodedata
+from pathlib import Path
+
+from v2md.errors import InvalidArgumentError, StorageError
+
+log = logging.getLogger(__name__)
+
+FILE_NAME = "vocabulary.json"
+MAX_WORDS = 200
+MAX_WORD_CHARS = 64
+MAX_REPLACEMENTS = 500
+MAX_PHRASE_CHARS = 200
+# Whisper reads at most 223 prompt tokens and keeps the last ones: the words listed in
+# the prompt stop at this many characters, newest first, leaving room for the rest.
+PROMPT_CHARS = 400
+
+
+def checked(text: str, what: str, limit: int) -> str:
+    """``text`` trimmed; an InvalidArgument error if it is empty, too long or holds a control
+    character (a tab or newline in a word would end up typed into the focused app)."""
+    text = text.strip()
+    if not text:
+        raise InvalidArgumentError(f"give a {what}: it is empty")
+    if len(text) > limit:
+        raise InvalidArgumentError(f"the {what} is {len(text)} characters long; at most {limit}")
+    if any(unicodedata.category(c).startswith("C") for c in text):
+        raise InvalidArgumentError(f"the {what} holds a control character: {text[:40]!r}")
+    return " ".join(text.split())
+
+
+class Vocabulary:
+    """Words and replacements, loaded once and written back after every change."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._words: list[str] = []
+        self._replacements: dict[str, tuple[str, str]] = {}  # folded heard -> (heard, written)
+        self._pattern: re.Pattern[str] | None = None
+        self._load()
+
+    def _load(self) -> None:
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+            self._words = [str(w) for w in data.get("words", [])]
+            for heard, written in data.get("replacements", []):
+                self._replacements[str(heard).casefold()] = (str(heard), str(written))
+        except FileNotFoundError:
+            return
+        except OSError as exc:  # changes will fail with a Storage error, saying why
+            log.error("%s cannot be read (%s); starting with an empty vocabulary", self.path, exc)
+            return
+        except (ValueError, TypeError, AttributeError) as exc:
+            # Moved aside, not overwritten: the user's list is theirs to recover.
+            aside = self.path.with_name(FILE_NAME + ".broken")
+            log.error("%s is not a vocabulary (%s); moved to %s", self.path, exc, aside)
+            self._words, self._replacements = [], {}
+            with contextlib.suppress(OSError):
+                self.path.replace(aside)
+        self._compile()
+
+    def _save(self) -> None:
+        data = {"words": self._words, "replacements": list(self._replacements.values())}
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".vocabulary-")
+            with os.fdopen(fd, "w", encoding="utf-8") as out:
+                json.dump(data, out, ensure_ascii=False, indent=1)
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(tmp, self.path)
+        except OSError as exc:
+            raise StorageError(f"cannot write {self.path}: {exc.strerror or exc}") from None
+
+    # ---- words ----------------------------------------------------------------------------
+
+    @property
+    def words(self) -> list[str]:
+        return list(self._words)
+
+    def add_word(self, word: str) -> None:
+        word = checked(word, "word", MAX_WORD_CHARS)
+        if any(w.casefold() == word.casefold() for w in self._words):
+            self._words = [word if w.casefold() == word.casefold() else w for w in self._words]
+        elif len(self._words) >= MAX_WORDS:
+            raise InvalidArgumentError(
+                f"the vocabulary holds {MAX_WORDS} words, the most it takes: remove one first"
+            )
+        else:
+            self._words.append(word)
+        self._save()
+
+    def remove_word(self, word: str) -> None:
+        folded = checked(word, "word", MAX_WORD_CHARS).casefold()
+        kept = [w for w in self._words if w.casefold() != folded]
+        if len(kept) == len(self._words):
+            raise InvalidArgumentError(f"{word.strip()!r} is not in the vocabulary")
+        self._words = kept
+        self._save()
+
+    def prompt(self) -> str:
+        """The words for the decoder's prompt, newest first up to PROMPT_CHARS."""
+        shown: list[str] = []
+        length = 0
+        for word in reversed(self._words):
+            length += len(word) + 2
+            if length > PROMPT_CHARS:
+                break
+            shown.append(word)
+        return ", ".join(reversed(shown)) + "." if shown else ""
+
+    # ---- replacements -----------------------------------------------------------------------
+
+    @property
+    def replacements(self) -> list[tuple[str, str]]:
+        return list(self._replacements.values())
+
+    def set_replacement(self, heard: str, written: str) -> None:
+        heard = checked(heard, "heard phrase", MAX_PHRASE_CHARS)
+        written = checked(written, "written form", MAX_PHRASE_CHARS)
+        key = heard.casefold()
+        if key not in self._replacements and len(self._replacements) >= MAX_REPLACEMENTS:
+            raise InvalidArgumentError(
+                f"there are {MAX_REPLACEMENTS} replacements, the most there may be: "
+                "remove one first"
+            )
+        self._replacements[key] = (heard, written)
+        self._compile()
+        self._save()
+
+    def remove_replacement(self, heard: str) -> None:
+        key = checked(heard, "heard phrase", MAX_PHRASE_CHARS).casefold()
+        if self._replacements.pop(key, None) is None:
+            raise InvalidArgumentError(f"there is no replacement for {heard.strip()!r}")
+        self._compile()
+        self._save()
+
+    def _compile(self) -> None:
+        if not self._replacements:
+            self._pattern = None
+            return
+        phrases = sorted(self._replacements, key=len, reverse=True)  # longest first
+        alternatives = "|".join(r"\s+".join(map(re.escape, p.split())) for p in phrases)
+        self._pattern = re.compile(rf"(?<!\w)(?:{alternatives})(?!\w)", re.IGNORECASE)
+
+    def replace(self, text: str) -> str:
+        """``text`` with every heard phrase replaced by its written form."""
+        if self._pattern is None:
+            return text
+
+        def written(match: re.Match[str]) -> str:
+            found = self._replacements.get(" ".join(match.group().split()).casefold())
+            return found[1] if found is not None else match.group()
+
+        return self._pattern.sub(written, text)
