@@ -395,3 +395,18 @@ def test_the_portal_presses_shift_return_for_a_line_break():
         (0xFFE1, False),
     ]
     assert _key_events("\n") == [(0xFF0D, True), (0xFF0D, False)]
+
+
+@pytest.mark.parametrize(
+    ("env", "cfg", "path"),
+    [
+        (X11, {}, "clipboard"),
+        (X11, {"clipboard": False}, "none"),
+        (X11, {"type": True}, "xdotool"),
+        (WAYLAND, {"type": True}, "wtype"),
+        (X11, {"type": True, "typing_tool": "ibus"}, "ibus"),
+        (X11, {"paste": True, "typing_tool": "ibus"}, "xdotool"),  # pasting takes a tool
+    ],
+)
+async def test_delivery_path_names_how_the_next_text_goes(env, cfg, path):
+    assert await delivery(env, **cfg).path() == path

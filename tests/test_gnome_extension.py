@@ -44,7 +44,7 @@ def test_every_bus_member_the_extension_uses_is_in_the_contract():
     used = set(re.findall(r"connectSignal\('(\w+)'", SOURCE))
     used |= set(re.findall(r"INTERFACE, '(\w+)'", SOURCE))
     used |= set(re.findall(r"_proxy\??\.([A-Z]\w*)", SOURCE))
-    assert used == {"TranscriptionUpdated", "Toggle", "State"}
+    assert used == {"TranscriptionUpdated", "Toggle", "State", "DeliveryPath"}
     assert used <= members
     assert f"const INTERFACE = '{iface.name}';" in SOURCE
 

@@ -99,6 +99,12 @@ async def test_live_text_is_preedit_then_last_text_is_committed(
         iface,
         props,
     ):
+
+        async def delivery_path() -> str:
+            return (await props.call_get(INTERFACE, "DeliveryPath")).value
+
+        await assert_eventually(lambda: delivery_path(), timeout=20)
+        assert await delivery_path() == "ibus"  # "auto" chose IBus: it runs
         await speak_until_preedit(iface, window)
         assert window.text() == ""  # provisional text is only preedit
         text = await iface.call_stop()

@@ -31,7 +31,7 @@ from .config import (
     load_config,
     xdg_dir,
 )
-from .delivery import uses_ibus
+from .delivery import Delivery, uses_ibus
 from .errors import HistoryError, V2MError
 from .ibus_path import IBusHelper
 from .portal import Portal
@@ -89,7 +89,6 @@ def _build_features(
 ) -> Features:
     # Imported here so that `v2md --help` and config errors answer without loading ML libraries.
     from . import audio
-    from .delivery import Delivery
     from .finalpass import FinalPass
     from .history import History
     from .llm import LLMService
@@ -240,8 +239,11 @@ async def run(cfg: Config) -> int:
 
     load = asyncio.create_task(_load_model(features), name="v2m-model-load")
     ibus_start = None
-    if ibus is not None:
-        ibus_start = asyncio.create_task(_start_ibus(ibus), name="v2m-ibus")
+    if isinstance(features.delivery, Delivery):
+        features.delivery.on_path = service.delivery_path_changed
+        ibus_start = asyncio.create_task(
+            _announce_delivery(features.delivery, ibus, service), name="v2m-delivery-path"
+        )
     binding = None
     if cfg.shortcuts.enabled:
         # In the background: the first binding waits for the user's answer to a dialog.
@@ -260,8 +262,9 @@ async def run(cfg: Config) -> int:
     if binding is not None:
         binding.cancel()
     await workflow.shutdown()
-    if ibus is not None:
+    if ibus_start is not None:
         ibus_start.cancel()
+    if ibus is not None:
         await ibus.close()
     await _close(features)  # may still announce ModelState, so before the bus goes
     with contextlib.suppress(Exception):
@@ -295,11 +298,19 @@ def _shortcuts(
     )
 
 
-async def _start_ibus(ibus: IBusHelper) -> None:
-    if await ibus.available():
-        log.info("typing through IBus: live text shows in the focused field")
-    else:
+async def _announce_delivery(
+    delivery: Delivery, ibus: IBusHelper | None, service: DictationService
+) -> None:
+    """Start the IBus helper, if used, and say which delivery path is in use."""
+    if ibus is not None and not await ibus.available():
         log.info("not typing through IBus: %s", ibus.reason)
+    try:
+        path = await delivery.path()
+    except V2MError as exc:  # no graphical session: every delivery will say so
+        log.info("no delivery path: %s", exc)
+        path = "none"
+    log.info("delivery path: %s", path)
+    service.delivery_path_changed(path)
 
 
 async def _load_model(features: Features) -> None:

@@ -98,6 +98,7 @@ class Delivery:
         self._which = which
         self._keyboard = keyboard  # None: no session bus, so no portal
         self._ibus = ibus  # None: IBus is not used (see uses_ibus)
+        self.on_path: Callable[[str], None] = lambda _path: None  # DeliveryPath
         # Two final texts in quick succession must not interleave their typed chunks.
         self._busy = asyncio.Lock()
 
@@ -157,15 +158,34 @@ class Delivery:
         env = self.tool_environment()
         async with self._busy:
             if await self._by_ibus():
+                self.on_path("ibus")
                 await self._commit_by_ibus(text, env)
                 log.debug("committed %d characters through IBus", len(text))
                 return
             by_portal = await self._by_portal()
+            self.on_path(self._path(by_portal))
             for command in self.plan(text, by_portal=by_portal):
                 await _run(command, env)
             if by_portal:
                 await self._keys_by_portal(text, env)
         log.debug("delivered %d characters", len(text))
+
+    async def path(self) -> str:
+        """How the next text would be delivered (the DeliveryPath property's values)."""
+        if await self._by_ibus():
+            return "ibus"
+        return self._path(await self._by_portal())
+
+    def _path(self, by_portal: bool) -> str:
+        cfg = self._cfg
+        if by_portal:
+            return "portal"
+        if not (cfg.type or cfg.paste):
+            return "clipboard" if cfg.clipboard else "none"
+        try:
+            return self._typing_tool(self.session() == "wayland")
+        except DeliveryError:
+            return "none"
 
     async def _by_ibus(self) -> bool:
         """Whether the text is committed through IBus (asks the helper when "auto")."""

@@ -141,6 +141,7 @@ class DictationService(ServiceInterface):
         self._list_devices = list_devices
         self._model_progress = 0.0
         self._detected_language = ""
+        self._delivery_path = ""
         self._announce_model_progress = Throttle(
             lambda fraction: self.emit_properties_changed({"ModelProgress": fraction}),
             MODEL_PROGRESS_INTERVAL_S,
@@ -323,6 +324,10 @@ class DictationService(ServiceInterface):
         return self._wf.speech_active
 
     @dbus_property(access=PropertyAccess.READ)
+    def DeliveryPath(self) -> DBusStr:
+        return self._delivery_path
+
+    @dbus_property(access=PropertyAccess.READ)
     def Version(self) -> DBusStr:
         return __version__
 
@@ -343,6 +348,11 @@ class DictationService(ServiceInterface):
     def error(self, error: V2MError) -> None:
         log.warning("%s: %s", error.name, error.message)
         self.Error(error.dbus_name, error.message)
+
+    def delivery_path_changed(self, path: str) -> None:
+        if path != self._delivery_path:
+            self._delivery_path = path
+            self.emit_properties_changed({"DeliveryPath": path})
 
     def model_changed(self, state: str, model: str) -> None:
         self.emit_properties_changed({"ModelState": state, "Model": model})

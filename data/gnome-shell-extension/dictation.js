@@ -59,6 +59,12 @@ export class DictationClient {
         return this._proxy?.g_name_owner ? this._proxy.State ?? null : null;
     }
 
+    // How final texts reach the focused app (DeliveryPath: "ibus", "portal", ...), or
+    // null while the daemon is not running or has not looked yet.
+    get deliveryPath() {
+        return this._proxy?.g_name_owner ? this._proxy.DeliveryPath || null : null;
+    }
+
     // onError(message) is called when the call fails, e.g. the daemon cannot start.
     toggle(onError) {
         Gio.DBus.session.call(BUS_NAME, OBJECT_PATH, INTERFACE, 'Toggle',

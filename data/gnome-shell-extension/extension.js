@@ -53,7 +53,9 @@ class Indicator extends PanelMenu.Button {
     _sync() {
         const state = this._client.state;
         this._icon.icon_name = state === null ? NOT_RUNNING_ICON : ICONS[state] ?? ICONS.idle;
-        this._statusItem.label.text = state === null ? 'v2m is not running' : `v2m: ${state}`;
+        const path = this._client.deliveryPath;
+        this._statusItem.label.text = state === null ? 'v2m is not running'
+            : path ? `v2m: ${state} · typing via ${path}` : `v2m: ${state}`;
         this._toggleItem.label.text = state === 'recording' ? 'Stop dictation' : 'Start dictation';
         // Toggle starts a stopped daemon through D-Bus activation, so it stays usable then.
         this._toggleItem.setSensitive(state === null || state === 'idle' || state === 'recording');
