@@ -2,17 +2,21 @@
 
 Provisional text (``streaming.py``) sees a few seconds at a time and is meant for
 the screen. The final text comes from here: at each pause the VAD finds, the
-audio from the last final point up to the pause is decoded again as one piece,
-the way a batch decode of a file sees it (30 s windows, no text prompt). Each
-decode replaces the previous one, so a sentence is always decoded knowing
-everything said before it in the window. Once a window would grow past
-WINDOW_S, the previous decode becomes final and the next window starts where it
-ended; text before that point is never decoded again, and its audio is dropped.
+audio from the last settled point up to the pause is decoded as one piece, the
+way a batch decode of a file sees it (no text prompt). A decode may also start
+early, when speech has just gone quiet (``pause=False``): a Stop right after the
+last word then finds it done, and if speech goes on it is simply superseded.
 
-Measured with tiny.en on recorded speech (tests/recorded.py, two cores):
-audiobook 25 s, batch 4.2% WER, this pass 2.8%; telephone prompts 55 s with
-pauses, batch 5.0%, this pass 3.4%. Words decoded alone, or with the previous
-text as prompt, were several points worse, which is why the window grows.
+Text settles pause by pause. When a later decode from the same start begins with
+every word of the decode up to an earlier pause, and has heard at least
+SETTLE_AFTER_S past that pause, the earlier decode is final: two decodes with
+different amounts of context agree on it. The next window starts at that pause
+(in silence, so no word is cut or heard twice), and its audio is dropped: settled
+speech is never decoded again, so each stretch of audio is decoded about twice
+however long the dictation, and a Stop decodes only the unsettled tail (usually
+the last two utterances). Where decodes keep disagreeing, the window grows with
+context until it would pass WINDOW_S, and the latest decode up to a pause is
+taken as final, as before this rule.
 
 Nothing is dropped: every sample stays here until final text covers it, up to
 the capacity the caller sets; past that the oldest audio is handed back
@@ -22,11 +26,13 @@ the capacity the caller sets; past that the oldest audio is handed back
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
 
 from v2md.audioformat import SAMPLE_RATE
+from v2md.streaming import word_key
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +40,9 @@ log = logging.getLogger(__name__)
 WINDOW_S = 28.0
 # Audio kept before speech begins after a long silence, so a first word is never clipped.
 LEAD_IN_S = 1.0
+# Audio a later decode must have heard past a pause before its agreement settles the text
+# up to that pause: Whisper settles a sentence's words once it knows how the next begins.
+SETTLE_AFTER_S = 2.0
 
 
 class SpeechDecoder(Protocol):
@@ -42,27 +51,38 @@ class SpeechDecoder(Protocol):
     async def transcribe_speech(self, audio: np.ndarray) -> str: ...
 
 
+@dataclass(frozen=True)
+class _Decode:
+    """The text of the audio from the final pass's origin up to absolute sample ``end``."""
+
+    text: str
+    end: int
+
+
 class FinalPass:
     """Full-context final text over a growing recording (16 kHz mono float32).
 
-    ``decode_to`` and ``finish`` must not overlap; ``append``, ``drop_silence`` and
-    ``spill`` may run while a decode is in flight (its result is then discarded if
-    the audio it started from was dropped meanwhile).
+    ``decode_to`` and ``finish`` must not overlap; ``append``, ``pause_at``,
+    ``drop_silence`` and ``spill`` may run while a decode is in flight (its result is
+    then discarded if the audio it started from was dropped meanwhile).
     """
 
-    def __init__(self, decoder: SpeechDecoder) -> None:
+    def __init__(self, decoder: SpeechDecoder, *, settle_after_s: float = SETTLE_AFTER_S) -> None:
         self._decoder = decoder
+        self._settle_after = round(settle_after_s * SAMPLE_RATE)
         self._chunks: list[np.ndarray] = []  # audio from self._origin on
         self._kept = 0  # samples in _chunks
         self._origin = 0  # absolute sample where the kept audio starts: all before is final
         self._final: list[str] = []
-        self._pending = ""  # text of the latest decode, from _origin to _pending_end
-        self._pending_end = 0
+        self._latest: _Decode | None = None  # the latest decode from _origin
+        self._candidate: _Decode | None = None  # the latest from _origin that ends at a pause
+        self._pause = -1  # absolute sample where the VAD last heard speech end (plus pad)
 
     @property
     def text(self) -> str:
         """The final text so far and the latest decode after it."""
-        return " ".join(t for t in (*self._final, self._pending) if t)
+        latest = self._latest.text if self._latest is not None else ""
+        return " ".join(t for t in (*self._final, latest) if t)
 
     @property
     def settled_text(self) -> str:
@@ -72,7 +92,7 @@ class FinalPass:
     @property
     def decoded_until(self) -> int:
         """Absolute sample up to which every sample has been decoded."""
-        return max(self._pending_end, self._origin)
+        return self._origin if self._latest is None else max(self._latest.end, self._origin)
 
     @property
     def kept_samples(self) -> int:
@@ -88,34 +108,49 @@ class FinalPass:
         self._chunks.append(samples)
         self._kept += samples.size
 
+    def pause_at(self, end: int) -> None:
+        """The VAD heard a pause begin at absolute sample ``end`` (padded): a decode up to
+        there, done or in flight, may be settled by a later one that agrees with it."""
+        self._pause = end
+        if self._latest is not None and self._latest.end == end:
+            self._candidate = self._latest
+
     async def decode_to(self, end: int) -> None:
-        """Decode from the last final point up to absolute sample ``end`` (a pause)."""
+        """Decode from the last settled point up to absolute sample ``end``: a pause, or a
+        moment of quiet that may turn into one (a decode started early)."""
         end = min(end, self._origin + self._kept)
         if end <= self.decoded_until:
             return
-        if self._pending_end > self._origin and end - self._origin > WINDOW_S * SAMPLE_RATE:
-            self._settle()
+        if end - self._origin > WINDOW_S * SAMPLE_RATE:
+            # No agreement within a window: the latest decode up to a pause becomes final.
+            self._settle(self._candidate or self._latest)
         origin = self._origin
         text = await self._decoder.transcribe_speech(self._audio(origin, end))
         log.debug("decoded %.2f-%.2f s: %s", origin / SAMPLE_RATE, end / SAMPLE_RATE, text)
         if origin != self._origin:
             return  # audio it started from was spilled meanwhile; that decode no longer fits
-        self._pending, self._pending_end = text.strip(), end
+        self._latest = _Decode(text.strip(), end)
+        candidate = self._candidate
+        if candidate is not None and end - candidate.end >= self._settle_after:
+            if _after(candidate.text, self._latest.text) is not None:
+                self._settle(candidate)
+        if end == self._pause:
+            self._candidate = self._latest
 
     async def finish(self, end: int) -> str:
         """Decode what is left up to absolute sample ``end``; return the whole final text."""
         await self.decode_to(end)
-        self._settle()
+        self._settle(self._latest)
         return self.text
 
     def drop_silence(self, now: int) -> None:
         """Nothing was said after the last decode up to absolute sample ``now``: forget the
         silence no window needs. Before any speech that is all but LEAD_IN_S; after a
         decode, silence stays context until a window would overflow with it anyway."""
-        pending = self._pending_end > self._origin
+        pending = self._latest is not None
         if now - self.decoded_until < (WINDOW_S if pending else LEAD_IN_S) * SAMPLE_RATE:
             return
-        self._settle()
+        self._settle(self._latest)
         self._drop(now - round(LEAD_IN_S * SAMPLE_RATE))
 
     def spill(self, limit: int) -> np.ndarray:
@@ -123,20 +158,27 @@ class FinalPass:
         held (a worker that cannot keep up); the decode pending is made final first."""
         if self._kept <= limit:
             return np.zeros(0, np.float32)
-        self._settle()
+        self._settle(self._latest)
         excess = max(0, self._kept - limit)
         spilled = self._audio(self._origin, self._origin + excess)
         self._drop(self._origin + excess)
         return spilled
 
-    def _settle(self) -> None:
-        """The pending decode becomes final; its audio is no longer needed."""
-        if self._pending_end <= self._origin:
+    def _settle(self, decode: _Decode | None) -> None:
+        """``decode`` becomes final and its audio is let go of; the next window starts
+        where it ends. A later decode that agrees with it keeps the words after it."""
+        if decode is None:
             return
-        if self._pending:
-            self._final.append(self._pending)
-        self._drop(self._pending_end)
-        self._pending = ""
+        if decode.text:
+            self._final.append(decode.text)
+        self._drop(decode.end)
+        latest, self._latest, self._candidate = self._latest, None, None
+        if latest is not None and latest.end > decode.end:
+            rest = _after(decode.text, latest.text)
+            if rest is not None:
+                self._latest = _Decode(rest, latest.end)
+                if latest.end == self._pause:
+                    self._candidate = self._latest
 
     def _audio(self, start: int, end: int) -> np.ndarray:
         whole = self.unfinished_audio
@@ -155,3 +197,14 @@ class FinalPass:
             else:
                 self._chunks[0] = head[drop:]
                 drop = 0
+
+
+def _after(earlier: str, later: str) -> str | None:
+    """The words of ``later`` after those of ``earlier``, where it begins with all of them
+    (case and punctuation aside); None where it does not, or ``earlier`` has no words."""
+    before, words = earlier.split(), later.split()
+    if not before or len(words) < len(before):
+        return None
+    if any(word_key(a) != word_key(b) for a, b in zip(before, words, strict=False)):
+        return None
+    return " ".join(words[len(before) :])

@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 SLICE_S = 0.5  # the most audio one step of the pump takes: bounds work between yields
 OVERRUN_REPORT_S = 1.0  # dropped samples are reported at most this often
 PAUSE_PAD_MS = 100  # audio decoded after the speech end the VAD heard (see __init__)
+SPECULATE_MS = 100  # quiet after speech before its final decode starts (see __init__)
 # Past capacity, the oldest audio is spilled until this much room is free again, so that
 # a worker far behind spills once per minute of audio rather than once per chunk.
 SPILL_ROOM_S = 60
@@ -106,6 +107,9 @@ class LiveSession:
         # pause can end in the breath of the next word, which a window ending there would
         # half hear and drop.
         self._pad = min(cfg.vad.speech_pad_ms, PAUSE_PAD_MS) * SAMPLE_RATE // 1000
+        # Quiet after speech before its final decode starts, ahead of the VAD's verdict: by
+        # the time the pause is declared (min_silence_ms) or a Stop comes, it is done.
+        self._speculate = max(self._pad, SPECULATE_MS * SAMPLE_RATE // 1000)
         self.samples = 0
         self.speech_active = False
         self._pump: asyncio.Task[None] | None = None
@@ -254,11 +258,15 @@ class LiveSession:
             self._events.ended(f"{limit} ms of silence")
         heard = vad.speech_bounds(padded=False)
         end = None if heard is None else self._decode_end(heard[1])
-        if end is not None and vad.speech_active:
-            self._maybe_update(end)
-        elif end is not None and end > self._final.decoded_until:
-            self._decode_to(end)  # a pause: decode all of it, in context
-        elif self._decode is None:
+        if end is not None and not vad.speech_active:
+            self._final.pause_at(end)
+        if end is not None and end > self._final.decoded_until:
+            if not vad.speech_active or self.samples - heard[1] >= self._speculate:
+                # A pause, or speech gone quiet that may become one: decode it all, in context.
+                self._decode_to(end)
+            else:
+                self._maybe_update(end)
+        elif self._decode is None and not vad.speech_active:
             self._final.drop_silence(self.samples)  # nothing said, or all of it decoded
         self._bound_memory()
 
