@@ -52,9 +52,12 @@ class FakeSource:
 
 
 class FakeVAD:
-    """Speech while samples are non-zero; silence counted after speech; 100-sample padding."""
+    """Speech while samples are non-zero; silence counted after speech; 100-sample padding.
+    With ``hangover_ms``, speech stays active that long into silence, as Silero's
+    min_silence_ms keeps it."""
 
-    def __init__(self):
+    def __init__(self, hangover_ms: float = 0.0):
+        self._hangover_ms = hangover_ms
         self.speech_active = False
         self.silence_after_speech_ms = 0.0
         self.samples_seen = 0
@@ -68,7 +71,9 @@ class FakeVAD:
             self.silence_after_speech_ms = 0.0
         elif self._speech_end is not None:
             self.silence_after_speech_ms += samples.size / 16.0
-        self.speech_active = loud
+        self.speech_active = loud or (
+            self._speech_end is not None and self.silence_after_speech_ms < self._hangover_ms
+        )
 
     def speech_bounds(self, *, padded=True):
         if self._speech_end is None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import wave
+from collections import Counter
 
 import numpy as np
 from fakes import FakeSource, FakeVAD
@@ -30,40 +31,123 @@ def pause(seconds: float) -> np.ndarray:
 class SpellingDecoder:
     """Reads the words back out of the audio; can be held up like a busy worker."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, disagree: bool = False) -> None:
         self.decoded: list[int] = []  # samples per decode
+        self.times_heard: Counter[int] = Counter()  # decodes that heard each word
         self.gate = asyncio.Event()
         self.gate.set()
+        # Each decode marks its first word differently, as a decoder with more context
+        # may spell it: no two decodes from one start ever agree.
+        self._disagree = disagree
 
     async def transcribe_speech(self, audio: np.ndarray) -> str:
         self.decoded.append(audio.size)
         await self.gate.wait()
         values = audio[audio > 0]
         keep = np.r_[True, values[1:] != values[:-1]] if values.size else values.astype(bool)
-        return " ".join(f"w{int(v) - 1}" for v in values[keep])
+        numbers = [int(v) - 1 for v in values[keep]]
+        self.times_heard.update(numbers)
+        words = [f"w{n}" for n in numbers]
+        if self._disagree and words:
+            words[0] += "*" * len(self.decoded)
+        return " ".join(words)
 
 
 def said(count: int) -> str:
     return " ".join(f"w{n}" for n in range(count))
 
 
-async def test_each_pause_redecodes_from_the_last_final_point_until_the_window_is_full():
+class Recording:
+    """A final pass fed the way the live session feeds it, at absolute sample positions."""
+
+    def __init__(self, final: FinalPass) -> None:
+        self.final = final
+        self.samples = 0
+        self.words = 0
+
+    def speak(self, words: int = 8) -> int:
+        """Append ``words`` words; return where the speech ends (plus the VAD's pad)."""
+        self.final.append(spoken(self.words, words))
+        self.words += words
+        self.samples += words * WORD
+        return self.samples + PAD
+
+    def quiet(self, seconds: float) -> None:
+        self.final.append(pause(seconds))
+        self.samples += round(seconds * SAMPLE_RATE)
+
+    async def sentence(self) -> None:
+        """A sentence and a 1 s pause, decoded at the pause as the session does."""
+        end = self.speak()
+        self.quiet(1.0)
+        self.final.pause_at(end)
+        await self.final.decode_to(end)
+
+
+PAD = SAMPLE_RATE // 10
+
+
+async def test_each_stretch_is_decoded_a_bounded_number_of_times_however_long_the_dictation():
     decoder = SpellingDecoder()
-    final = FinalPass(decoder)
-    words = 0
-    for _ in range(8):  # 8 sentences of 8 words and a 1 s pause: 5 s each
-        final.append(spoken(words, 8))
-        final.append(pause(1.0))
-        words += 8
-        await final.decode_to(final.decoded_until + final.kept_samples - SAMPLE_RATE // 2)
-    assert final.text == said(words)
-    # The window grew pause by pause, and started anew once it would pass WINDOW_S.
-    assert max(decoder.decoded) <= WINDOW_S * SAMPLE_RATE
-    assert decoder.decoded[:5] == sorted(decoder.decoded[:5])
-    assert min(decoder.decoded[5:]) < decoder.decoded[4]
+    recording = Recording(FinalPass(decoder))
+    for _ in range(120):  # ten minutes: 120 sentences of 8 words and a 1 s pause
+        await recording.sentence()
+    assert await recording.final.finish(recording.samples) == said(recording.words)
+    # Settled text is never decoded again: each word is heard by a few decodes at most,
+    # whatever the length, and no window grows with the dictation.
+    assert max(decoder.times_heard.values()) <= 3
+    assert max(decoder.decoded) <= 12 * SAMPLE_RATE  # two sentences and their pauses
+
+
+async def test_a_stop_right_after_speech_decodes_only_the_unsettled_tail():
+    decoder = SpellingDecoder()
+    recording = Recording(FinalPass(decoder))
+    for _ in range(20):
+        await recording.sentence()
     before = len(decoder.decoded)
-    assert await final.finish(final.decoded_until) == said(words)
-    assert len(decoder.decoded) == before  # a stop after a pause decodes nothing
+    end = recording.speak()  # the last sentence, and Stop at once
+    assert await recording.final.finish(end) == said(recording.words)
+    assert len(decoder.decoded) == before + 1
+    assert decoder.decoded[-1] <= 12 * SAMPLE_RATE  # not the 28 s window
+
+
+async def test_a_stop_after_a_pause_decodes_nothing_more():
+    decoder = SpellingDecoder()
+    recording = Recording(FinalPass(decoder))
+    for _ in range(5):
+        await recording.sentence()
+    before = len(decoder.decoded)
+    assert await recording.final.finish(recording.samples - SAMPLE_RATE + PAD) == said(40)
+    assert len(decoder.decoded) == before
+
+
+async def test_a_speculative_decode_whose_speech_resumes_loses_and_doubles_no_word():
+    decoder = SpellingDecoder()
+    recording = Recording(FinalPass(decoder))
+    await recording.sentence()
+    # Speech goes quiet for 0.2 s: the session starts the final decode before the VAD
+    # says it is a pause; speech resumes while that decode is still running.
+    end = recording.speak(4)
+    recording.quiet(0.2)
+    decoder.gate.clear()
+    early = asyncio.create_task(recording.final.decode_to(end))
+    await until(lambda: len(decoder.decoded) == 2)
+    recording.speak(4)  # the same sentence goes on
+    decoder.gate.set()
+    await early
+    for _ in range(3):
+        await recording.sentence()
+    assert await recording.final.finish(recording.samples) == said(recording.words)
+
+
+async def test_a_window_where_decodes_never_agree_still_ends_at_the_window_limit():
+    decoder = SpellingDecoder(disagree=True)
+    recording = Recording(FinalPass(decoder))
+    for _ in range(12):  # 60 s
+        await recording.sentence()
+    text = await recording.final.finish(recording.samples)
+    assert [w.rstrip("*") for w in text.split()] == said(recording.words).split()
+    assert max(decoder.decoded) <= WINDOW_S * SAMPLE_RATE
 
 
 async def test_silence_before_speech_is_dropped_but_a_lead_in_is_kept():
@@ -221,6 +305,25 @@ async def test_no_provisional_update_waits_behind_a_full_context_decode():
     assert all(begun == 0 for begun in provisional.started)
     decoder.gate.set()
     assert await live.finish() == said(3 * 8)
+
+
+async def test_the_final_decode_starts_before_the_vad_declares_the_pause():
+    decoder = SpellingDecoder()
+    source = FakeSource()
+    final = FinalPass(decoder)
+    vad = FakeVAD(hangover_ms=300)  # speech stays active 300 ms into silence, as Silero's
+    live = LiveSession(Config(), source, NoProvisional(), final, vad, Events())
+    await live.start()
+    audio = np.concatenate([spoken(0, 8), pause(1.0), spoken(8, 8), pause(0.2)])
+    for chunk in np.split(audio, audio.size // (SAMPLE_RATE // 10)):
+        source.feed(chunk)
+        await until(lambda: source.starved)
+    assert vad.speech_active  # 0.2 s after the last word: no pause yet for the VAD
+    speech_end = 16 * WORD + SAMPLE_RATE
+    await until(lambda: final.decoded_until >= speech_end)  # yet its decode is done
+    before = len(decoder.decoded)
+    assert await live.finish() == said(16)  # so a Stop now has nothing left to decode
+    assert len(decoder.decoded) == before
 
 
 async def test_a_recording_holds_file_transcription_until_it_ends():

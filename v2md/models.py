@@ -32,7 +32,7 @@ from v2md.errors import InvalidArgumentError, ModelError
 log = logging.getLogger(__name__)
 
 BUNDLED_MODEL = "tiny.en"
-_FULL_WINDOW_FRAMES = 3000  # Whisper's fixed 30 s encoder input, in 10 ms mel frames
+FULL_WINDOW_FRAMES = 3000  # Whisper's fixed 30 s encoder input, in 10 ms mel frames
 # CTranslate2's words when the GPU cannot be used: "CUDA failed with error …", "cuDNN failed
 # with status …", "Library libcublas.so.12 is not found or cannot be loaded".
 _CUDA_FAILURE = re.compile(r"cuda|cudnn|cublas", re.IGNORECASE)
@@ -211,10 +211,10 @@ def window_frames(window_s: float | None, audio_samples: int, margin_s: float) -
     decoder needs to see the speech end, or it repeats itself (measured).
     """
     if window_s is None:
-        return _FULL_WINDOW_FRAMES
+        return FULL_WINDOW_FRAMES
     seconds = max(window_s, audio_samples / SAMPLE_RATE + margin_s)
     frames = 2 * math.ceil(seconds * 50)  # the encoder's stride-2 convolution wants even input
-    return min(frames, _FULL_WINDOW_FRAMES)
+    return min(frames, FULL_WINDOW_FRAMES)
 
 
 class _WindowsSpent(Exception):
@@ -232,7 +232,7 @@ class WindowedWhisperModel(WhisperModel):
     the per-call attributes safe.
     """
 
-    encoder_frames: int = _FULL_WINDOW_FRAMES
+    encoder_frames: int = FULL_WINDOW_FRAMES
     _windows_left: int | None = None  # of the call in progress; None: no limit
     language: str = ""  # of the latest decode: the one asked for, or the one detected
 
@@ -260,14 +260,14 @@ class WindowedWhisperModel(WhisperModel):
 
         Steps may run between other calls on this model (the worker's priorities), so
         each one sets the window size again."""
-        self.encoder_frames = _FULL_WINDOW_FRAMES
+        self.encoder_frames = FULL_WINDOW_FRAMES
         segments, info = self.transcribe(audio, **options)  # features, VAD, language
         self.language = info.language
         return self._each_segment(segments)
 
     def _each_segment(self, segments: Iterator[Any]) -> Iterator[tuple[str, float]]:
         while True:
-            self.encoder_frames = _FULL_WINDOW_FRAMES
+            self.encoder_frames = FULL_WINDOW_FRAMES
             segment = next(segments, None)
             if segment is None:
                 return

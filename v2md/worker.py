@@ -240,21 +240,38 @@ class WhisperWorker:
         return self._inference.hold_files()
 
     async def transcribe_speech(self, audio: np.ndarray) -> str:
-        """Decode complete speech the way a file is decoded (30 s windows, as many as the
-        audio needs, long silences skipped), in one job of the highest priority. The final
-        text of a dictation comes from here, as accurate as one batch decode; the language
-        it was decoded in goes to ``on_language``."""
+        """Decode complete speech the way a file is decoded (long silences skipped), in one
+        job of the highest priority. The final text of a dictation comes from here, as
+        accurate as one batch decode; the language it was decoded in goes to
+        ``on_language``.
+
+        Speech that fits one window is decoded in an encoder window cut to the speech plus
+        WINDOW_MARGIN_S, with a token budget from its length: the encoder's cost falls with
+        its input, and the final pass decodes short stretches, so a Stop right after the
+        last word waits for a short window instead of a 30 s one (measured on recorded
+        speech: the same words, in about half the time; benchmarks/README.md). Longer
+        speech goes in 30 s windows, as many as it needs."""
         audio = check_audio(audio)
         if audio.size == 0:
             return ""
-        options = self._file_options()
+        seconds = audio.size / SAMPLE_RATE
+        frames = models.window_frames(0.0, audio.size, WINDOW_MARGIN_S)
+        if frames < models.FULL_WINDOW_FRAMES:
+            options = self._file_options(max_new_tokens=_token_budget(seconds))
 
-        def decode(model: models.WindowedWhisperModel) -> tuple[list[tuple[str, float]], str]:
-            return list(model.windows(audio, options)), model.language
+            def decode(model: models.WindowedWhisperModel) -> tuple[list[str], str]:
+                found = model.segments(audio, frames, None, options)
+                return [segment.text for segment in found], model.language
 
-        steps, language = await self._run(Priority.FINAL, decode)
+        else:
+            options = self._file_options()
+
+            def decode(model: models.WindowedWhisperModel) -> tuple[list[str], str]:
+                return [text for text, _end in model.windows(audio, options)], model.language
+
+        texts, language = await self._run(Priority.FINAL, decode)
         self._on_language(language)  # detected, where Language is auto
-        return "".join(text for text, _end in steps).strip()
+        return "".join(texts).strip()
 
     async def transcribe_file(
         self, path: str | Path, on_progress: Callable[[float], None] | None = None
@@ -281,10 +298,10 @@ class WhisperWorker:
             at(end_s)
         return "".join(pieces).strip()
 
-    def _file_options(self) -> dict[str, Any]:
+    def _file_options(self, **extra: Any) -> dict[str, Any]:
         """Options for complete speech: long silences skipped by faster-whisper's VAD."""
         prompt = " ".join(p for p in (self._cfg.initial_prompt, self._bias(self._language)) if p)
-        return self._options(prompt, word_timestamps=False, vad_filter=True)
+        return self._options(prompt, word_timestamps=False, vad_filter=True, **extra)
 
     def _options(self, initial_prompt: str, **extra: Any) -> dict[str, Any]:
         return {
