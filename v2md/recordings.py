@@ -21,16 +21,34 @@ from .config import xdg_dir
 log = logging.getLogger(__name__)
 
 
+def state_dir(*names: str) -> Path:
+    """``$XDG_STATE_HOME/v2m/<names…>``, each level v2m creates made private (0700): audio
+    and tokens live there. ``mkdir(parents=True, mode=…)`` gives the mode to the last
+    level only, the others get the umask's."""
+    base = xdg_dir("state")
+    base.mkdir(parents=True, exist_ok=True)  # the user's own, made by whoever came first
+    path = base
+    for part in ("v2m", *names):
+        path = path / part
+        path.mkdir(mode=0o700, exist_ok=True)
+    return path
+
+
 def recordings_dir() -> Path:
     return xdg_dir("state") / "v2m" / "recordings"
 
 
-def _new_path() -> Path:
-    """A fresh name under ``recordings_dir()``, made private to the user if it is new."""
-    directory = recordings_dir()
-    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+def new_recording_path() -> Path:
+    """A fresh name under ``recordings_dir()``, which is made private if it is new."""
+    directory = state_dir("recordings")
     stamp = time.strftime("%Y%m%d-%H%M%S")
     return directory / f"recording-{stamp}-{os.getpid()}-{time.monotonic_ns() % 10**6}.wav"
+
+
+def create_private(path: Path) -> int:
+    """Create ``path`` for writing, readable by the user only (0600), never an existing file
+    or a link someone put there; its descriptor."""
+    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
 
 
 def _pcm(audio: np.ndarray) -> bytes:
@@ -47,7 +65,7 @@ def _open_wav(raw, sample_rate: int) -> wave.Wave_write:
 
 def save_recording(audio: np.ndarray, sample_rate: int, reason: str) -> Path:
     """Write ``audio`` (float32 mono) atomically as WAV and return its path."""
-    path = _new_path()
+    path = new_recording_path()
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".wav")
     try:
         with os.fdopen(fd, "wb") as raw:
@@ -80,8 +98,8 @@ class GrowingRecording:
     def append(self, audio: np.ndarray) -> Path:
         """Add ``audio`` (float32 mono) at the end; the file it is in."""
         if self._wav is None:
-            self.path = _new_path()
-            self._raw = open(self.path, "wb")  # noqa: SIM115 -- open until close()
+            self.path = new_recording_path()
+            self._raw = os.fdopen(create_private(self.path), "wb")  # open until close()
             self._wav = _open_wav(self._raw, self._rate)
         self._wav.writeframes(_pcm(audio))  # patches the header's lengths
         self._raw.flush()

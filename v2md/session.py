@@ -3,7 +3,8 @@
 A ``LiveSession`` owns everything that belongs to one recording, from the open
 audio source to the final text, and reports what happens to a ``SessionEvents``
 listener (the workflow). The recording is the source of truth: every sample is
-kept by the final pass until final text covers it.
+kept by the final pass until final text covers it, and is on disk as it comes
+(``journal.py``) until the workflow has stored its text, so that it outlives a crash.
 
 The pump moves audio from the source in slices of at most SLICE_S and runs the
 VAD on a thread of its own, awaiting it: whatever rate a source delivers at, the
@@ -33,6 +34,7 @@ from .audioformat import SAMPLE_RATE
 from .config import Config
 from .errors import AudioDeviceError, ModelError, V2MError
 from .finalpass import FinalPass
+from .journal import CaptureFile
 from .recordings import GrowingRecording, save_recording
 
 log = logging.getLogger(__name__)
@@ -90,6 +92,7 @@ class LiveSession:
         events: SessionEvents,
         *,
         hold_files: Callable[[], Callable[[], None]] | None = None,
+        capture: Callable[[], CaptureFile] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._cfg = cfg
@@ -101,6 +104,9 @@ class LiveSession:
         self._clock = clock
         self._hold_files = hold_files
         self._release_files: Callable[[], None] | None = None
+        self._new_capture = capture
+        self._capture: CaptureFile | None = None
+        # Runs the VAD and writes the capture file, in the order the audio came.
         self._vad_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="v2m-vad")
         self._capacity = cfg.audio.capacity_s * SAMPLE_RATE
         # Audio decoded after the speech end the VAD heard. Not all of speech_pad_ms: a short
@@ -144,6 +150,11 @@ class LiveSession:
         except Exception:
             self._close()
             raise
+        if self._new_capture is not None:
+            try:
+                self._capture = self._new_capture()
+            except OSError as exc:  # the dictation still works; it would not survive a crash
+                log.error("cannot keep the captured audio on disk as it comes: %s", exc)
         self._pump = asyncio.create_task(self._run_pump(), name="v2m-pump")
 
     async def finish(self) -> str:
@@ -182,6 +193,13 @@ class LiveSession:
         for task in (self._pump, self._update, self._decode):
             await _cancelled(task)
         await self._end()
+        self.discard_capture()
+
+    def discard_capture(self) -> None:
+        """The recording's text is stored, or its audio kept: its capture file goes. Until
+        then it stays, for the next start to recover should the daemon die first."""
+        if self._capture is not None:
+            self._capture.discard()
 
     @property
     def settled_text(self) -> str:
@@ -240,14 +258,17 @@ class LiveSession:
         self._stream.append(chunk)
         self._final.append(chunk)
         self._report_overruns()
+        loop = asyncio.get_running_loop()
         if self._vad is None:
-            await asyncio.sleep(0)  # yield between slices whatever the source's rate
+            if self._capture is not None:
+                await loop.run_in_executor(self._vad_thread, self._capture.append, chunk)
+            else:
+                await asyncio.sleep(0)  # yield between slices whatever the source's rate
             self._maybe_update(self.samples)
             self._bound_memory()
             return
         # Silero costs ~1 ms per 32 ms of audio: off the loop, so a fast source cannot starve it.
-        loop = asyncio.get_running_loop()
-        await loop.run_in_executor(self._vad_thread, self._vad.process, chunk)
+        await loop.run_in_executor(self._vad_thread, self._hear, chunk)
         vad = self._vad
         if vad.speech_active != self.speech_active:
             self.speech_active = vad.speech_active
@@ -269,6 +290,13 @@ class LiveSession:
         elif self._decode is None and not vad.speech_active:
             self._final.drop_silence(self.samples)  # nothing said, or all of it decoded
         self._bound_memory()
+
+    def _hear(self, chunk: np.ndarray) -> None:
+        """On the VAD thread: onto disk first, then to the VAD."""
+        if self._capture is not None:
+            self._capture.append(chunk)
+        assert self._vad is not None
+        self._vad.process(chunk)
 
     def _decode_end(self, heard_to: int) -> int:
         """Where a decode of speech the VAD heard up to ``heard_to`` ends."""

@@ -26,11 +26,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Protocol, TypeVar, runtime_checkable
 
+from . import journal
 from .config import Config
 from .errors import (
     BusyError,
@@ -100,6 +102,7 @@ class Session(Protocol):
     async def finish(self) -> str: ...
     async def cancel(self) -> None: ...
     async def keep_audio(self, reason: str) -> str: ...
+    def discard_capture(self) -> None: ...
     @property
     def settled_text(self) -> str: ...
 
@@ -131,7 +134,9 @@ class TextService(Protocol):
 class Archive(Protocol):
     """Where final texts are kept (``history.History``)."""
 
-    def add(self, text: str, *, duration_s: float, model: str, language: str) -> int: ...
+    def add(
+        self, text: str, *, duration_s: float, model: str, language: str, recovered: bool = False
+    ) -> int: ...
     def set_refined(self, entry: int, refined: str) -> None: ...
 
 
@@ -307,6 +312,7 @@ class RecordingWorkflow:
             self._session = None
             self._set_phase(State.IDLE)
         await self._publish_final(text, session.duration_s)
+        session.discard_capture()  # the text is stored: a crash from here on loses nothing
         return text
 
     async def _rescue(self, session: Session, reason: str) -> str:
@@ -330,7 +336,7 @@ class RecordingWorkflow:
         if text:
             self._spawn(self._deliver(text, entry))
 
-    async def _store(self, text: str, duration: float) -> int | None:
+    async def _store(self, text: str, duration: float, *, recovered: bool = False) -> int | None:
         """Add a final text to the history; its entry, or None if there is none."""
         if self._f.history is None or not text:
             return None
@@ -340,6 +346,7 @@ class RecordingWorkflow:
                 duration_s=duration,
                 model=self._f.worker.model_name,
                 language=self._f.worker.language,
+                recovered=recovered,
             )
         )
 
@@ -385,6 +392,44 @@ class RecordingWorkflow:
         if self._f.history is not None and entry is not None:
             await self._remember(lambda: self._f.history.set_refined(entry, refined))
         return refined
+
+    # ---- after a crash ----------------------------------------------------------------------
+
+    async def recover(self) -> None:
+        """Dictations a dead daemon was capturing (``journal.py``): each is transcribed into
+        the history, marked as recovered, and said once, in a notification and the log."""
+        loop = asyncio.get_running_loop()
+        for orphan in await loop.run_in_executor(None, journal.orphans):
+            await self._recover(orphan)
+
+    async def _recover(self, orphan: journal.Orphan) -> None:
+        when = time.strftime("%H:%M on %d %b", time.localtime(orphan.written_at))
+        what = f"{orphan.duration_s:.0f} s of dictation captured when v2md stopped at {when}"
+        try:
+            text = (await self._f.worker.transcribe_file(str(orphan.path))).strip()
+        except V2MError as exc:
+            kept = await self._keep(orphan)
+            self._report(type(exc)(f"{what} could not be transcribed ({exc}); {kept}"))
+            return
+        if not text:
+            log.info("%s hold no speech; %s deleted", what, orphan.path)
+            await asyncio.get_running_loop().run_in_executor(None, orphan.path.unlink)
+            return
+        entry = await self._store(text, orphan.duration_s, recovered=True)
+        if entry is None:  # no history: the notification is where the text is
+            kept = await self._keep(orphan)
+        else:
+            await asyncio.get_running_loop().run_in_executor(None, orphan.path.unlink)
+            kept = f"its text is in the history, marked as recovered (entry {entry})"
+        log.warning("recovered %s: %s", what, kept)
+        self._notify("Dictation recovered", f"{what}; {kept}:\n\n{text}", alert=True)
+
+    async def _keep(self, orphan: journal.Orphan) -> str:
+        try:
+            path = await asyncio.get_running_loop().run_in_executor(None, journal.keep, orphan)
+        except OSError as exc:
+            return f"its audio stays in {orphan.path} ({exc})"
+        return f"its audio is kept in {path}"
 
     # ---- other requests -----------------------------------------------------------------
 
