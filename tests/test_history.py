@@ -7,6 +7,7 @@ import logging
 import os
 import signal
 import sqlite3
+import stat
 import subprocess
 import sys
 import textwrap
@@ -141,3 +142,47 @@ def test_a_write_the_file_refuses_is_a_history_error_and_the_file_stays(tmp_path
         history.add("refused", duration_s=1, model="m", language="en")
     assert [raw for _, raw, _ in history.recent(5)] == ["kept"]
     assert not list(tmp_path.glob("*.corrupt-*"))
+
+
+def test_a_history_of_another_schema_is_set_aside_and_a_new_one_made(tmp_path):
+    path = tmp_path / "h.sqlite3"
+    db = sqlite3.connect(path)
+    db.execute("CREATE TABLE entries (id INTEGER PRIMARY KEY, body TEXT)")
+    db.close()
+    history = History(path, 10)
+    history.add("after the repair", duration_s=1, model="m", language="en")
+    assert history.recent(5)[0][1] == "after the repair"
+    (aside,) = tmp_path.glob("h.sqlite3.corrupt-*")
+    columns = [row[1] for row in sqlite3.connect(aside).execute("PRAGMA table_info(entries)")]
+    assert columns == ["id", "body"]
+
+
+def test_an_older_history_gets_the_recovered_column_and_keeps_its_entries(tmp_path):
+    path = tmp_path / "h.sqlite3"
+    db = sqlite3.connect(path)
+    db.execute(
+        "CREATE TABLE entries (id INTEGER PRIMARY KEY, created_ms INTEGER NOT NULL, raw TEXT"
+        " NOT NULL, refined TEXT NOT NULL DEFAULT '', duration_s REAL NOT NULL, model TEXT"
+        " NOT NULL, language TEXT NOT NULL)"
+    )
+    db.execute("INSERT INTO entries VALUES (1, 5, 'old words', '', 1.0, 'm', 'en')")
+    db.commit()
+    db.close()
+    history = History(path, 10)
+    history.add("recovered words", duration_s=1, model="m", language="en", recovered=True)
+    assert [row[1] for row in history.recent(5)] == ["recovered words", "old words"]
+    assert history.recovered() == [2]
+    assert not list(tmp_path.glob("h.sqlite3.corrupt-*"))
+
+
+def test_a_history_that_is_a_symlink_leaves_its_target_alone(tmp_path):
+    target = tmp_path / "notes.txt"
+    target.write_text("someone's notes")
+    target.chmod(0o644)
+    path = tmp_path / "h.sqlite3"
+    path.symlink_to(target)
+    history = History(path, 10)
+    history.add("fresh", duration_s=1, model="m", language="en")
+    assert stat.S_IMODE(target.stat().st_mode) == 0o644
+    assert target.read_text() == "someone's notes"
+    assert not path.is_symlink() and history.recent(1)[0][1] == "fresh"

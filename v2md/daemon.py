@@ -89,11 +89,14 @@ def _build_features(
 ) -> Features:
     # Imported here so that `v2md --help` and config errors answer without loading ML libraries.
     from . import audio
+    from .audioformat import SAMPLE_RATE
     from .finalpass import FinalPass
     from .history import History
+    from .journal import CaptureFile
     from .llm import LLMService
     from .notifications import Notifier
     from .portal import RemoteKeyboard, TokenFile
+    from .recordings import state_dir
     from .remote import PausesOnly, RemoteWorker
     from .session import LiveSession, SessionEvents
     from .streaming import StreamingTranscriber
@@ -145,9 +148,10 @@ def _build_features(
             SileroVAD(cfg.vad) if cfg.vad.enabled else None,
             events,
             hold_files=worker.hold_files,
+            capture=partial(CaptureFile, SAMPLE_RATE),
         )
 
-    keyboard = RemoteKeyboard(portal, TokenFile(xdg_dir("state") / "v2m" / TOKEN_FILE))
+    keyboard = RemoteKeyboard(portal, TokenFile(state_dir() / TOKEN_FILE))
     return Features(
         worker=worker,
         open_session=open_session,
@@ -237,7 +241,7 @@ async def run(cfg: Config) -> int:
     systemd.notify("READY=1", "STATUS=ready, loading the model")
     systemd.start_watchdog(loop)
 
-    load = asyncio.create_task(_load_model(features), name="v2m-model-load")
+    load = asyncio.create_task(_load_model(features, workflow), name="v2m-model-load")
     ibus_start = None
     if isinstance(features.delivery, Delivery):
         features.delivery.on_path = service.delivery_path_changed
@@ -313,11 +317,13 @@ async def _announce_delivery(
     service.delivery_path_changed(path)
 
 
-async def _load_model(features: Features) -> None:
+async def _load_model(features: Features, workflow: RecordingWorkflow) -> None:
     try:
         await features.worker.load()
     except V2MError as exc:  # Model, or Timeout: a speech server that did not answer
         log.error("model not loaded: %s", exc)
+    # Once loaded (or not: then the audio of each is kept as a recording, and said so).
+    await workflow.recover()
 
 
 async def _close(features: Features) -> None:
