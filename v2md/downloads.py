@@ -99,14 +99,26 @@ def is_complete(path: Path) -> bool:
     )
 
 
+class DamagedModel(Exception):
+    """A model's files cannot be read as a CTranslate2 Whisper model's (says which)."""
+
+
 def is_multilingual(path: Path) -> bool:
-    """Whether the CTranslate2 Whisper model in ``path`` knows more languages than English."""
+    """Whether the CTranslate2 Whisper model in ``path`` knows more languages than English;
+    DamagedModel when its vocabulary cannot be read."""
     text = path / "vocabulary.txt"
-    if text.is_file():
-        with text.open(encoding="utf-8") as lines:
-            size = sum(1 for _ in lines)
-    else:
-        size = len(json.loads((path / "vocabulary.json").read_text(encoding="utf-8")))
+    try:
+        if text.is_file():
+            with text.open(encoding="utf-8") as lines:
+                size = sum(1 for _ in lines)
+        else:
+            tokens = json.loads((path / "vocabulary.json").read_text(encoding="utf-8"))
+            if not isinstance(tokens, list):
+                raise ValueError("not a list of tokens")
+            size = len(tokens)
+    except (OSError, ValueError) as exc:  # UnicodeDecodeError and JSONDecodeError included
+        name = text.name if text.is_file() else "vocabulary.json"
+        raise DamagedModel(f"{path / name}: {exc}") from None
     return size >= MULTILINGUAL_VOCABULARY
 
 
@@ -153,25 +165,53 @@ def pull(name: str, on_progress: Callable[[float], None]) -> Path:
 
 
 def list_cached() -> list[LocalModel]:
-    """The Whisper models in the download cache, by name."""
+    """The Whisper models in the download cache, by name.
+
+    Read here rather than by ``scan_cache_dir``, which gives up on the whole cache for one
+    unreadable file: a damaged repository is left out with one log line, and a cache that
+    cannot be read at all (a file, a symlink loop) lists nothing, with one log line."""
+    hub = Path(constants.HF_HUB_CACHE)
     try:
-        info = huggingface_hub.scan_cache_dir()
-    except huggingface_hub.CacheNotFound:
+        folders = sorted(p for p in hub.iterdir() if p.name.startswith("models--"))
+    except FileNotFoundError:
+        return []
+    except OSError as exc:
+        log.warning("cannot read the model cache %s: %s", hub, exc)
         return []
     found = []
-    for repo in info.repos:
-        if repo.repo_type != "model":
-            continue
-        revisions = sorted(repo.revisions, key=lambda r: "main" not in r.refs)
-        snapshot = next((r.snapshot_path for r in revisions), None)
-        if snapshot is None or not is_complete(snapshot):
-            continue  # not a CTranslate2 model, or one whose download never finished
-        found.append(
-            LocalModel(
-                model_name(repo.repo_id), snapshot, repo.size_on_disk, is_multilingual(snapshot)
+    for folder in folders:
+        repo = folder.name.removeprefix("models--").replace("--", "/")
+        try:
+            snapshot = _snapshot(folder)
+            if snapshot is None or not is_complete(snapshot):
+                continue  # not a CTranslate2 model, or one whose download never finished
+            found.append(
+                LocalModel(
+                    model_name(repo), snapshot, bytes_on_disk(folder), is_multilingual(snapshot)
+                )
             )
-        )
+        except (OSError, DamagedModel) as exc:
+            log.warning(
+                "model %s is damaged, not listed (remove it with 'v2mctl model rm %s'): %s",
+                repo,
+                model_name(repo),
+                exc,
+            )
     return sorted(found, key=lambda m: m.name)
+
+
+def _snapshot(folder: Path) -> Path | None:
+    """The snapshot ``refs/main`` names, else the only one there is."""
+    ref = folder / "refs" / "main"
+    if ref.is_file():
+        try:
+            revision = ref.read_text(encoding="ascii").strip()
+        except ValueError:
+            raise DamagedModel(f"{ref} is no revision id") from None
+        if revision and "/" not in revision and (folder / "snapshots" / revision).is_dir():
+            return folder / "snapshots" / revision
+    snapshots = sorted((folder / "snapshots").glob("*")) if (folder / "snapshots").is_dir() else []
+    return snapshots[0] if len(snapshots) == 1 else None
 
 
 def remove(name: str) -> int:

@@ -184,8 +184,10 @@ class WhisperWorker:
     async def remove_model(self, name: str) -> int:
         """Delete a model from the download cache; return the bytes freed. The configured
         model and one downloading are refused: the daemon would fetch it again."""
-        repo = downloads.repo_id(name)
-        if not self._spec.local and downloads.repo_id(self._spec.source) == repo:
+        # By name first: the configured model may be bundled (tiny.en) or a directory.
+        configured = name == self._cfg.model.strip()
+        repo = None if configured else downloads.repo_id(name)
+        if configured or (not self._spec.local and downloads.repo_id(self._spec.source) == repo):
             raise InvalidStateError(
                 f"Whisper model {name!r} is the one in use ([whisper] model = "
                 f"{self._cfg.model!r}): set another model and restart v2md before removing it"
