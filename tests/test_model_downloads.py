@@ -8,12 +8,15 @@ bundled tiny.en playing a hub repository), with ``HF_ENDPOINT`` pointed at it an
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import filecmp
 import itertools
 import os
+import socket
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -255,3 +258,73 @@ def test_the_vocabulary_tells_multilingual_from_english_only(tmp_path):
     assert downloads.is_multilingual(bundled_model_dir()) is False  # tiny.en
     (tmp_path / "vocabulary.txt").write_text("t\n" * downloads.MULTILINGUAL_VOCABULARY)
     assert downloads.is_multilingual(tmp_path) is True
+
+
+@contextlib.contextmanager
+def silent_server():
+    """A loopback server that accepts every connection and never answers."""
+    listener = socket.create_server(("127.0.0.1", 0), backlog=64)
+    held: list[socket.socket] = []
+
+    def accept() -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                held.append(listener.accept()[0])
+
+    threading.Thread(target=accept, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    finally:
+        listener.close()
+        for conn in held:
+            conn.close()
+
+
+def closed_port() -> str:
+    """An address where nothing listens: what no network looks like on loopback."""
+    with socket.create_server(("127.0.0.1", 0)) as probe:
+        return f"http://127.0.0.1:{probe.getsockname()[1]}"
+
+
+async def test_a_server_that_never_answers_times_out_and_leaves_nothing_busy(own_bus, tmp_path):
+    with silent_server() as url:
+        env = {"HF_ENDPOINT": url, "HF_HOME": str(tmp_path / "hf"), "HF_HUB_DOWNLOAD_TIMEOUT": "2"}
+        async with running_daemon(own_bus, tmp_path / "home", **env) as (_daemon, iface, props):
+            await assert_eventually(lambda: state_is(props, "ready"), timeout=60)
+            for _ in range(2):  # the second is not Busy: the first left nothing behind
+                started = time.monotonic()
+                with pytest.raises(DBusError) as info:
+                    await asyncio.wait_for(iface.call_pull_model(REPO), timeout=30)
+                assert time.monotonic() - started < 15
+                assert info.value.type == ERROR_PREFIX + "Timeout", info.value.text
+                assert "did not answer within 2 s" in info.value.text
+                assert "files that arrived" not in info.value.text
+            with pytest.raises(DBusError) as info:
+                await iface.call_remove_model(REPO)
+            assert info.value.type == ERROR_PREFIX + "InvalidArgument"  # not in the cache
+
+
+async def test_the_start_up_download_from_a_silent_server_fails_the_model(own_bus, tmp_path):
+    with silent_server() as url:
+        env = {
+            "HF_ENDPOINT": url,
+            "HF_HOME": str(tmp_path / "hf"),
+            "HF_HUB_DOWNLOAD_TIMEOUT": "2",
+            "V2M_WHISPER__MODEL": REPO,
+        }
+        async with running_daemon(own_bus, tmp_path / "home", **env) as (daemon, _iface, props):
+            await assert_eventually(lambda: state_is(props, "failed"), timeout=30)
+        assert "did not answer within 2 s" in daemon.log()
+
+
+async def test_no_network_fails_at_once_saying_so(own_bus, tmp_path):
+    env = {"HF_ENDPOINT": closed_port(), "HF_HOME": str(tmp_path / "hf")}
+    async with running_daemon(own_bus, tmp_path / "home", **env) as (_daemon, iface, props):
+        await assert_eventually(lambda: state_is(props, "ready"), timeout=60)
+        started = time.monotonic()
+        with pytest.raises(DBusError) as info:
+            await iface.call_pull_model("small")
+        assert time.monotonic() - started < 5  # 23 s of retries before
+        assert info.value.type == ERROR_PREFIX + "Model"
+        assert "cannot be reached (no network?" in info.value.text
+        assert "nothing of it arrived" in info.value.text

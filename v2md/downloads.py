@@ -9,6 +9,13 @@ fraction, and errors that say what to change.
 The fraction is measured on disk, from the finished blobs and the partial files
 huggingface_hub writes beside them: its progress-bar hooks differ from one version to
 the next, the files it writes do not.
+
+Every request has a deadline: huggingface_hub's client waits forever by default, so a
+server that accepts and never answers would hold ``PullModel`` (and the daemon's
+``Busy`` for that model) until a restart. The deadline is huggingface_hub's own
+``HF_HUB_DOWNLOAD_TIMEOUT`` (10 s by default) for every read. One request goes first,
+without huggingface_hub's retries: no network, a refused connection or a silent server
+fail in that time with a message that says so, instead of 23 s of retries.
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx2
 import huggingface_hub
 from faster_whisper.utils import _MODELS, disabled_tqdm
 from huggingface_hub import constants
@@ -34,7 +42,7 @@ from huggingface_hub.file_download import repo_folder_name
 from huggingface_hub.hf_api import RepoFile
 from huggingface_hub.utils import filter_repo_objects, validate_repo_id
 
-from v2md.errors import InvalidArgumentError, ModelError
+from v2md.errors import InvalidArgumentError, ModelError, OperationTimeoutError
 from v2md.progress import Rising
 
 log = logging.getLogger(__name__)
@@ -132,7 +140,9 @@ def pull(name: str, on_progress: Callable[[float], None]) -> Path:
     """
     repo = repo_id(name)
     endpoint = constants.ENDPOINT
+    measure = None
     try:
+        _reachable(name, repo)
         sizes = _blob_sizes(repo)
         measure = _Measure(_cache_dir(repo) / "blobs", sizes, on_progress)
         measure.start()
@@ -149,10 +159,17 @@ def pull(name: str, on_progress: Callable[[float], None]) -> Path:
             f"no Whisper model {name!r} at {endpoint} (repository {repo}): check the name; "
             "it is a faster-whisper model name or a Hugging Face repository id"
         ) from None
+    except (ModelError, OperationTimeoutError):
+        raise
     except Exception as exc:
-        raise ModelError(
-            f"cannot download Whisper model {name!r} from {endpoint}: {_why(exc)}; "
+        kind = OperationTimeoutError if isinstance(exc, httpx2.TimeoutException) else ModelError
+        kept = (
             "the files that arrived are kept: pull it again to fetch the rest"
+            if measure is not None and measure.arrived
+            else "nothing of it arrived"
+        )
+        raise kind(
+            f"cannot download Whisper model {name!r} from {endpoint}: {_why(exc)}; {kept}"
         ) from exc
     if not is_complete(path):
         raise ModelError(
@@ -240,6 +257,27 @@ def _cache_dir(repo: str) -> Path:
     return Path(constants.HF_HUB_CACHE) / folder
 
 
+def _reachable(name: str, repo: str) -> None:
+    """Ask the hub for the model's revision once, within the deadline and without retries;
+    give every later request of huggingface_hub's client the same deadline."""
+    timeout = float(constants.HF_HUB_DOWNLOAD_TIMEOUT)
+    session = huggingface_hub.get_session()
+    session.timeout = httpx2.Timeout(timeout)
+    url = f"{constants.ENDPOINT}/api/models/{repo}/revision/main"
+    try:
+        session.get(url, timeout=timeout)  # its status is huggingface_hub's to judge next
+    except httpx2.TimeoutException:
+        raise OperationTimeoutError(
+            f"cannot download Whisper model {name!r}: {constants.ENDPOINT} did not answer "
+            f"within {timeout:g} s (HF_HUB_DOWNLOAD_TIMEOUT); nothing of it arrived"
+        ) from None
+    except httpx2.TransportError as exc:
+        raise ModelError(
+            f"cannot download Whisper model {name!r}: {constants.ENDPOINT} cannot be reached "
+            f"(no network? {exc}); nothing of it arrived"
+        ) from None
+
+
 def _blob_sizes(repo: str) -> dict[str, int]:
     """The model's files as huggingface_hub names their blobs (the LFS sha256, else the git
     object id) and their sizes."""
@@ -263,6 +301,7 @@ class _Measure:
         self._total = sum(sizes.values())
         self._fraction = Rising(report)
         self._stopped = threading.Event()
+        self.arrived = False  # whether any of the model is on disk, from this pull or one before
         self._thread = threading.Thread(target=self._run, name="download-progress", daemon=True)
 
     def start(self) -> None:
@@ -272,13 +311,16 @@ class _Measure:
     def stop(self) -> None:
         self._stopped.set()
         self._thread.join()
+        self._measure()
 
     def _run(self) -> None:
         while not self._stopped.wait(MEASURE_INTERVAL_S):
             self._measure()
 
     def _measure(self) -> None:
-        self._fraction(self._on_disk() / self._total if self._total else 0.0)
+        done = self._on_disk()
+        self.arrived = self.arrived or done > 0
+        self._fraction(done / self._total if self._total else 0.0)
 
     def _on_disk(self) -> int:
         done = 0

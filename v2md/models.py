@@ -27,7 +27,7 @@ from faster_whisper import WhisperModel
 from v2md import downloads, packaged
 from v2md.audioformat import SAMPLE_RATE
 from v2md.config import WhisperConfig
-from v2md.errors import InvalidArgumentError, ModelError
+from v2md.errors import InvalidArgumentError, ModelError, OperationTimeoutError
 
 log = logging.getLogger(__name__)
 
@@ -159,7 +159,7 @@ def _load(
         log.info("model %s is not cached; downloading it", spec.source)
         try:
             path = downloads.pull(spec.source, on_download or (lambda _fraction: None))
-        except ModelError as exc:
+        except (ModelError, OperationTimeoutError) as exc:  # the model fails, named either way
             raise _DownloadFailed(
                 f"{exc}; to dictate without it, set [whisper] model = {BUNDLED_MODEL!r} "
                 "(bundled, English only)"
