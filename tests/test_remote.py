@@ -150,9 +150,15 @@ async def test_a_describe_failure_is_the_failed_model_state():
 
 async def test_a_server_silent_at_start_up_is_logged_and_the_start_up_goes_on(caplog):
     remote, states, _, _ = worker(FakeEngine("hang"), FakeLocal(), remote_timeout_s=0.05)
+    recovered = []
+
+    async def recover() -> None:  # a dead daemon's dictation is still kept, model or not
+        recovered.append(True)
+
     with caplog.at_level(logging.ERROR, logger="v2md"):
-        await daemon._load_model(SimpleNamespace(worker=remote))
+        await daemon._load_model(SimpleNamespace(worker=remote), SimpleNamespace(recover=recover))
     assert states == [ModelState.LOADING, ModelState.FAILED]
+    assert recovered == [True]
     assert "did not answer within 0.05 s" in caplog.text
 
 

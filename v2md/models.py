@@ -241,11 +241,15 @@ class WindowedWhisperModel(WhisperModel):
     ) -> list[Any]:
         """Decode ``audio`` into faster-whisper segments, in encoder windows of ``frames``
         mel frames, at most ``max_windows`` of them (None: as many as the audio needs)."""
-        self.encoder_frames = frames
+        # Language detection runs inside transcribe() and reads one 30 s window: the
+        # model knows languages only from full windows (base heard German as English
+        # in a cut one and translated it), so the cut applies to the decode alone.
+        self.encoder_frames = FULL_WINDOW_FRAMES
         found: list[Any] = []
         try:
             segments, info = self.transcribe(audio, **options)  # detects the language, if asked
             self.language = info.language
+            self.encoder_frames = frames
             self._windows_left = max_windows  # the generator has decoded no window yet
             with contextlib.suppress(_WindowsSpent):  # ends the generator at the budget
                 found.extend(segments)  # it decodes lazily: finish it on this thread
