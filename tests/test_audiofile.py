@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 import speech
 
 from v2md import audiofile
 from v2md.errors import InvalidArgumentError
+from v2md.filedecode import decode_file
 
 SR = speech.SAMPLE_RATE
 
@@ -40,3 +43,22 @@ def test_a_file_comes_in_blocks_and_a_long_one_is_refused_by_name(tmp_path):
     assert audiofile.duration_s(path) == pytest.approx(25, abs=0.1)
     with pytest.raises(InvalidArgumentError, match="max_file_s = 20 s"):
         list(audiofile.blocks(path, 10 * SR, 20 * SR))
+
+
+async def test_a_header_stating_eighteen_hours_is_refused_before_decoding(tmp_path):
+    # it was refused only once decoded past max_file_s: 24-38 s of CPU spent first
+    path = speech.write_wav(tmp_path / "long.wav", np.zeros(SR, np.float32))
+    raw = bytearray(path.read_bytes())
+    stated = 18 * 3600 * SR * 2  # bytes of 16-bit mono
+    raw[4:8] = (36 + stated).to_bytes(4, "little")
+    raw[40:44] = stated.to_bytes(4, "little")
+    path.write_bytes(bytes(raw))
+    os.truncate(path, 44 + stated)  # sparse: 18 h of silence take no disk
+
+    async def never(_audio, _at):
+        raise AssertionError("decoded a file that should have been refused")
+
+    with pytest.raises(
+        InvalidArgumentError, match=r"64800 s long, longer than .*max_file_s = 14400"
+    ):
+        await decode_file(path, 4 * 3600, never)

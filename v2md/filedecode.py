@@ -46,6 +46,10 @@ async def decode_file(
     path = check_file(Path(path))
     loop = asyncio.get_running_loop()
     total_s = await loop.run_in_executor(None, audiofile.duration_s, path)
+    if total_s > max_file_s:  # stated by the header: refused before decoding any of it
+        raise InvalidArgumentError(
+            f"{path} is {total_s:.0f} s long, longer than [whisper] max_file_s = {max_file_s} s"
+        )
     reader = audiofile.blocks(path, FILE_BLOCK_S * SAMPLE_RATE, max_file_s * SAMPLE_RATE)
     log.info("transcribing %s (%.1f s of audio)", path, total_s)
     progress = FileProgress(total_s, on_progress or (lambda _fraction: None))
