@@ -1,10 +1,24 @@
-"""Type stubs for the Rust audio engine (engine/src/lib.rs)."""
+"""Type stubs for the Rust audio engine (engine/src/lib.rs), checked against the built
+module by ``python3 -m mypy.stubtest v2md._engine`` in .ci/run."""
 
 from os import PathLike
 from pathlib import Path
+from typing import final
 
 import numpy as np
 import numpy.typing as npt
+
+__all__ = [
+    "DEFAULT_DIR",
+    "SAMPLE_RATE",
+    "DeviceError",
+    "InputError",
+    "Ring",
+    "SegmentError",
+    "__version__",
+    "input_devices",
+    "remove_stale_segments",
+]
 
 __version__: str
 SAMPLE_RATE: int
@@ -21,10 +35,11 @@ class SegmentError(Exception):
 
 _Views = tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]
 
+@final
 class Ring:
     """A 16 kHz mono float32 ring in a shared-memory segment, with its producer."""
 
-    def __init__(self, capacity: int, directory: str | PathLike[str] | None = None) -> None:
+    def __new__(cls, capacity: int, directory: str | PathLike[str] | None = None) -> Ring:
         """A ring that Python itself writes into with write()."""
     @staticmethod
     def capture(device: str, capacity: int, directory: str | PathLike[str] | None = None) -> Ring:

@@ -3,9 +3,9 @@
 The default backend is the Rust engine (``v2md._engine``): a device, WAV file or
 decoded file is written into a shared-memory ring by a thread that never takes the
 GIL, and the reader wakes on the ring's eventfd through ``loop.add_reader``, so an
-idle recording costs no wake-ups. The ``sounddevice`` backend is a pure-Python
-fallback for machines where the extension cannot be built; it keeps the same
-interface, including eventfd wake-ups and exact overrun counts.
+idle recording costs no wake-ups. The ``sounddevice`` backend captures through
+PortAudio instead of the engine's ALSA capture; it keeps the same interface,
+including eventfd wake-ups and exact overrun counts.
 """
 
 from __future__ import annotations
@@ -16,11 +16,13 @@ import contextlib
 import logging
 import os
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 
+from . import _engine
 from .audioformat import SAMPLE_RATE
 from .config import AudioConfig
 from .errors import AudioDeviceError, brief
@@ -48,18 +50,6 @@ class AudioSource(Protocol):
     def level(self) -> tuple[float, float]: ...
 
 
-def _engine() -> Any:
-    """The compiled engine, or a named error saying how to do without it."""
-    try:
-        from . import _engine as engine
-    except ImportError as exc:
-        raise AudioDeviceError(
-            f"the audio engine extension is not built ({exc}); "
-            'reinstall v2m or set [audio] backend = "sounddevice"'
-        ) from exc
-    return engine
-
-
 def _cannot_open(device: str, cause: str) -> AudioDeviceError:
     """A capture device that did not open, said plainly: which, what to check, then why."""
     cause = cause.removeprefix(f"{device}: ")  # the engine's messages start with the name
@@ -73,7 +63,7 @@ def _cannot_open(device: str, cause: str) -> AudioDeviceError:
 class _Wakeup:
     """Await readability of an eventfd from the running loop, registering it once."""
 
-    def __init__(self, fd: int, drain) -> None:
+    def __init__(self, fd: int, drain: Callable[[], None]) -> None:
         self._fd = fd
         self._drain = drain
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -110,41 +100,41 @@ class EngineSource:
         self._capacity = capacity
         self._file = file
         self._realtime = realtime
-        self._ring: Any = None
+        self._ring: _engine.Ring | None = None
         self._wakeup: _Wakeup | None = None
         self._error: AudioDeviceError | None = None
 
     def start(self) -> None:
-        engine = _engine()
         try:
             if self._file is not None:
-                self._ring = self._open_file(engine, self._file)
+                ring = self._open_file(self._file)
             else:
-                self._ring = engine.Ring.capture(self.device_name, self._capacity)
-        except engine.DeviceError as exc:
+                ring = _engine.Ring.capture(self.device_name, self._capacity)
+        except _engine.DeviceError as exc:
             raise _cannot_open(self.device_name, str(exc)) from None
-        except engine.SegmentError as exc:  # /dev/shm missing or full
+        except _engine.SegmentError as exc:  # /dev/shm missing or full
             raise AudioDeviceError(f"{self.device_name}: {exc}") from None
-        self._wakeup = _Wakeup(self._ring.fileno(), self._ring.drain_wakeups)
-        rate, channels = self._ring.input_format
+        self._ring = ring
+        self._wakeup = _Wakeup(ring.fileno(), ring.drain_wakeups)
+        rate, channels = ring.input_format
         log.info(
             "capturing %s (%d Hz, %d channels) into %s",
             self.device_name,
             rate,
             channels,
-            self._ring.path,
+            ring.path,
         )
 
-    def _open_file(self, engine: Any, path: Path) -> Any:
+    def _open_file(self, path: Path) -> _engine.Ring:
         # The file stands in for a microphone: a missing one is a missing device.
         if not path.is_file() or not os.access(path, os.R_OK):
             raise AudioDeviceError(f"{path}: no such readable audio file ([audio] file)")
         try:
-            return engine.Ring.from_wav(str(path), self._capacity, self._realtime)
-        except engine.InputError as wav_error:
+            return _engine.Ring.from_wav(str(path), self._capacity, self._realtime)
+        except _engine.InputError as wav_error:
             # Not a WAV hound reads: let faster-whisper's decoder (PyAV) try any other format.
             samples = _decode(path, wav_error)
-        return engine.Ring.from_samples(samples, self._capacity, self._realtime)
+        return _engine.Ring.from_samples(samples, self._capacity, self._realtime)
 
     async def read(self) -> np.ndarray:
         ring, wakeup = self._ring, self._wakeup
@@ -343,21 +333,16 @@ def list_input_devices(backend: str = "engine") -> list[str]:
             return [d["name"] for d in sd.query_devices() if d["max_input_channels"] > 0]
         except (ImportError, OSError) as exc:
             raise AudioDeviceError(f"sounddevice is unavailable: {exc}") from None
-    engine = _engine()
     try:
-        return list(engine.input_devices())
-    except engine.DeviceError as exc:
+        return list(_engine.input_devices())
+    except _engine.DeviceError as exc:
         raise AudioDeviceError(f"cannot list ALSA devices: {exc}") from None
 
 
 def cleanup_stale_segments() -> int:
     """Remove ring segments left in /dev/shm by daemons that died; return how many."""
     try:
-        engine = _engine()
-    except AudioDeviceError:
-        return 0  # without the engine there are no segments to leave behind
-    try:
-        return engine.remove_stale_segments()
-    except engine.SegmentError as exc:
+        return _engine.remove_stale_segments()
+    except _engine.SegmentError as exc:
         log.warning("could not look for stale audio segments: %s", exc)
         return 0

@@ -11,7 +11,7 @@ by name as soon as the bound is reached.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 
 import av
@@ -36,7 +36,7 @@ def duration_s(path: Path) -> float:
         return 0.0
 
 
-def blocks(path: Path, block_samples: int, max_samples: int) -> Iterator[np.ndarray]:
+def blocks(path: Path, block_samples: int, max_samples: int) -> Generator[np.ndarray]:
     """16 kHz mono float32 blocks of ``block_samples`` (the last one shorter).
 
     Raises InvalidArgumentError for what cannot be read as audio, and once the audio
@@ -88,7 +88,9 @@ def _blocks(
         yield np.concatenate(pending)
 
 
-def _frames(container: av.container.InputContainer, resampler: av.AudioResampler):
+def _frames(
+    container: av.container.InputContainer, resampler: av.AudioResampler
+) -> Iterator[av.AudioFrame]:
     for frame in container.decode(audio=0):
         with contextlib.suppress(ValueError):  # a frame whose layout changed mid-stream
             yield from resampler.resample(frame)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 from importlib import resources
+from typing import Any
 
 from dbus_fast import Message, MessageType
-from dbus_fast.aio import MessageBus, ProxyInterface
+from dbus_fast.aio import MessageBus
 from dbus_fast.introspection import Node
 
 from . import BUS_NAME, INTERFACE, OBJECT_PATH
@@ -14,14 +15,12 @@ from . import BUS_NAME, INTERFACE, OBJECT_PATH
 # The bus contract, installed with the package (and by meson for D-Bus tools).
 CONTRACT = resources.files("v2md") / "data" / "org.v2m.Dictation.xml"
 
-_DBUS = {
-    "destination": "org.freedesktop.DBus",
-    "path": "/org/freedesktop/DBus",
-    "interface": "org.freedesktop.DBus",
-}
+# dbus-fast makes a proxy's call_*, on_* and off_* members from introspection at run time,
+# so no static type can name them: a proxy is typed as what it is to the checker, Any.
+Proxy = Any
 
 
-async def dictation_proxy(bus: MessageBus) -> tuple[ProxyInterface, ProxyInterface]:
+async def dictation_proxy(bus: MessageBus) -> tuple[Proxy, Proxy]:
     """The org.v2m.Dictation interface and its Properties interface, from live introspection."""
     introspection = await bus.introspect(BUS_NAME, OBJECT_PATH)
     obj = bus.get_proxy_object(BUS_NAME, OBJECT_PATH, introspection)
@@ -35,7 +34,7 @@ def contract_properties() -> list[str]:
 
 
 async def name_has_owner(bus: MessageBus, name: str = BUS_NAME) -> bool:
-    reply = await bus.call(Message(member="NameHasOwner", signature="s", body=[name], **_DBUS))
+    reply = await bus.call(_to_bus_daemon("NameHasOwner", [name]))
     return reply.message_type is MessageType.METHOD_RETURN and bool(reply.body[0])
 
 
@@ -48,10 +47,22 @@ async def wait_for_name(bus: MessageBus, timeout: float, name: str = BUS_NAME) -
             owned.set()
 
     rule = f"type='signal',sender='org.freedesktop.DBus',member='NameOwnerChanged',arg0='{name}'"
-    await bus.call(Message(member="AddMatch", signature="s", body=[rule], **_DBUS))
+    await bus.call(_to_bus_daemon("AddMatch", [rule]))
     bus.add_message_handler(handler)
     try:
         if not await name_has_owner(bus, name):
             await asyncio.wait_for(owned.wait(), timeout)
     finally:
         bus.remove_message_handler(handler)
+
+
+def _to_bus_daemon(member: str, body: list[str]) -> Message:
+    """A call to the bus daemon itself, taking one string."""
+    return Message(
+        destination="org.freedesktop.DBus",
+        path="/org/freedesktop/DBus",
+        interface="org.freedesktop.DBus",
+        member=member,
+        signature="s",
+        body=body,
+    )

@@ -11,18 +11,19 @@ import argparse
 import asyncio
 import os
 import sys
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import TextIO
 
-from dbus_fast import BusType, DBusError
-from dbus_fast.aio import MessageBus, ProxyInterface
+from dbus_fast import BusType, DBusError, Variant
+from dbus_fast.aio import MessageBus
 
 from . import INTERFACE, help_text
-from .client import contract_properties, dictation_proxy
+from .client import Proxy, contract_properties, dictation_proxy
 
 
-async def listen(iface: ProxyInterface, props: ProxyInterface, *, until_final: bool) -> str:
+async def listen(iface: Proxy, props: Proxy, *, until_final: bool) -> str:
     """Print TranscriptionUpdated and property changes; return the first final text if asked."""
     final: asyncio.Future[str] = asyncio.get_running_loop().create_future()
 
@@ -34,7 +35,7 @@ async def listen(iface: ProxyInterface, props: ProxyInterface, *, until_final: b
     def on_error(name: str, message: str) -> None:
         print(f"error: {name}: {message}", flush=True)
 
-    def on_props(interface: str, changed: dict, _invalidated: list) -> None:
+    def on_props(interface: str, changed: dict[str, Variant], _invalidated: list[str]) -> None:
         if interface == INTERFACE:
             for name, variant in changed.items():
                 print(f"{name} = {variant.value}", flush=True)
@@ -48,13 +49,13 @@ async def listen(iface: ProxyInterface, props: ProxyInterface, *, until_final: b
     return ""
 
 
-async def transcribe(iface: ProxyInterface, path: str, terminal: TextIO | None) -> str:
+async def transcribe(iface: Proxy, path: str, terminal: TextIO | None) -> str:
     """TranscribeFile, with a progress bar on ``terminal`` while it runs, if one is given.
 
     It waits as long as the decoding takes: dbus-fast's calls have no reply timeout."""
     # A daemon started before an upgrade may not have FileProgress yet: no bar then.
     if terminal is None or not hasattr(iface, "on_file_progress"):
-        return await iface.call_transcribe_file(path)
+        return str(await iface.call_transcribe_file(path))
     bar = ProgressBar(terminal)
 
     def on_progress(of: str, fraction: float) -> None:
@@ -63,28 +64,26 @@ async def transcribe(iface: ProxyInterface, path: str, terminal: TextIO | None) 
 
     iface.on_file_progress(on_progress)
     try:
-        return await iface.call_transcribe_file(path)
+        return str(await iface.call_transcribe_file(path))
     finally:
         iface.off_file_progress(on_progress)
         bar.clear()
 
 
-async def pull_model(
-    iface: ProxyInterface, props: ProxyInterface, name: str, terminal: TextIO | None
-) -> str:
+async def pull_model(iface: Proxy, props: Proxy, name: str, terminal: TextIO | None) -> str:
     """PullModel, with ModelProgress drawn as a bar on ``terminal`` while it runs, if one
     is given; returns the model's directory."""
     if terminal is None:
-        return await iface.call_pull_model(name)
+        return str(await iface.call_pull_model(name))
     bar = ProgressBar(terminal)
 
-    def on_props(interface: str, changed: dict, _invalidated: list) -> None:
+    def on_props(interface: str, changed: dict[str, Variant], _invalidated: list[str]) -> None:
         if interface == INTERFACE and "ModelProgress" in changed:
             bar.draw(changed["ModelProgress"].value)
 
     props.on_properties_changed(on_props)
     try:
-        return await iface.call_pull_model(name)
+        return str(await iface.call_pull_model(name))
     finally:
         props.off_properties_changed(on_props)
         bar.clear()
@@ -189,7 +188,7 @@ async def _run(args: argparse.Namespace) -> int:
         bus.disconnect()
 
 
-async def _model(iface: ProxyInterface, props: ProxyInterface, args: argparse.Namespace) -> None:
+async def _model(iface: Proxy, props: Proxy, args: argparse.Namespace) -> None:
     match args.model_command:
         case "list":
             for line in model_lines(await iface.call_list_models()):
@@ -201,7 +200,7 @@ async def _model(iface: ProxyInterface, props: ProxyInterface, args: argparse.Na
             print(f"removed {args.name} ({freed / 1e6:.0f} MB)")
 
 
-async def _words(iface: ProxyInterface, args: argparse.Namespace) -> None:
+async def _words(iface: Proxy, args: argparse.Namespace) -> None:
     match args.words_command:
         case "list":
             for word in await iface.call_list_words():
@@ -231,12 +230,13 @@ def print_devices(names: list[str]) -> None:
 def _bind(args: argparse.Namespace) -> int:
     from . import keybindings
 
-    action = {
+    actions: dict[tuple[str, bool], Callable[..., list[str]]] = {
         ("gnome", False): keybindings.bind_gnome,
         ("kde", False): keybindings.bind_kde,
         ("gnome", True): keybindings.unbind_gnome,
         ("kde", True): keybindings.unbind_kde,
-    }[(args.desktop, args.remove)]
+    }
+    action = actions[(args.desktop, args.remove)]
     kwargs = {"dry_run": args.dry_run}
     try:
         lines = action(**kwargs) if args.remove else action(args.accelerator, **kwargs)

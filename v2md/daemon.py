@@ -15,8 +15,10 @@ import logging
 import os
 import signal
 import sys
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import sdnotify
 from dbus_fast import BusType, NameFlag, RequestNameReply
@@ -38,7 +40,11 @@ from .logs import OneLineFormatter
 from .portal import Portal
 from .service import DictationService
 from .shortcuts import Shortcuts
-from .workflow import Features, RecordingWorkflow
+from .workflow import Features, RecordingWorkflow, Worker
+
+if TYPE_CHECKING:
+    from .asrtypes import ModelState
+    from .remote import RemoteEngine
 
 log = logging.getLogger("v2md")
 
@@ -83,10 +89,10 @@ def _build_features(
     bus: MessageBus,
     portal: Portal,
     ibus: IBusHelper | None,
-    on_model_state,
-    on_download,
-    on_language,
-    on_remote_error,
+    on_model_state: Callable[[ModelState, str], None],
+    on_download: Callable[[float], None],
+    on_language: Callable[[str], None],
+    on_remote_error: Callable[[V2MError], None],
 ) -> Features:
     # Imported here so that `v2md --help` and config errors answer without loading ML libraries.
     from . import audio
@@ -115,7 +121,7 @@ def _build_features(
         text.language_heard(code)
         on_language(code)
 
-    local = None
+    local: WhisperWorker | None = None
     if not cfg.whisper.remote_only:
         local = WhisperWorker(
             cfg.whisper,
@@ -124,7 +130,7 @@ def _build_features(
             on_language=heard,
             bias=text.prompt,
         )
-    worker = local
+    worker: Worker
     if remote:
         worker = RemoteWorker(
             _remote_engine(cfg.whisper, text.prompt),
@@ -133,6 +139,9 @@ def _build_features(
             on_state=on_model_state,
             on_error=on_remote_error,
         )
+    else:
+        assert local is not None  # remote_only needs a speech server (config.py)
+        worker = local
     try:
         history = History(xdg_dir("data") / "v2m" / "history.sqlite3", cfg.history.max_entries)
     except HistoryError as exc:
@@ -164,7 +173,7 @@ def _build_features(
     )
 
 
-def _remote_engine(cfg: WhisperConfig, bias):
+def _remote_engine(cfg: WhisperConfig, bias: Callable[[str], str]) -> RemoteEngine:
     """The client of the speech server ``[whisper] engine`` names; ``bias`` gives the words
     for the prompt of a server that takes one (Wyoming's Transcribe has no such field)."""
     if cfg.engine == "wyoming":
@@ -196,7 +205,7 @@ async def run(cfg: Config) -> int:
         return 1
     service: DictationService | None = None
 
-    def on_model_state(state, detail: str) -> None:
+    def on_model_state(state: ModelState, detail: str) -> None:
         systemd.notify(f"STATUS=model {state}: {detail}" if detail else f"STATUS=model {state}")
         if service is not None:
             service.model_changed(str(state), features.worker.model_name)
@@ -254,7 +263,7 @@ async def run(cfg: Config) -> int:
         # In the background: the first binding waits for the user's answer to a dialog.
         shortcuts = _shortcuts(cfg, portal, workflow, service, features)
         binding = asyncio.create_task(shortcuts.bind(), name="v2m-shortcuts")
-    disconnected = asyncio.ensure_future(bus.wait_for_disconnect())
+    disconnected = asyncio.ensure_future(bus.wait_for_disconnect())  # type: ignore[no-untyped-call]
     stopping = asyncio.create_task(stop.wait())
     await asyncio.wait({disconnected, stopping}, return_when=asyncio.FIRST_COMPLETED)
     if disconnected.done():

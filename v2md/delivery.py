@@ -288,7 +288,7 @@ class Delivery:
         return Command(_PASTE_ARGV[tool], b"")
 
     def _typing_tool(self, wayland: bool) -> str:
-        choice = self._cfg.typing_tool
+        choice: str = self._cfg.typing_tool
         if choice in ("auto", "ibus"):  # "ibus" only types; pasting takes a tool
             choice = self._first_name(self._typing_candidates(wayland))
         self._require(choice)

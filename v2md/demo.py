@@ -19,11 +19,11 @@ import time
 from importlib import resources
 from pathlib import Path
 
-from dbus_fast import BusType, DBusError
+from dbus_fast import BusType, DBusError, Variant
 from dbus_fast.aio import MessageBus
 
 from . import BUS_NAME, INTERFACE, help_text
-from .client import dictation_proxy, name_has_owner, wait_for_name
+from .client import Proxy, dictation_proxy, name_has_owner, wait_for_name
 from .privatebus import PrivateBus
 
 SAMPLE = resources.files("v2md") / "data" / "sample.wav"
@@ -42,11 +42,11 @@ async def _name_owned(address: str | None) -> bool | None:
         bus.disconnect()
 
 
-async def _wait_ready(props, timeout: float) -> None:
+async def _wait_ready(props: Proxy, timeout: float) -> None:
     """Wait for ModelState=ready by subscribing, not by polling."""
-    ready = asyncio.get_running_loop().create_future()
+    ready: asyncio.Future[str] = asyncio.get_running_loop().create_future()
 
-    def changed(interface: str, values: dict, _invalid: list) -> None:
+    def changed(interface: str, values: dict[str, Variant], _invalid: list[str]) -> None:
         state = values.get("ModelState") if interface == INTERFACE else None
         if state is not None and state.value in ("ready", "failed") and not ready.done():
             ready.set_result(state.value)
@@ -92,6 +92,7 @@ def main(argv: list[str] | None = None) -> int:
         if asyncio.run(_name_owned(address)) is not False:
             address = stack.enter_context(PrivateBus()).address
             print(f"using a private session bus at {address}", flush=True)
+        assert address is not None  # else the name would not be known unowned
         sample = args.file or stack.enter_context(resources.as_file(SAMPLE))
         state = stack.enter_context(tempfile.TemporaryDirectory(prefix="v2m-demo-"))
         env = dict(

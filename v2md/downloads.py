@@ -40,7 +40,9 @@ from huggingface_hub.errors import (
 )
 from huggingface_hub.file_download import repo_folder_name
 from huggingface_hub.hf_api import RepoFile
-from huggingface_hub.utils import filter_repo_objects, validate_repo_id
+
+# Public helpers that huggingface_hub.utils re-exports without declaring them exported.
+from huggingface_hub.utils import filter_repo_objects, validate_repo_id  # type: ignore[attr-defined]
 
 from v2md.errors import InvalidArgumentError, ModelError, OperationTimeoutError
 from v2md.progress import Rising
@@ -85,12 +87,13 @@ def repo_id(name: str) -> str:
             ) from None
         return name
     try:
-        return _MODELS[name]
+        repo: str = _MODELS[name]
     except KeyError:
         raise ModelError(
             f"unknown Whisper model {name!r}: use one of {', '.join(_MODELS)}, "
             "a Hugging Face repository id (owner/name) or a local model directory"
         ) from None
+    return repo
 
 
 def model_name(repo: str) -> str:
@@ -287,9 +290,7 @@ def _blob_sizes(repo: str) -> dict[str, int]:
         if isinstance(f, RepoFile)
     }
     wanted = filter_repo_objects(files, allow_patterns=MODEL_FILES)
-    return {
-        (files[p].lfs.sha256 if files[p].lfs else files[p].blob_id): files[p].size for p in wanted
-    }
+    return {(f.lfs.sha256 if f.lfs else f.blob_id): f.size for f in (files[p] for p in wanted)}
 
 
 class _Measure:

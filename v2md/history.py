@@ -145,7 +145,8 @@ class History:
                     " LIMIT 1 OFFSET ?)",
                     (self._max,),
                 )
-            return int(cur.lastrowid)
+            assert cur.lastrowid is not None  # set by the INSERT
+            return cur.lastrowid
 
         return self._locked(insert)
 

@@ -31,7 +31,7 @@ import logging
 import os
 import shutil
 import sys
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from dbus_fast import BusType, Message, MessageFlag, MessageType, Variant
@@ -164,12 +164,12 @@ class ExtensionSlot:
         with contextlib.suppress(IBusError):
             await self._daemon("ReleaseName", "s", [EXTENSION_NAME])
 
-    def _emit(self, member: str, signature: str, body: list) -> None:
+    def _emit(self, member: str, signature: str, body: list[Any]) -> None:
         if self._bus is None or not self._bus.connected:
             raise IBusError("ibus-daemon left")
         self._bus.send(Message.new_signal(EXTENSION_PATH, PANEL, member, signature, body))
 
-    async def _daemon(self, member: str, signature: str, body: list) -> list:
+    async def _daemon(self, member: str, signature: str, body: list[Any]) -> list[Any]:
         if self._bus is None or not self._bus.connected:
             raise IBusError("ibus-daemon left")
         message = Message(
@@ -204,6 +204,7 @@ class ExtensionSlot:
             self.focus = None
         elif member == "CommitTextReceived":
             # The user's engine committed while the extension mode was on: pass it on.
+            assert self._bus is not None  # its messages come in on it
             self._bus.send(Message.new_signal(EXTENSION_PATH, PANEL, "CommitText", "v", msg.body))
         elif member == "ProcessKeyEvent":
             return Message.new_method_return(msg, "b", [False])  # keys go to the app
@@ -222,7 +223,7 @@ class Dictation:
         self._failure: str | None = None  # why the slot could not be borrowed
         self._release: asyncio.TimerHandle | None = None
         self._lock = asyncio.Lock()
-        self._tasks: set[asyncio.Future] = set()
+        self._tasks: set[asyncio.Future[Any]] = set()
 
     async def start(self) -> None:
         await self._match(
@@ -290,7 +291,7 @@ class Dictation:
         self._release = None
         self._spawn(self._slot.give_back())
 
-    def _spawn(self, work) -> None:
+    def _spawn(self, work: Awaitable[Any]) -> None:
         task = asyncio.ensure_future(work)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)

@@ -14,6 +14,7 @@ import os
 import sys
 import time
 from collections.abc import Mapping
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +53,7 @@ class IBusHelper:
     async def commit(self, text: str) -> None:
         async with self._lock:
             proc = await self._start()
+            assert proc.stdin is not None  # started with a pipe
             try:
                 proc.stdin.write(json.dumps({"commit": text}).encode() + b"\n")
                 await proc.stdin.drain()
@@ -92,12 +94,14 @@ class IBusHelper:
         return proc
 
     @staticmethod
-    async def _answer(proc: asyncio.subprocess.Process) -> dict:
+    async def _answer(proc: asyncio.subprocess.Process) -> dict[str, Any]:
+        assert proc.stdout is not None  # started with a pipe
         line = await proc.stdout.readline()
         if not line:
             await proc.wait()
             return {"error": f"the IBus helper exited with status {proc.returncode}"}
-        return json.loads(line)
+        answer: dict[str, Any] = json.loads(line)
+        return answer
 
     async def _stop(self) -> None:
         if self._proc is not None and self._proc.returncode is None:

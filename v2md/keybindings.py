@@ -239,7 +239,7 @@ def _edit_shortcuts(path: Path, accelerator: str | None) -> None:
     first KDE login): keys keep their case and order, our section is the only change.
     """
     config = configparser.ConfigParser(interpolation=None, delimiters=("=",), strict=False)
-    config.optionxform = str  # KDE keys are case-sensitive
+    config.optionxform = str  # type: ignore[assignment,method-assign]  # KDE keys are case-sensitive
     try:
         config.read(path, encoding="utf-8")
     except configparser.Error as exc:

@@ -221,7 +221,7 @@ class _WindowsSpent(Exception):
     """Raised inside faster-whisper's segment generator to end a call at its window budget."""
 
 
-class WindowedWhisperModel(WhisperModel):
+class WindowedWhisperModel(WhisperModel):  # type: ignore[misc]  # faster-whisper is untyped
     """faster-whisper's model with an optional encoder window shorter than 30 s, and an
     optional limit on how many windows one call decodes.
 

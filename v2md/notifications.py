@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from html import escape
+from typing import Any
 
 from dbus_fast import Message, MessageType, Variant
 from dbus_fast.aio import MessageBus
@@ -89,7 +90,8 @@ class Notifier:
         """A notification that stays until dismissed (critical urgency): something went wrong."""
         await self.notify(summary, body, urgency=URGENCY_CRITICAL)
 
-    async def _call(self, member: str, signature: str, body: list) -> list:
+    async def _call(self, member: str, signature: str, body: list[Any]) -> list[Any]:
+        assert self._bus is not None, "called only with a bus (see notify)"
         reply = await self._bus.call(
             Message(
                 destination=_SERVICE,

@@ -98,7 +98,7 @@ class Portal:
         if self._registration is not None:
             await asyncio.shield(self._registration)
 
-    async def call(self, interface: str, member: str, signature: str, body: list) -> list:
+    async def call(self, interface: str, member: str, signature: str, body: list[Any]) -> list[Any]:
         """A method call on the portal object; its reply's body."""
         await self._registered()
         return await self._call(PATH, interface, member, signature, body)
@@ -111,7 +111,12 @@ class Portal:
         return value.value
 
     async def request(
-        self, interface: str, member: str, signature: str, args: list, options: dict[str, Variant]
+        self,
+        interface: str,
+        member: str,
+        signature: str,
+        args: list[Any],
+        options: dict[str, Variant],
     ) -> dict[str, Any]:
         """Call a method whose last argument is its options and whose answer is a Response.
 
@@ -164,7 +169,7 @@ class Portal:
         )
         session = str(created["session_handle"])  # typed "s", not "o", for compatibility
 
-        def closed(_body: list) -> None:
+        def closed(_body: list[Any]) -> None:
             self.unsubscribe(session, SESSION, "Closed")
             on_closed(session)
 
@@ -216,6 +221,8 @@ class Portal:
             elif name == BUS_NAME and new and not old:
                 self._returned()
             return
+        if msg.path is None or msg.interface is None or msg.member is None:
+            return  # not a signal of any object: every signal has all three
         if msg.interface == REQUEST and msg.member == "Response":
             answer = self._pending.get(msg.path)
             if answer is not None and not answer.done():
@@ -241,8 +248,8 @@ class Portal:
             callback()
 
     async def _call(
-        self, path: str, interface: str, member: str, signature: str, body: list
-    ) -> list:
+        self, path: str, interface: str, member: str, signature: str, body: list[Any]
+    ) -> list[Any]:
         message = Message(
             destination=BUS_NAME,
             path=path,

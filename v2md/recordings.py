@@ -13,6 +13,7 @@ import tempfile
 import time
 import wave
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
@@ -52,10 +53,11 @@ def create_private(path: Path) -> int:
 
 
 def _pcm(audio: np.ndarray) -> bytes:
-    return (np.clip(audio, -1.0, 1.0) * 32767.0).astype("<i2").tobytes()
+    pcm: bytes = (np.clip(audio, -1.0, 1.0) * 32767.0).astype("<i2").tobytes()
+    return pcm
 
 
-def _open_wav(raw, sample_rate: int) -> wave.Wave_write:
+def _open_wav(raw: BinaryIO, sample_rate: int) -> wave.Wave_write:
     out = wave.open(raw, "wb")  # noqa: SIM115 -- the caller closes it
     out.setnchannels(1)
     out.setsampwidth(2)
@@ -90,14 +92,14 @@ class GrowingRecording:
     def __init__(self, sample_rate: int, reason: str) -> None:
         self._rate = sample_rate
         self._reason = reason
-        self._raw = None
+        self._raw: BinaryIO | None = None
         self._wav: wave.Wave_write | None = None
         self.path: Path | None = None
         self.samples = 0
 
     def append(self, audio: np.ndarray) -> Path:
         """Add ``audio`` (float32 mono) at the end; the file it is in."""
-        if self._wav is None:
+        if self._wav is None or self._raw is None or self.path is None:
             self.path = new_recording_path()
             self._raw = os.fdopen(create_private(self.path), "wb")  # open until close()
             self._wav = _open_wav(self._raw, self._rate)
@@ -111,7 +113,7 @@ class GrowingRecording:
         return self.path
 
     def close(self) -> None:
-        if self._wav is not None:
+        if self._wav is not None and self._raw is not None:
             self._wav.close()
             self._raw.close()
             self._wav = None

@@ -76,7 +76,8 @@ class RemoteEngine(Protocol):
 
 def pcm16(audio: np.ndarray) -> bytes:
     """16 kHz mono float32 as the little-endian 16-bit PCM speech servers take."""
-    return (np.clip(audio, -1.0, 1.0) * 32767).astype("<i2").tobytes()
+    pcm: bytes = (np.clip(audio, -1.0, 1.0) * 32767).astype("<i2").tobytes()
+    return pcm
 
 
 def shown_url(url: str) -> str:
@@ -173,7 +174,7 @@ class RemoteWorker:
             async with asyncio.timeout(self._cfg.remote_timeout_s):
                 self._model = await self._engine.describe()
         except TimeoutError:
-            error = self._timeout_error()
+            error: V2MError = self._timeout_error()
         except V2MError as exc:
             error = exc
         else:
@@ -187,18 +188,18 @@ class RemoteWorker:
         audio = check_audio(audio)
         if audio.size == 0:
             return ""
-        local = self._local
-        return await self._final_text(audio, lambda: local.transcribe_speech(audio))
+        return await self._final_text(audio, lambda: self._require_local().transcribe_speech(audio))
 
     async def transcribe_file(
         self, path: str | Path, on_progress: Callable[[float], None] | None = None
     ) -> str:
         """A file sent to the server a piece at a time, with the local worker's progress and
         bounds; a piece the server fails goes to the local model."""
-        local = self._local
 
         async def piece(audio: np.ndarray, at: Callable[[float], None]) -> str:
-            return await self._final_text(audio, lambda: local.transcribe_file_piece(audio, at))
+            return await self._final_text(
+                audio, lambda: self._require_local().transcribe_file_piece(audio, at)
+            )
 
         return await decode_file(path, self._cfg.max_file_s, piece, on_progress)
 

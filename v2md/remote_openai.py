@@ -16,6 +16,7 @@ import io
 import time
 import wave
 from collections.abc import Callable
+from typing import Any
 
 import httpx
 import numpy as np
@@ -97,7 +98,7 @@ class OpenAIEngine:
     async def close(self) -> None:
         await self._client.aclose()
 
-    async def _send(self, method: str, path: str, **kwargs) -> httpx.Response:
+    async def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         try:
             return await self._client.request(method, path, **kwargs)
         except httpx.HTTPError as exc:

@@ -105,5 +105,7 @@ class WyomingEngine:
             if Error.is_type(event.type):
                 raise ModelError(f"{self.name}: {Error.from_event(event).text}")
             if kind.is_type(event.type):
-                return kind.from_event(event)
+                answer = kind.from_event(event)
+                assert isinstance(answer, kind)
+                return answer
         raise ModelError(f"{self.name} sent {MAX_EVENTS} events without an answer")

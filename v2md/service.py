@@ -30,8 +30,8 @@ from . import INTERFACE, __version__
 from .errors import ERROR_PREFIX, HistoryError, V2MError
 
 if TYPE_CHECKING:
-    from .history import History
-    from .workflow import RecordingWorkflow, State
+    from .workflow import Archive, RecordingWorkflow
+    from .workflow import State as DictationState  # the name State is the property's
 
 log = logging.getLogger(__name__)
 
@@ -130,7 +130,7 @@ class DictationService(ServiceInterface):
         *,
         model_name: Callable[[], str],
         model_state: Callable[[], str],
-        history: "History | None" = None,
+        history: "Archive | None" = None,
         list_devices: Callable[[], list[str]] | None = None,
     ) -> None:
         super().__init__(INTERFACE)
@@ -197,7 +197,7 @@ class DictationService(ServiceInterface):
         rows = await asyncio.get_running_loop().run_in_executor(
             None, history.recent, limit or 2**31 - 1
         )
-        return [tuple(row) for row in rows]
+        return rows
 
     @method()
     @_bus_errors
@@ -262,7 +262,7 @@ class DictationService(ServiceInterface):
     async def ListReplacements(self) -> Replacements:
         return self._wf.vocabulary.replacements
 
-    def _require_history(self) -> "History":
+    def _require_history(self) -> "Archive":
         if self._history is None:
             raise HistoryError("the history could not be opened when v2md started (see its log)")
         return self._history
@@ -303,17 +303,17 @@ class DictationService(ServiceInterface):
     def Language(self) -> DBusStr:
         return self._wf.language
 
-    @dbus_property(access=PropertyAccess.READ)
-    def DetectedLanguage(self) -> DBusStr:
-        return self._detected_language
-
-    @Language.setter
+    @Language.setter  # type: ignore[no-redef]  # dbus-fast's property, which mypy does not know
     def Language(self, code: DBusStr) -> None:
         try:
             self._wf.language = code
         except V2MError as exc:
             raise _to_dbus(exc) from None
         self.emit_properties_changed({"Language": self._wf.language})
+
+    @dbus_property(access=PropertyAccess.READ)
+    def DetectedLanguage(self) -> DBusStr:
+        return self._detected_language
 
     @dbus_property(access=PropertyAccess.READ)
     def LastText(self) -> DBusStr:
@@ -333,7 +333,7 @@ class DictationService(ServiceInterface):
 
     # ---- workflow listener -----------------------------------------------------------------
 
-    def state_changed(self, state: "State") -> None:
+    def state_changed(self, state: "DictationState") -> None:
         self.emit_properties_changed({"State": str(state)})
 
     def speech_active_changed(self, active: bool) -> None:

@@ -281,7 +281,7 @@ class LiveSession:
         end = None if heard is None else self._decode_end(heard[1])
         if end is not None and not vad.speech_active:
             self._final.pause_at(end)
-        if end is not None and end > self._final.decoded_until:
+        if heard is not None and end is not None and end > self._final.decoded_until:
             if not vad.speech_active or self.samples - heard[1] >= self._speculate:
                 # A pause, or speech gone quiet that may become one: decode it all, in context.
                 self._decode_to(end)

@@ -104,7 +104,7 @@ class Shortcuts:
 
     # ---- presses ------------------------------------------------------------------------
 
-    def _activated(self, body: list) -> None:
+    def _activated(self, body: list[Any]) -> None:
         session, ident = body[0], body[1]
         if session != self._session:
             return
@@ -116,7 +116,7 @@ class Shortcuts:
                 self._cfg.push_to_talk_limit_s, self._let_go, press, True
             )
 
-    def _released(self, body: list) -> None:
+    def _released(self, body: list[Any]) -> None:
         session, ident = body[0], body[1]
         if session == self._session and ident == PUSH_TO_TALK and self._held is not None:
             self._let_go(self._held, False)

@@ -128,6 +128,7 @@ class SileroVAD:
         if self.speech_active:
             end = self.samples_seen if self._quiet_since is None else self._quiet_since * FRAME
         else:
-            end = self._last_end  # set whenever speech has ended
+            assert self._last_end is not None  # set whenever speech has ended
+            end = self._last_end
         pad = self._cfg.speech_pad_ms * SAMPLE_RATE // 1000 if padded else 0
         return max(0, self._first_start - pad), min(self.samples_seen, end + pad)

@@ -100,13 +100,6 @@ class WhisperWorker:
     def language(self) -> str:
         return self._language
 
-    @property
-    def english_only(self) -> bool:
-        """Whether the model knows English only: the loaded model says; before, its name."""
-        if self._model is not None:
-            return not self._model.model.is_multilingual
-        return is_english_only(self._cfg.model)
-
     @language.setter
     def language(self, code: str) -> None:
         try:
@@ -115,6 +108,13 @@ class WhisperWorker:
         except ValueError as exc:
             raise InvalidArgumentError(str(exc)) from None
         self._language = code
+
+    @property
+    def english_only(self) -> bool:
+        """Whether the model knows English only: the loaded model says; before, its name."""
+        if self._model is not None:
+            return not self._model.model.is_multilingual
+        return is_english_only(self._cfg.model)
 
     def _set_state(self, state: ModelState, detail: str) -> None:
         if state == self.state:
@@ -322,6 +322,7 @@ class WhisperWorker:
         if self._model is None:
             await self.load()
         model = self._model  # held by the job: an unload meanwhile cannot free it mid-decode
+        assert model is not None  # load() sets it or raises
         self._in_flight += 1
         self._disarm_idle_timer()
         try:
@@ -392,7 +393,11 @@ class WhisperWorker:
 def _on_loop(fn: Callable[[float], None]) -> Callable[[float], None]:
     """``fn`` called on the running event loop, whichever thread calls the result."""
     loop = asyncio.get_running_loop()
-    return lambda value: loop.call_soon_threadsafe(fn, value)
+
+    def call(value: float) -> None:
+        loop.call_soon_threadsafe(fn, value)
+
+    return call
 
 
 def watch_memory_stalls(callback: Callable[[], None]) -> Callable[[], None] | None:

@@ -30,7 +30,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import TYPE_CHECKING, Protocol, TypeVar, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from . import journal
 from .config import Config
@@ -45,6 +45,11 @@ from .errors import (
 )
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
+    import numpy as np
+
+    from .asrtypes import ModelState
     from .downloads import LocalModel
     from .session import SessionEvents
     from .text import TextRules
@@ -89,13 +94,13 @@ class _Unobserved:
     def error(self, error: V2MError) -> None: ...
 
 
-@runtime_checkable
 class Session(Protocol):
     """One recording, from open source to final text (``session.LiveSession``)."""
 
-    device_name: str
-    speech_active: bool
-
+    @property
+    def device_name(self) -> str: ...
+    @property
+    def speech_active(self) -> bool: ...
     @property
     def duration_s(self) -> float: ...
     async def start(self) -> None: ...
@@ -107,47 +112,57 @@ class Session(Protocol):
     def settled_text(self) -> str: ...
 
 
-@runtime_checkable
 class Worker(Protocol):
-    """The Whisper worker as the workflow uses it (``worker.WhisperWorker``)."""
+    """Speech to text, local (``worker.WhisperWorker``) or through a speech server
+    (``remote.RemoteWorker``): what the workflow and the daemon use of either."""
 
-    model_name: str
-    language: str
+    @property
+    def model_name(self) -> str: ...
+    @property
+    def state(self) -> ModelState: ...
+    @property
+    def language(self) -> str: ...
+    @language.setter
+    def language(self, code: str) -> None: ...
 
+    async def load(self) -> None: ...
+    async def close(self) -> None: ...
+    def hold_files(self) -> Callable[[], None]: ...
+    async def transcribe_speech(self, audio: np.ndarray) -> str: ...
     async def transcribe_file(
-        self, path: str, on_progress: Callable[[float], None] | None = None
+        self, path: str | Path, on_progress: Callable[[float], None] | None = None
     ) -> str: ...
     async def pull_model(self, name: str) -> str: ...
     async def list_models(self) -> list[LocalModel]: ...
     async def remove_model(self, name: str) -> int: ...
 
 
-@runtime_checkable
 class TextService(Protocol):
     """Refine and Translate (``llm.LLMService``)."""
 
     async def refine(self, text: str) -> str: ...
     async def translate(self, text: str, target_language: str) -> str: ...
+    async def close(self) -> None: ...
 
 
-@runtime_checkable
 class Archive(Protocol):
-    """Where final texts are kept (``history.History``)."""
+    """Where final texts are kept, and read back (``history.History``)."""
 
     def add(
         self, text: str, *, duration_s: float, model: str, language: str, recovered: bool = False
     ) -> int: ...
     def set_refined(self, entry: int, refined: str) -> None: ...
+    def recent(self, limit: int) -> list[tuple[int, str, str]]: ...
+    def clear(self) -> int: ...
+    def close(self) -> None: ...
 
 
-@runtime_checkable
 class Deliverer(Protocol):
     """Puts text into the focused app (``delivery.Delivery``)."""
 
     async def deliver(self, text: str) -> None: ...
 
 
-@runtime_checkable
 class Notices(Protocol):
     """Desktop notifications (``notifications.Notifier``)."""
 
@@ -338,10 +353,11 @@ class RecordingWorkflow:
 
     async def _store(self, text: str, duration: float, *, recovered: bool = False) -> int | None:
         """Add a final text to the history; its entry, or None if there is none."""
-        if self._f.history is None or not text:
+        history = self._f.history
+        if history is None or not text:
             return None
         return await self._remember(
-            lambda: self._f.history.add(
+            lambda: history.add(
                 text,
                 duration_s=duration,
                 model=self._f.worker.model_name,
@@ -389,8 +405,9 @@ class RecordingWorkflow:
             # The raw words still go out: an LLM failure never replaces what was said.
             self._report(type(exc)(f"auto-refine failed, raw text delivered: {exc}"))
             return text
-        if self._f.history is not None and entry is not None:
-            await self._remember(lambda: self._f.history.set_refined(entry, refined))
+        history = self._f.history
+        if history is not None and entry is not None:
+            await self._remember(lambda: history.set_refined(entry, refined))
         return refined
 
     # ---- after a crash ----------------------------------------------------------------------

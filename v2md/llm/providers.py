@@ -27,6 +27,8 @@ try:  # google-genai 3 talks through httpx2, a fork whose errors are not httpx's
     _TRANSPORT_ERRORS: tuple[type[Exception], ...] = (httpx.TransportError, httpx2.TransportError)
 except ImportError:
     _TRANSPORT_ERRORS = (httpx.TransportError,)
+# Ollama's client lets the socket's own errors through as well.
+_OLLAMA_TRANSPORT_ERRORS: tuple[type[Exception], ...] = (ConnectionError, *_TRANSPORT_ERRORS)
 
 _REASON_CHARS = 200  # error bodies can be long; the reason should fit a notification
 
@@ -114,7 +116,7 @@ class OllamaProvider:
                 f"HTTP {status}: {exc.error}" if status > 0 else exc.error,
                 transient=_is_transient_status(status),
             ) from exc
-        except (ConnectionError, *_TRANSPORT_ERRORS) as exc:
+        except _OLLAMA_TRANSPORT_ERRORS as exc:
             raise _unreachable(self._where, exc) from exc
         except ValueError as exc:  # JSON that does not parse, or does not fit the schema
             raise _unreadable(exc) from exc
@@ -125,7 +127,7 @@ class OllamaProvider:
         size = 0
         done_reason = None
         # aclosing: leaving early (size limit, timeout) closes the HTTP stream at once.
-        async with contextlib.aclosing(stream):
+        async with contextlib.aclosing(stream):  # type: ignore[type-var]  # an async generator
             async for chunk in stream:
                 piece = chunk.message.content or ""
                 size += len(piece)
@@ -140,7 +142,7 @@ class OllamaProvider:
 
     async def close(self) -> None:
         if self._client is not None:
-            await self._client.close()
+            await self._client.close()  # type: ignore[no-untyped-call]  # genai leaves it untyped
 
 
 class GeminiProvider:

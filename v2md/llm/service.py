@@ -177,7 +177,7 @@ class LLMService:
     def _backoff(self, retry: int) -> float:
         """Seconds before retry number ``retry`` (1, 2, …): doubling, jittered so that
         several clients do not retry in lockstep."""
-        return self._cfg.retry_backoff_s * 2 ** (retry - 1) * random.uniform(0.5, 1)
+        return float(self._cfg.retry_backoff_s * 2 ** (retry - 1) * random.uniform(0.5, 1))
 
     async def _ask(self, provider: Provider, prompt: Prompt) -> str:
         try:

@@ -23,6 +23,7 @@ import tomllib
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
+from typing import Any
 
 from v2md.errors import InvalidArgumentError
 
@@ -126,7 +127,7 @@ def load_table(language: str, user_dir: Path | None = None) -> Table | None:
     return table if found else None
 
 
-def _merge(table: Table, data: dict) -> None:
+def _merge(table: Table, data: dict[str, Any]) -> None:
     unknown = set(data) - {"prompt", "literal", "words_before", "scratch", *Kind}
     if unknown:
         raise ValueError(f"unknown keys {', '.join(sorted(unknown))}")
@@ -189,8 +190,8 @@ def apply(text: str, table: Table) -> str:
         after = words[match.last_word + 1] if match.last_word + 1 < len(words) else None
         gap_after = text[match.end : after.start()] if after else text[match.end :]
         spoken_before = before is not None and not gap_before.strip()
-        previous = before.group().casefold() if spoken_before else ""
-        if previous in table.literal:
+        previous = before.group().casefold() if before is not None and spoken_before else ""
+        if before is not None and previous in table.literal:
             out.text(text[at : before.start()])
             out.text(text[match.start : match.end])
             at = match.end
