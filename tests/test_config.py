@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import logging
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from v2md.config import ConfigError, default_config_path, load_config
+from v2md.config import MAX_ERRORS_SHOWN, ConfigError, default_config_path, load_config
 from v2md.languages import validate_language
 
 
@@ -142,3 +145,93 @@ def test_language_codes():
     assert validate_language("auto") == "auto"
     with pytest.raises(ValueError, match="unknown language"):
         validate_language("english")
+
+
+def test_a_list_of_a_million_bad_items_is_one_short_error(tmp_path):
+    path = write(tmp_path, "[llm]\nfallback = [" + "1," * 500_000 + "1]\n")  # 1 MB
+    with pytest.raises(ConfigError) as info:
+        load_config(path, {})
+    message = str(info.value)
+    assert f"{path}:2: [llm.fallback]" in message and "at most 2 items" in message
+    assert len(message) < 1000
+
+
+def test_many_errors_show_a_handful_and_count_the_rest(tmp_path):
+    path = write(tmp_path, "".join(f"key{n} = {n}\n" for n in range(20_000)))
+    with pytest.raises(ConfigError) as info:
+        load_config(path, {})
+    lines = str(info.value).splitlines()
+    assert f"{path}:1: unknown key key0" in lines[1]
+    assert len(lines) == 1 + MAX_ERRORS_SHOWN + 1
+    assert lines[-1].strip() == f"… and {20_000 - MAX_ERRORS_SHOWN} more errors"
+
+
+def test_a_huge_file_is_refused_before_it_is_parsed(tmp_path):
+    path = write(tmp_path, "[llm]\nfallback = [" + "1," * 25_000_000 + "1]\n")  # 50 MB
+    with pytest.raises(ConfigError, match="too large for a config file"):
+        load_config(path, {})
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "a = " + "[" * 2000 + "]" * 2000,
+        "a = " + "{b = " * 2000 + "1" + "}" * 2000,
+        "[" + ".".join(["llm"] + ["a"] * 2000) + "]\nx = 1",
+    ],
+    ids=["arrays", "inline-tables", "table-header"],
+)
+def test_deep_nesting_is_a_config_error(tmp_path, text):
+    with pytest.raises(ConfigError, match="nested too deeply"):
+        load_config(write(tmp_path, text + "\n"), {})
+
+
+def test_the_daemon_refuses_deep_nesting_with_exit_2_and_no_traceback(tmp_path):
+    path = write(tmp_path, "a = " + "[" * 2000 + "]" * 2000 + "\n")
+    env = {**os.environ, "XDG_RUNTIME_DIR": str(tmp_path)}
+    done = subprocess.run(
+        [sys.executable, "-m", "v2md.daemon", "--config", str(path)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr and "nested too deeply" in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("text", "secret"),
+    [
+        ('[whisper]\nengine = "wyoming"\nurl = "http://user:hunter2@host"\n', "hunter2"),
+        ('[whisper]\nengine = "openai"\nurl = "ftp://me:hunter2@h"\n', "hunter2"),
+        ("[llm.ollama]\nhost = 'http://me:hunter2@h'\nmodel = 3\nkeep_alive = 1\n", "hunter2"),
+        ('[whisper]\nmodel = 3\nhotwords = ["sk-proj-Ab3dEf6hIj9kLm"]\n', "Ab3dEf6hIj9kLm"),
+        ('[llm.gemini]\nmodel = ["AIzaSyD-12345678901234567890abcdefgh"]\n', "12345678901234"),
+        ('[whisper]\ninitial_prompt = ["x9Kq2LmN8vB4pR7tY1wE5zA3sD6fG0hJ"]\n', "x9Kq2LmN"),
+        ('[llm.gemini]\npassword = "hunter2"\napi_token = "hunter2"\n', "hunter2"),
+        ('V2M = 1\n[llm]\nmy_secret = ["hunter2"]\n', "hunter2"),
+    ],
+    ids=[
+        "wyoming-url",
+        "openai-url",
+        "ollama-host",
+        "sk-key",
+        "google-key",
+        "bare-key",
+        "secret-names",
+        "secret-name-list",
+    ],
+)
+def test_the_config_check_echoes_nothing_secret_looking(tmp_path, text, secret):
+    with pytest.raises(ConfigError) as info:
+        load_config(write(tmp_path, text), {})
+    assert secret not in str(info.value)
+    assert "invalid configuration" in str(info.value)
+
+
+def test_ordinary_values_are_still_repeated(tmp_path):
+    text = '[whisper]\nmodel = "Systran/faster-whisper-large-v3"\nbeam_size = "wide"\n'
+    with pytest.raises(ConfigError) as info:
+        load_config(write(tmp_path, text), {})
+    assert "'wide'" in str(info.value)

@@ -30,7 +30,7 @@ from pydantic import (
     model_validator,
 )
 
-from v2md.errors import shown
+from v2md.errors import HIDDEN, redacted, shown
 from v2md.languages import check_language_for_model, validate_language
 
 log = logging.getLogger(__name__)
@@ -39,6 +39,11 @@ ENV_PREFIX = "V2M_"
 # Beside config.toml: KEY=value lines (GEMINI_API_KEY=...), kept out of the config file.
 SECRETS_FILE = ".env"
 # What the environment or the secrets file may hold, and the key each one sets.
+# A config file is a few kilobytes; anything past this is refused before it is parsed.
+MAX_CONFIG_BYTES = 1 << 20
+# Errors one message lists; the rest are counted (a list of a million bad items is one
+# mistake, not a million lines).
+MAX_ERRORS_SHOWN = 5
 SECRET_VARIABLES = {
     "GEMINI_API_KEY": ("llm", "gemini", "api_key"),
     "OPENAI_API_KEY": ("whisper", "api_key"),
@@ -176,7 +181,7 @@ class GeminiConfig(_Section):
 
 class LLMConfig(_Section):
     provider: Literal["none", "ollama", "gemini"] = "none"
-    fallback: list[Literal["ollama", "gemini"]] = []
+    fallback: list[Literal["ollama", "gemini"]] = Field(default=[], max_length=2)
     timeout_s: float = Field(default=30.0, gt=0, le=600)
     max_retries: int = Field(default=2, ge=0, le=10)
     retry_backoff_s: float = Field(
@@ -356,14 +361,19 @@ def load_config(path: Path | None = None, environ: dict[str, str] | None = None)
     environ = dict(os.environ if environ is None else environ)
     explicit = path is not None
     path = path or default_config_path()
+    try:
+        return _load(path, explicit, environ)
+    except RecursionError:  # the parser, pydantic or a walk over a value nested ~1,000 deep
+        raise ConfigError(f"{path}: arrays or tables nested too deeply") from None
+
+
+def _load(path: Path, explicit: bool, environ: dict[str, str]) -> Config:
     text = ""
     data: dict[str, Any] = {}
     if path.exists():
+        text = _read_text(path)
         try:
-            text = path.read_text(encoding="utf-8")
             data = tomllib.loads(text)
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"{path}: cannot read: {exc}") from exc
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
         _warn_if_secret_readable(path, data)
@@ -385,24 +395,44 @@ def load_config(path: Path | None = None, environ: dict[str, str] | None = None)
     return cfg
 
 
+def _read_text(path: Path) -> str:
+    """The config file's text, refused past MAX_CONFIG_BYTES before it is all read."""
+    try:
+        with path.open("rb") as file:
+            raw = file.read(MAX_CONFIG_BYTES + 1)
+        if len(raw) > MAX_CONFIG_BYTES:
+            raise ConfigError(
+                f"{path}: too large for a config file (over {MAX_CONFIG_BYTES // 1024} KiB)"
+            )
+        return raw.decode("utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read: {exc}") from exc
+
+
 def _describe(exc: ValidationError, path: Path, text: str, env: dict[str, Any]) -> str:
-    lines = []
-    for err in exc.errors():
-        loc = tuple(err["loc"])
-        where = _source_of(loc, path, text, env)
-        if err["type"] == "extra_forbidden":
-            lines.append(f"{where}: {_unknown(loc, err.get('input'))}")
-            continue
-        key = ".".join(str(p) for p in loc)
-        value = err.get("input")
-        if isinstance(value, dict):
-            # A whole section failed a check across its keys (the message names them); its
-            # values are not repeated: the section may hold an API key.
-            lines.append(f"{where}: [{key}]: {err['msg']}")
-            continue
-        value_text = "(hidden)" if any(_looks_secret(str(p)) for p in loc) else shown(value)
-        lines.append(f"{where}: [{key}] = {value_text}: {err['msg']}")
+    errors = exc.errors(include_url=False, include_context=False)
+    lines = [_describe_one(err, path, text, env) for err in errors[:MAX_ERRORS_SHOWN]]
+    if len(errors) > MAX_ERRORS_SHOWN:
+        lines.append(f"… and {len(errors) - MAX_ERRORS_SHOWN} more errors")
     return "invalid configuration:\n  " + "\n  ".join(lines)
+
+
+def _describe_one(err: Any, path: Path, text: str, env: dict[str, Any]) -> str:
+    """One error's line: where, the key, its value unless it may be secret, and why."""
+    loc = tuple(err["loc"])
+    where = _source_of(loc, path, text, env)
+    if err["type"] == "extra_forbidden":
+        return f"{where}: {_unknown(loc, err.get('input'))}"
+    key = ".".join(str(p) for p in loc)
+    value = err.get("input")
+    # A validator's message may quote what it checked (a URL with its password in it).
+    why = redacted(err["msg"])
+    if isinstance(value, dict):
+        # A whole section failed a check across its keys (the message names them); its
+        # values are not repeated: the section may hold an API key.
+        return f"{where}: [{key}]: {why}"
+    value_text = HIDDEN if any(_looks_secret(str(p)) for p in loc) else shown(value)
+    return f"{where}: [{key}] = {value_text}: {why}"
 
 
 def _unknown(loc: tuple[Any, ...], value: Any) -> str:

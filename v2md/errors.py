@@ -6,10 +6,23 @@ place (``service.py``), so features raise plain Python exceptions and never
 know about D-Bus.
 """
 
+import re
+
 ERROR_PREFIX = "org.v2m.Dictation.Error."
 # Longest message a client or the log gets: an argument of any size may end up in one.
 MAX_MESSAGE = 500
 SHOWN_VALUE = 80  # characters of a rejected value an error message repeats
+HIDDEN = "(hidden)"
+# A URL's user name and password (scheme://user:pass@host): a message keeps the host only.
+_USERINFO = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://)[^/?#@\s'\"]+@")
+# What an API key looks like when pasted where it does not belong: the prefixes of
+# OpenAI, Gemini/Google, Hugging Face, Groq, GitHub, GitLab and Slack keys, or a long
+# run of letters and digits mixing upper case, lower case and digits (no path, no words).
+_API_KEY = re.compile(
+    r"\b(?:sk-|AIza|hf_|gsk_|gh[pousr]_|glpat-|xox[abprs]-)[A-Za-z0-9_-]{8,}"
+    r"|(?<![A-Za-z0-9_/.-])(?=[A-Za-z0-9_-]*[a-z])(?=[A-Za-z0-9_-]*[A-Z])(?=[A-Za-z0-9_-]*[0-9])"
+    r"[A-Za-z0-9_-]{32,}(?![A-Za-z0-9_/.-])"
+)
 
 
 class V2MError(Exception):
@@ -35,8 +48,16 @@ def brief(text: str, limit: int) -> str:
 
 
 def shown(value: object) -> str:
-    """A rejected value as an error message repeats it: its repr, cut to SHOWN_VALUE."""
-    return brief(repr(value), SHOWN_VALUE)
+    """A rejected value as an error message repeats it: its repr, cut to SHOWN_VALUE,
+    with anything secret-looking hidden (see ``redacted``)."""
+    return brief(redacted(repr(value)), SHOWN_VALUE)
+
+
+def redacted(text: str) -> str:
+    """``text`` with URL passwords and API-key-looking strings replaced by HIDDEN: an
+    error message may be pasted into a bug report, and a key is often pasted into the
+    wrong key."""
+    return _API_KEY.sub(HIDDEN, _USERINFO.sub(rf"\1{HIDDEN}@", text))
 
 
 class InvalidStateError(V2MError):
