@@ -103,6 +103,7 @@ class EngineSource:
         self._ring: _engine.Ring | None = None
         self._wakeup: _Wakeup | None = None
         self._error: AudioDeviceError | None = None
+        self._overruns = 0  # the ring's count, once it is closed
 
     def start(self) -> None:
         try:
@@ -139,7 +140,7 @@ class EngineSource:
     async def read(self) -> np.ndarray:
         ring, wakeup = self._ring, self._wakeup
         if ring is None or wakeup is None:
-            raise AudioDeviceError(f"{self.device_name}: read() before start()")
+            raise AudioDeviceError(f"{self.device_name}: read() before start() or after close()")
         while True:
             wakeup.arm()
             # Read `ended` before the views: whatever was written before the end is then visible.
@@ -163,6 +164,11 @@ class EngineSource:
             self._wakeup = None
         if self._ring is not None:
             self._ring.close()
+            _ = self.error  # kept past the ring
+            self._overruns = self._ring.overruns
+            # The ring's eventfds close when it is freed: now, rather than whenever the
+            # garbage collector reaches a cycle that still holds this source.
+            self._ring = None
 
     @property
     def error(self) -> AudioDeviceError | None:
@@ -172,7 +178,7 @@ class EngineSource:
 
     @property
     def overruns(self) -> int:
-        return self._ring.overruns if self._ring is not None else 0
+        return self._ring.overruns if self._ring is not None else self._overruns
 
     @property
     def level(self) -> tuple[float, float]:
