@@ -35,6 +35,16 @@ def test_no_session_bus_is_one_line_not_a_traceback(command, tmp_path):
     assert "session bus" in result.stderr
 
 
+def test_no_daemon_on_the_bus_says_it_is_not_running_and_how_to_start_it(own_bus):
+    env = {**os.environ, "DBUS_SESSION_BUS_ADDRESS": own_bus.address, "PYTHONPATH": str(ROOT)}
+    for command in ("status", "toggle"):
+        result = run("v2md.ctl", command, env=env)
+        assert result.returncode == 1 and result.stderr.count("\n") == 1, result.stderr
+        assert "v2md is not running" in result.stderr and "ServiceUnknown" not in result.stderr
+        assert "`systemctl --user start v2md`" in result.stderr
+        assert "`python3 -m v2md.daemon`" in result.stderr
+
+
 def test_a_negative_history_count_is_a_usage_error():
     result = run("v2md.ctl", "history", "-1")
     assert result.returncode == 2

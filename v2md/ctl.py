@@ -304,12 +304,27 @@ def _count(text: str) -> int:
     return value
 
 
+# What the bus daemon answers when nobody owns the name and it cannot start v2md either
+# (no activation file installed: v2md has never been installed, or not on this bus).
+_NOT_RUNNING = frozenset(
+    {"org.freedesktop.DBus.Error.ServiceUnknown", "org.freedesktop.DBus.Error.NameHasNoOwner"}
+)
+_HOW_TO_START = (
+    "v2md is not running on this session bus, and D-Bus cannot start it (not installed): "
+    "start it with `systemctl --user start v2md` once installed (see the README's "
+    "'Install for real use'), or run it by hand in another terminal: `python3 -m v2md.daemon`"
+)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         return asyncio.run(_run(args))
     except DBusError as exc:
-        print(f"v2mctl: {exc.type}: {exc.text}", file=sys.stderr)
+        if exc.type in _NOT_RUNNING:
+            print(f"v2mctl: {_HOW_TO_START}", file=sys.stderr)
+        else:
+            print(f"v2mctl: {exc.type}: {exc.text}", file=sys.stderr)
         return 1
     except (OSError, ValueError) as exc:
         if isinstance(exc, BrokenPipeError):
