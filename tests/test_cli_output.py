@@ -31,3 +31,11 @@ def test_the_device_list_does_not_claim_a_device_opens(capsys):
     assert shown.out == "default\npipewire\n"  # one name a line, for scripts
     assert "listed without opening them" in shown.err
     assert "not opened to check them" in ctl._parser().format_help()
+
+
+def test_the_history_says_when_there_is_none():
+    assert ctl.history_lines([]) == ["no dictations in the history yet"]
+    (line,) = ctl.history_lines([(1_700_000_000_000, "raw words", "")])
+    assert line.endswith("  raw words")
+    (line,) = ctl.history_lines([(1_700_000_000_000, "raw words", "Refined words.")])
+    assert line.endswith("  Refined words.")

@@ -100,6 +100,17 @@ def model_lines(models: list[tuple[str, str, int, bool, bool]]) -> list[str]:
     ]
 
 
+def history_lines(entries: list[tuple[int, str, str]]) -> list[str]:
+    """One dictation a line, its time and its text (refined where it was); a line saying
+    there is none rather than nothing at all."""
+    if not entries:
+        return ["no dictations in the history yet"]
+    return [
+        f"{datetime.fromtimestamp(stamp / 1000).isoformat(' ', 'seconds')}  {refined or raw}"
+        for stamp, raw, refined in entries
+    ]
+
+
 class ProgressBar:
     """One line on a terminal, redrawn in place, and wiped at the end."""
 
@@ -180,9 +191,8 @@ async def _run(args: argparse.Namespace) -> int:
             case "history":
                 if args.clear:
                     print(f"removed {await iface.call_clear_history()} entries")
-                for stamp, raw, refined in await iface.call_get_history(args.limit):
-                    when = datetime.fromtimestamp(stamp / 1000).isoformat(" ", "seconds")
-                    print(f"{when}  {refined or raw}")
+                else:
+                    print("\n".join(history_lines(await iface.call_get_history(args.limit))))
         return 0
     finally:
         bus.disconnect()
