@@ -25,12 +25,16 @@ def test_help_is_plain_text(capsys, main, args, says):
     assert "`" not in shown and ":mod:" not in shown
 
 
-def test_the_device_list_does_not_claim_a_device_opens(capsys):
+def test_the_device_list_does_not_claim_a_device_opens_and_leaves_stderr_to_errors(capsys):
     ctl.print_devices(["default", "pipewire"])
     shown = capsys.readouterr()
-    assert shown.out == "default\npipewire\n"  # one name a line, for scripts
-    assert "listed without opening them" in shown.err
+    assert shown.out == "default\npipewire\n" and shown.err == ""  # one name a line, for scripts
+    ctl.print_devices([])
+    assert capsys.readouterr() == ("", "v2mctl: no capture devices found\n")  # no name to read
     assert "not opened to check them" in ctl._parser().format_help()
+    with pytest.raises(SystemExit):
+        ctl.main(["devices", "--help"])
+    assert "whether the configured one opens" in " ".join(capsys.readouterr().out.split())
 
 
 def test_the_history_says_when_there_is_none():

@@ -228,13 +228,12 @@ async def _words(iface: Proxy, args: argparse.Namespace) -> None:
 
 
 def print_devices(names: list[str]) -> None:
-    """One name a line on stdout; that none was opened to check it is said on stderr."""
-    print(
-        "v2mctl: capture device names for [audio] device, listed without opening them; "
-        "'v2mctl start' says whether the configured one opens, and if not, why",
-        file=sys.stderr,
-    )
-    print("\n".join(names))
+    """One name a line on stdout, for scripts; stderr is left to errors, such as finding none
+    (that none was opened to check it is said by ``v2mctl devices --help``)."""
+    if names:
+        print("\n".join(names))
+    else:
+        print("v2mctl: no capture devices found", file=sys.stderr)
 
 
 def _bind(args: argparse.Namespace) -> int:
@@ -269,6 +268,10 @@ def _parser() -> argparse.ArgumentParser:
         ("devices", "list capture device names (not opened to check them)"),
     ]:
         sub.add_parser(name, help=text)
+    sub.choices["devices"].description = (
+        "List the capture device names [audio] device takes, without opening them to check "
+        "them: 'v2mctl start' says whether the configured one opens, and if not, why."
+    )
     listen_p = sub.add_parser("listen", help="print live text and state changes")
     listen_p.add_argument("--until-final", action="store_true", help="exit after the final text")
     sub.add_parser("refine", help="clean up text with the LLM").add_argument("text")
