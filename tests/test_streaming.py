@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import weakref
 
 import numpy as np
@@ -21,6 +22,7 @@ from v2md.streaming import (
     StreamingTranscriber,
     agreed_prefix,
     beyond_committed,
+    keep_start,
     word_key,
 )
 
@@ -123,6 +125,15 @@ def test_beyond_committed_removes_repeated_ngram_at_the_seam():
 def test_beyond_committed_keeps_everything_without_commitments():
     decoded = words((0.0, 0.4, " hi"))
     assert beyond_committed(decoded, []) == decoded
+
+
+def test_keep_start_keeps_what_a_decode_missed_and_takes_what_it_heard_again():
+    shown = words((0.0, 0.3, " The"), (0.3, 0.7, " meeting"), (0.7, 1.0, " with"))
+    missed = words((0.75, 1.0, " with"), (1.0, 1.3, " the"))  # "The meeting" not heard
+    assert [w.text for w in keep_start(shown, missed)] == [" The", " meeting", " with", " the"]
+    heard = words((0.0, 0.3, " A"), (0.35, 0.7, " meeting"))  # corrected, timestamps moved
+    assert keep_start(shown, heard) == heard
+    assert keep_start(shown, []) == shown  # a decode that heard nothing takes nothing back
 
 
 async def test_a_sentence_commits_once_two_decodes_agree_on_it_past_the_lookahead():
@@ -261,11 +272,58 @@ async def test_decodes_that_hear_nothing_lose_no_speech():
     timeline = sentence_timeline(3, words_per_sentence=10)
     worker = Deaf(timeline)
     stream = StreamingTranscriber(worker, WhisperConfig())  # type: ignore[arg-type]
-    shown = None
+    shown = []
     for _ in range(30):
         feed(stream, 0.5)
-        shown = await stream.update() or shown
-    assert shown == "".join(w.text for w in timeline).strip()
+        if (text := await stream.update()) is not None:
+            shown.append(text)
+    assert_never_takes_back(shown)
+    assert shown[-1] == "".join(w.text for w in timeline).strip()
+
+
+def assert_never_takes_back(shown: list[str]) -> None:
+    """Each text keeps every word the one before showed (a scripted worker never corrects)."""
+    for before, after in itertools.pairwise(shown):
+        assert after.split()[: len(before.split())] == before.split(), (before, after)
+
+
+async def test_a_decode_that_misses_the_start_of_its_window_takes_no_word_back():
+    # Every other decode misses what its window's first second holds, as Whisper does now and
+    # then after a prompt, or when the window was cut just after a word began.
+    class Skipping(ScriptedWorker):
+        async def transcribe(self, audio, *, prompt="", window_s=None):
+            heard = await super().transcribe(audio, prompt=prompt, window_s=window_s)
+            return [w for w in heard if w.start >= 1.0] if self.decodes % 2 else heard
+
+    timeline = sentence_timeline(4, words_per_sentence=8)
+    worker = Skipping(timeline)
+    stream = StreamingTranscriber(worker, WhisperConfig())  # type: ignore[arg-type]
+    shown = []
+    for _ in range(40):
+        feed(stream, 0.5)
+        if (text := await stream.update()) is not None:
+            shown.append(text)
+    assert_never_takes_back(shown)
+    assert shown[-1] == "".join(w.text for w in timeline).strip()
+    assert any(start > 0 for start, _, _ in worker.calls)  # windows did start past the first
+
+
+async def test_a_rebase_keeps_the_words_shown_past_its_pause():
+    stream, _ = make(sentence_timeline(2))  # w0..w5. end 2.35 s; w6 starts at 2.9 s
+    shown = []
+    for _ in range(8):
+        feed(stream, 0.5)
+        if (text := await stream.update()) is not None:
+            shown.append(text)
+    assert "w7" in shown[-1]
+    shown = [stream.rebase(round(2.6 * SAMPLE_RATE), "W0 w1 w2 w3 w4 w5.")]
+    assert shown[0].startswith("W0 w1 w2 w3 w4 w5. w6 w7")  # corrected, and nothing dropped
+    for _ in range(4):
+        feed(stream, 0.5)
+        if (text := await stream.update()) is not None:
+            shown.append(text)
+    assert_never_takes_back(shown)
+    assert shown[-1] == "W0 w1 w2 w3 w4 w5. w6 w7 w8 w9 w10 w11."
 
 
 async def test_a_pause_costs_no_decode_commits_what_was_said_and_keeps_the_tail_short():

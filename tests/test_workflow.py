@@ -40,7 +40,7 @@ class FakeStream:
         return f"{self.heard} samples"
 
     def rebase(self, sample, text):
-        pass
+        return text
 
 
 class FakeDecoder:

@@ -278,5 +278,6 @@ class PausesOnly:
     async def update(self, end_sample: int | None = None) -> str | None:
         return None
 
-    def rebase(self, sample: int, text: str) -> None:
-        """Nothing held to drop."""
+    def rebase(self, sample: int, text: str) -> str:
+        """Nothing held to drop: the server's text is all there is to show."""
+        return text

@@ -67,7 +67,7 @@ class Provisional(Protocol):
 
     def append(self, samples: np.ndarray) -> None: ...
     async def update(self, end_sample: int | None = None) -> str | None: ...
-    def rebase(self, sample: int, text: str) -> None: ...
+    def rebase(self, sample: int, text: str) -> str: ...
 
 
 class SessionEvents(Protocol):
@@ -338,9 +338,9 @@ class LiveSession:
             return
         finally:
             self._decode = None
-        self._stream.rebase(self._final.decoded_until, self._final.text)
-        if not self._ending and self._final.text:
-            self._events.provisional_text(self._final.text)
+        shown = self._stream.rebase(self._final.decoded_until, self._final.text)
+        if not self._ending and shown:
+            self._events.provisional_text(shown)
 
     # ---- bounds ---------------------------------------------------------------------------
 

@@ -16,6 +16,9 @@ after the last committed word; it is never transcribed again. The committed
 words before the cut travel along as Whisper's text prompt instead. Per-update
 CPU and memory therefore depend on the tail, not on how long the dictation has
 run. Decodes stop where the VAD last heard speech, so pauses cost no inference.
+Live text never takes back a word it showed, except to replace it: words a decode
+misses at the start of its window, or that lie past a rebase's pause, stay shown
+(``keep_start``).
 """
 
 from __future__ import annotations
@@ -105,6 +108,21 @@ def beyond_committed(words: Sequence[Word], committed: Sequence[Word]) -> list[W
     return fresh
 
 
+def keep_start(previous: Sequence[Word], current: Sequence[Word]) -> list[Word]:
+    """The unconfirmed words to show after a decode: ``current``'s, behind the words of the
+    ``previous`` hypothesis that end before ``current``'s first word starts.
+
+    A decode may miss the start of what it was given (Whisper now and then skips the first
+    words after a prompt, or hears nothing at all), or no longer hear it (its audio was cut
+    off): live text then keeps those words instead of taking them back. Words it hears again
+    replace the old ones, corrected or not; a repetition at the seam is dropped.
+    """
+    if not current:
+        return list(previous)
+    kept = [w for w in previous if w.end <= current[0].start]
+    return [*kept, *beyond_committed(current, kept)]
+
+
 class StreamingTranscriber:
     """Turns a growing recording into provisional and final text with one WhisperWorker.
 
@@ -162,22 +180,24 @@ class StreamingTranscriber:
         if end - self._tail_start < MIN_DECODE_S * SAMPLE_RATE:
             return None
         rebased = self._rebased
-        words = await self._decode(self._tail[: end - self._tail_start], end)
+        decoded = await self._decode(self._tail[: end - self._tail_start], end)
         if rebased != self._rebased:
             return None  # a full-context decode replaced what this one started from
+        words = keep_start(self._hypothesis, decoded)
         agreed = self._committable(words, agreed_prefix(self._hypothesis, words))
         self._commit(words[:agreed])
         self._hypothesis = words[agreed:]
         self._bound_tail()
-        text = "".join([self._text, *(w.text for w in self._hypothesis)]).strip()
+        text = self._provisional_text()
         if text == self._shown:
             return None
         self._shown = text
         return text
 
-    def rebase(self, sample: int, text: str) -> None:
+    def rebase(self, sample: int, text: str) -> str:
         """Take ``text`` as the committed text of everything before absolute ``sample`` (a
-        full-context decode up to a pause) and decode only what follows from now on."""
+        full-context decode up to a pause) and decode only what follows from now on; the
+        provisional text to show now: ``text``, then the words heard after ``sample``."""
         self._rebased += 1
         self._text = f" {text}" if text else ""
         seconds = sample / SAMPLE_RATE
@@ -185,10 +205,15 @@ class StreamingTranscriber:
         # check drops a decode's repetition of them.
         self._recent.clear()
         self._recent.extend(Word(seconds, seconds, f" {w}") for w in text.split()[-PROMPT_WORDS:])
-        self._hypothesis = []
+        # Words already shown past the pause stay shown until a decode hears them again.
+        self._hypothesis = [w for w in self._hypothesis if w.start >= seconds]
         self._decoded_until = sample
         self._cut(sample)
-        self._shown = None
+        self._shown = self._provisional_text()
+        return self._shown
+
+    def _provisional_text(self) -> str:
+        return "".join([self._text, *(w.text for w in self._hypothesis)]).strip()
 
     def _clamp(self, end_sample: int | None) -> int:
         return self._total if end_sample is None else min(max(end_sample, 0), self._total)
