@@ -88,9 +88,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     address = os.environ.get("DBUS_SESSION_BUS_ADDRESS")
     failure = ""
+    bus: PrivateBus | None = None
     with contextlib.ExitStack() as stack:
         if asyncio.run(_name_owned(address)) is not False:
-            address = stack.enter_context(PrivateBus()).address
+            bus = stack.enter_context(PrivateBus())
+            address = bus.address
             print(f"using a private session bus at {address}", flush=True)
         assert address is not None  # else the name would not be known unowned
         sample = args.file or stack.enter_context(resources.as_file(SAMPLE))
@@ -114,6 +116,8 @@ def main(argv: list[str] | None = None) -> int:
             daemon.terminate()
             daemon.wait(timeout=30)
     if failure:
+        if bus is not None and bus.messages:
+            print(f"v2m-demo: the private bus said: {bus.messages}", file=sys.stderr)
         print(f"v2m-demo: {failure}", file=sys.stderr)
         return 1
     print(f"\nfinal text: {text}")
