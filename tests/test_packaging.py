@@ -51,6 +51,7 @@ def test_meson_installs_everything_where_the_session_looks(installed):
         "dbus-1/services/org.v2m.Dictation.service",
         "dbus-1/interfaces/org.v2m.Dictation.xml",
         "doc/v2m/config.example.toml",
+        "applications/org.v2m.Dictation.desktop",
         "gnome-shell/extensions/v2m@v2m.org/metadata.json",
         "gnome-shell/extensions/v2m@v2m.org/extension.js",
     ):
@@ -66,6 +67,21 @@ def test_activation_file_hands_over_to_systemd(installed):
     assert service["Name"] == "org.v2m.Dictation"
     assert service["SystemdService"] == "v2md.service"
     assert Path(service["Exec"]).is_absolute()
+
+
+@needs_meson
+def test_the_desktop_file_runs_the_daemon_the_unit_runs(installed):
+    parser = configparser.ConfigParser(interpolation=None)
+    parser.optionxform = str
+    parser.read(installed / "applications/org.v2m.Dictation.desktop")
+    entry = parser["Desktop Entry"]
+    # Not a bare `v2md`: with --prefix ~/.local the launcher is in libexec, on no PATH.
+    assert entry["Exec"] == shutil.which("true")
+    if shutil.which("desktop-file-validate"):
+        subprocess.run(
+            ["desktop-file-validate", installed / "applications/org.v2m.Dictation.desktop"],
+            check=True,
+        )
 
 
 @needs_meson
