@@ -55,6 +55,44 @@ def test_setup_stops_at_an_old_rust_with_the_fix_in_one_line(tmp_path):
     assert "rustup" in line
 
 
+def _fake_apt(bin_dir: Path, *, fails: bool) -> None:
+    """Every package missing (dpkg -s fails), and an apt-get as chatty as dpkg's progress."""
+    scripts = {
+        "dpkg": "exit 1",
+        "sudo": 'exec "$@"',
+        "apt-get": 'for i in $(seq 139); do echo "Unpacking package-$i ..."; done\n'
+        + (
+            'if [ "$1" = install ]; then echo "E: Unable to locate package gjs" >&2; exit 100; fi'
+            if fails
+            else ""
+        ),
+    }
+    for program, body in scripts.items():
+        (bin_dir / program).write_text(f"#!/bin/sh\n{body}\n")
+        (bin_dir / program).chmod(0o755)
+
+
+@pytest.mark.parametrize("apt_fails", [False, True])
+def test_setup_keeps_dpkg_progress_to_itself_unless_apt_fails(tmp_path, apt_fails):
+    fake = _fake_rust(tmp_path / "bin", "1.63.0")  # setup stops there, after apt
+    _fake_apt(fake, fails=apt_fails)
+    env = {**os.environ, "PATH": f"{fake}{os.pathsep}{os.environ['PATH']}", "PIP_NO_INDEX": "1"}
+    proc = subprocess.run(
+        ["bash", str(ROOT / ".ci/setup")], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode == 1
+    assert proc.stdout.startswith("setup: installing ") and "Debian packages: dbus" in proc.stdout
+    if apt_fails:
+        assert proc.stderr.count("Unpacking package-") == 139  # the log, now that it matters
+        assert "E: Unable to locate package gjs" in proc.stderr
+        last = proc.stderr.strip().splitlines()[-1]
+        assert "apt-get install" in last and last.endswith("failed; its output is above")
+    else:
+        assert "Unpacking" not in proc.stdout + proc.stderr
+        (line,) = proc.stderr.strip().splitlines()
+        assert f"needs Rust >= {RUST_VERSION}" in line
+
+
 @pytest.mark.parametrize(
     ("version", "enough"),
     [(f"{RUST_VERSION}.0", True), ("1.99.0", True), ("1.63.0", False), ("1.87.9", False)],
