@@ -35,3 +35,19 @@ def test_the_daemon_logs_through_it():
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=60
     ).stderr
     assert err.count("\n") == 1 and "x\\nINFO v2md: forged" in err, err
+
+
+def test_the_ibus_helper_logs_through_it():
+    script = (
+        "import logging, v2md.ibus as helper\n"
+        "async def serve():\n"
+        "    logging.getLogger('v2md.ibus').warning('no preedit: %s', 'x\\nv2m-ibus: forged')\n"
+        "    return 0\n"
+        "helper.serve = serve\n"
+        "helper.main()\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == "v2m-ibus: no preedit: x\\nv2m-ibus: forged\n", done.stderr

@@ -36,7 +36,7 @@ from .config import (
 from .delivery import Delivery, uses_ibus
 from .errors import HistoryError, V2MError
 from .ibus_path import IBusHelper
-from .logs import OneLineFormatter
+from .logs import log_to_stderr
 from .portal import Portal
 from .service import DictationService
 from .shortcuts import Shortcuts
@@ -349,9 +349,7 @@ def _setup_logging(level: str) -> None:
     fmt = "%(levelname)s %(name)s: %(message)s"
     if not os.environ.get("JOURNAL_STREAM"):
         fmt = "%(asctime)s " + fmt
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(OneLineFormatter(fmt))
-    logging.basicConfig(level=level.upper(), handlers=[handler])
+    log_to_stderr(fmt, level.upper())
     # faster-whisper logs every decode at INFO; the worker reports what matters.
     logging.getLogger("faster_whisper").setLevel(logging.WARNING)
     # httpx logs every request: huggingface_hub's model downloads and a speech server's.

@@ -38,6 +38,7 @@ from dbus_fast import BusType, Message, MessageFlag, MessageType, Variant
 from dbus_fast.aio import MessageBus
 
 from . import INTERFACE, OBJECT_PATH
+from .logs import log_to_stderr
 
 log = logging.getLogger("v2md.ibus")
 
@@ -354,7 +355,7 @@ def _answer(answer: dict[str, Any], out: Callable[[str], Any] = sys.stdout.write
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="v2m-ibus: %(message)s", stream=sys.stderr)
+    log_to_stderr("v2m-ibus: %(message)s", logging.INFO)
     sys.exit(asyncio.run(serve()))
 
 
