@@ -63,14 +63,14 @@ def speech_wav(tmp_path_factory):
     return speech.write_wav(path, np.concatenate([audio, speech.silence(60)]))
 
 
-def settings(xvfb, ibus, wav, realtime: bool = True, **more: str) -> dict[str, str]:
+def settings(xvfb, ibus, wav, **more: str) -> dict[str, str]:
     return {
         "DISPLAY": xvfb,
         "IBUS_ADDRESS": ibus.address,
         "V2M_OUTPUT__TYPE": "true",
         "V2M_OUTPUT__CLIPBOARD": "true",  # the fallback; untouched when IBus commits
         "V2M_AUDIO__FILE": str(wav),
-        "V2M_AUDIO__REALTIME": "true" if realtime else "false",
+        "V2M_AUDIO__REALTIME": "true",
         **more,
     }
 
@@ -84,9 +84,12 @@ class Seen:
 
 
 async def speak_until_preedit(iface, window: GtkWindow) -> None:
+    """Start a dictation and wait until its speech shows as preedit: a Stop before any
+    audio was heard would rightly give no text."""
+    before = len(window.preedits())
     await iface.call_start()
     await assert_eventually(
-        lambda: any(window.preedits()), timeout=30, message="no preedit while speaking"
+        lambda: any(window.preedits()[before:]), timeout=30, message="no preedit while speaking"
     )
 
 
@@ -129,13 +132,13 @@ async def test_hostile_and_long_texts_arrive_exactly(
             "V2M_LLM__OLLAMA__HOST": ollama.url,
             "V2M_LLM__AUTO_REFINE": "true",
         }
-        env = settings(xvfb, ibus, speech_wav, realtime=False, **refine)
+        env = settings(xvfb, ibus, speech_wav, **refine)
         async with running_daemon(own_bus, tmp_path / "home", **env) as (_, iface, _props):
-            await iface.call_start()
+            await speak_until_preedit(iface, window)
             await iface.call_stop()
             await assert_eventually(lambda: window.text() == HOSTILE, timeout=30)
             ollama.reply = LONG
-            await iface.call_start()
+            await speak_until_preedit(iface, window)
             await iface.call_stop()
             await assert_eventually(lambda: window.text() == HOSTILE + LONG, timeout=30)
     assert window.keys() == []
