@@ -21,8 +21,8 @@ import recorded
 import speech
 from test_streaming_accuracy import dictate
 
+from v2md.asr.worker import WhisperWorker
 from v2md.config import WhisperConfig
-from v2md.worker import WhisperWorker
 
 
 async def main() -> None:

@@ -45,8 +45,8 @@ import time
 import numpy as np
 
 from v2md import _engine
-from v2md.audio import _Wakeup
-from v2md.audioformat import SAMPLE_RATE as RATE
+from v2md.audio.capture import _Wakeup
+from v2md.audio.format import SAMPLE_RATE as RATE
 
 CHUNK = 320  # 20 ms, what the engine's file producer and a typical device deliver
 

@@ -28,7 +28,7 @@ def measure(name: str) -> dict[str, float]:
     import recorded
     import speech
 
-    from v2md import models
+    from v2md.asr import models
     from v2md.config import WhisperConfig
 
     spec = models.resolve(WhisperConfig(model=name))

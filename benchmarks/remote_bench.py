@@ -44,8 +44,8 @@ from wyoming.event import async_read_event, async_write_event  # noqa: E402
 from v2md import INTERFACE  # noqa: E402
 from v2md.client import dictation_proxy  # noqa: E402
 from v2md.config import WhisperConfig  # noqa: E402
-from v2md.remote import RemoteWorker  # noqa: E402
-from v2md.remote_wyoming import WyomingEngine  # noqa: E402
+from v2md.remote.worker import RemoteWorker  # noqa: E402
+from v2md.remote.wyoming_protocol import WyomingEngine  # noqa: E402
 
 SPEAKERS = {"audiobook": recorded.audiobook, "prompts": recorded.telephone_prompts}
 

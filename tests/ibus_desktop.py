@@ -20,7 +20,7 @@ from dbus_fast import Message
 from dbus_fast.aio import MessageBus
 from harness import STARTED, assert_eventually
 
-from v2md.ibus import EXTENSION_NAME
+from v2md.desktop.ibus import EXTENSION_NAME
 
 # PyGObject with GTK 3 comes with the system's Python (python3-gi), not with v2m's.
 SYSTEM_PYTHON = "/usr/bin/python3"

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from v2md.audioformat import SAMPLE_RATE
+from v2md.audio.format import SAMPLE_RATE
 
 # Plain, well-articulated sentences tiny.en transcribes reliably from espeak-ng.
 SENTENCES = (

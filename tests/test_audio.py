@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from v2md import _engine
-from v2md.audio import (
+from v2md.audio.capture import (
     SAMPLE_RATE,
     EngineSource,
     SoundDeviceSource,

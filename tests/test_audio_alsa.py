@@ -23,7 +23,7 @@ SENTENCE = "Please send the quarterly report to the finance team before Friday."
 CAPTURE = """
 import asyncio, sys
 import numpy as np
-from v2md.audio import open_source
+from v2md.audio.capture import open_source
 from v2md.config import AudioConfig
 
 async def main(backend, want, out):
@@ -129,7 +129,7 @@ def test_arecord_reads_the_speech_file_back_exactly(speech_raw: Path, tmp_path: 
 
 
 def test_the_engine_lists_the_test_device(speech_raw: Path) -> None:
-    code = "from v2md.audio import list_input_devices; print(list_input_devices())"
+    code = "from v2md.audio.capture import list_input_devices; print(list_input_devices())"
     out = subprocess.run(
         [sys.executable, "-c", code], env=alsa_env(speech_raw), capture_output=True, text=True
     )

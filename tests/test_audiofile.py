@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import speech
 
-from v2md import audiofile
+from v2md.asr.filedecode import decode_file
+from v2md.audio import files as audiofile
 from v2md.errors import InvalidArgumentError
-from v2md.filedecode import decode_file
 
 SR = speech.SAMPLE_RATE
 

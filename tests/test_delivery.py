@@ -15,7 +15,7 @@ import pytest
 from harness import assert_eventually
 
 from v2md.config import OutputConfig
-from v2md.delivery import _CONTROL, TYPE_CHUNK_CHARS, Command, Delivery, _key_events, _run
+from v2md.desktop.delivery import _CONTROL, TYPE_CHUNK_CHARS, Command, Delivery, _key_events, _run
 from v2md.errors import DeliveryError
 
 HOSTILE = 'it\'s "quoted" $(rm -rf ~) `id` ; | & \n second line\ttab \x1b[31m\x07\x9b1m ünïcödé'

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from v2md import _engine
-from v2md.audio import _Wakeup
+from v2md.audio.capture import _Wakeup
 
 
 @pytest.fixture

@@ -11,9 +11,9 @@ from collections import Counter
 import numpy as np
 from fakes import FakeSource, FakeVAD
 
-from v2md.audioformat import SAMPLE_RATE
+from v2md.asr.finalpass import WINDOW_S, FinalPass
+from v2md.audio.format import SAMPLE_RATE
 from v2md.config import Config
-from v2md.finalpass import WINDOW_S, FinalPass
 from v2md.session import LiveSession
 
 WORD = SAMPLE_RATE // 2  # every half second of speech is one word

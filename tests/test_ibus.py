@@ -17,8 +17,8 @@ from harness import assert_eventually, running_daemon
 from ibus_desktop import GtkWindow, IBusDaemon, Xvfb, clipboard, need_desktop, set_clipboard
 
 from v2md import INTERFACE
+from v2md.desktop.ibus import EXTENSION_NAME
 from v2md.errors import ERROR_PREFIX
-from v2md.ibus import EXTENSION_NAME
 
 pytestmark = pytest.mark.slow
 

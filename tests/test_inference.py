@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from v2md.scheduler import InferenceThread, Priority
+from v2md.asr.scheduler import InferenceThread, Priority
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from v2md import keybindings as kb
+from v2md.desktop import keybindings as kb
 
 SCHEMA = kb.GNOME_SCHEMA
 USER_PATH = "/org/gnome/settings-daemon/plugins/media-keys/custom-keybindings/custom0/"

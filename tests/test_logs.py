@@ -39,9 +39,9 @@ def test_the_daemon_logs_through_it():
 
 def test_the_ibus_helper_logs_through_it():
     script = (
-        "import logging, v2md.ibus as helper\n"
+        "import logging, v2md.desktop.ibus as helper\n"
         "async def serve():\n"
-        "    logging.getLogger('v2md.ibus').warning('no preedit: %s', 'x\\nv2m-ibus: forged')\n"
+        "    helper.log.warning('no preedit: %s', 'x\\nv2m-ibus: forged')\n"
         "    return 0\n"
         "helper.serve = serve\n"
         "helper.main()\n"

@@ -25,7 +25,8 @@ from dbus_fast import DBusError
 from fake_hub import FakeHub, bundled_model_dir, files_of, serving
 from harness import ROOT, assert_eventually, read_until_closed, running_daemon
 
-from v2md import INTERFACE, downloads
+from v2md import INTERFACE
+from v2md.asr import downloads
 from v2md.ctl import bar_line
 from v2md.errors import ERROR_PREFIX, InvalidArgumentError, ModelError
 

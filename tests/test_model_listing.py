@@ -8,7 +8,7 @@ import logging
 import pytest
 from huggingface_hub import constants
 
-from v2md import downloads, models
+from v2md.asr import downloads, models
 
 REV = "0123456789abcdef0123456789abcdef01234567"
 
@@ -54,7 +54,7 @@ def names() -> list[str]:
 )
 def test_a_damaged_vocabulary_is_skipped_with_one_log_line(hub, caplog, vocabulary):
     cached_model(hub, "someone/damaged", vocabulary)
-    with caplog.at_level(logging.WARNING, logger="v2md.downloads"):
+    with caplog.at_level(logging.WARNING, logger="v2md.asr.downloads"):
         listed = names()
     assert "tiny.en" in listed and "someone/good-model" in listed
     assert "someone/damaged" not in listed
@@ -65,7 +65,7 @@ def test_a_damaged_vocabulary_is_skipped_with_one_log_line(hub, caplog, vocabula
 def test_a_refs_main_that_is_not_utf8_hides_nothing(hub, caplog):
     cached_model(hub, "someone/damaged", GOOD)
     (hub / "models--someone--damaged" / "refs" / "main").write_bytes(b"\xff\xfe")
-    with caplog.at_level(logging.WARNING, logger="v2md.downloads"):
+    with caplog.at_level(logging.WARNING, logger="v2md.asr.downloads"):
         listed = names()
     assert "tiny.en" in listed and "someone/good-model" in listed
     assert len(caplog.records) <= 1
@@ -75,7 +75,7 @@ def test_a_hub_directory_that_is_a_file_lists_the_bundled_model(tmp_path, monkey
     hub = tmp_path / "hub"
     hub.write_text("not a directory")
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(hub))
-    with caplog.at_level(logging.WARNING, logger="v2md.downloads"):
+    with caplog.at_level(logging.WARNING, logger="v2md.asr.downloads"):
         assert "tiny.en" in names()
     (record,) = caplog.records
     assert str(hub) in record.getMessage()
@@ -86,7 +86,7 @@ def test_a_hub_directory_in_a_symlink_loop_lists_the_bundled_model(tmp_path, mon
     (tmp_path / "other").symlink_to(hub)
     hub.symlink_to(tmp_path / "other")
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(hub))
-    with caplog.at_level(logging.WARNING, logger="v2md.downloads"):
+    with caplog.at_level(logging.WARNING, logger="v2md.asr.downloads"):
         assert "tiny.en" in names()
     (record,) = caplog.records
     assert str(hub) in record.getMessage()
@@ -99,9 +99,9 @@ def test_is_multilingual_names_a_damaged_vocabulary(tmp_path):
 
 
 async def test_removing_the_configured_bundled_model_is_invalid_state():
+    from v2md.asr.worker import WhisperWorker
     from v2md.config import WhisperConfig
     from v2md.errors import InvalidStateError
-    from v2md.worker import WhisperWorker
 
     worker = WhisperWorker(WhisperConfig(model="tiny.en"))
     try:

@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from v2md import models
+from v2md.asr import models
 from v2md.config import WhisperConfig
 from v2md.errors import ModelError
 

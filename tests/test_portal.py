@@ -16,9 +16,9 @@ from dbus_fast.aio import MessageBus
 from fake_portal import REMOTE_DESKTOP, FakePortal
 
 from v2md.config import ConfigError, OutputConfig, load_config
-from v2md.delivery import Delivery
+from v2md.desktop.delivery import Delivery
+from v2md.desktop.portal import Portal, RemoteKeyboard, TokenFile
 from v2md.errors import DeliveryError
-from v2md.portal import Portal, RemoteKeyboard, TokenFile
 
 # Quotes, a command substitution, newlines and tabs are typed; the Latin-1 letters,
 # Cyrillic, Greek and the emoji are not on a US layout, so they go the paste route.

@@ -17,7 +17,9 @@ def test_the_desktop_file_is_installed_under_the_registered_app_id(installed):  
     parser.read(desktop)
     entry = parser["Desktop Entry"]
     unit = (installed / "systemd" / "user" / "v2md.service").read_text()
-    (exec_start,) = (line.split("=", 1)[1] for line in unit.splitlines() if line.startswith("ExecStart="))
+    (exec_start,) = (
+        line.split("=", 1)[1] for line in unit.splitlines() if line.startswith("ExecStart=")
+    )
     # The daemon the unit runs: a launcher in libexec is on no PATH, so a bare name would not do.
     assert entry["Type"] == "Application" and entry["Exec"] == exec_start
     assert entry["Name"] and entry["Icon"]

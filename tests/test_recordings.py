@@ -13,8 +13,8 @@ import wave
 import numpy as np
 import pytest
 
-from v2md import journal
-from v2md.recordings import GrowingRecording
+from v2md.audio import journal
+from v2md.audio.recordings import GrowingRecording
 
 
 @pytest.fixture(autouse=True)
@@ -51,7 +51,7 @@ def test_a_capture_file_whose_process_was_killed_is_a_complete_wav(state_home):
     script = textwrap.dedent("""
         import os, signal
         import numpy as np
-        from v2md.journal import CaptureFile
+        from v2md.audio.journal import CaptureFile
         capture = CaptureFile(16000)
         capture.append(np.full(16000, 0.5, dtype=np.float32))
         capture.append(np.full(8000, -0.5, dtype=np.float32))

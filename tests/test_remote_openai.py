@@ -15,8 +15,8 @@ from harness import Watch, assert_eventually, model_state_is, running_daemon
 from v2md import INTERFACE
 from v2md.config import WhisperConfig
 from v2md.errors import ERROR_PREFIX, ModelError, OperationTimeoutError
-from v2md.remote import RemoteWorker
-from v2md.remote_openai import MAX_RETRIES, OpenAIEngine
+from v2md.remote.openai_compatible import MAX_RETRIES, OpenAIEngine
+from v2md.remote.worker import RemoteWorker
 from v2md.service import FILE_PROGRESS_INTERVAL_S
 
 SPEECH = np.sin(np.arange(24_000) / 8).astype(np.float32) * 0.5  # 1.5 s of a tone

@@ -15,8 +15,8 @@ import speech
 from harness import Watch, assert_eventually, model_state_is, running_daemon
 
 from v2md import INTERFACE
+from v2md.asr.models import _bundled_path
 from v2md.errors import ERROR_PREFIX
-from v2md.models import _bundled_path
 
 pytestmark = pytest.mark.slow
 

@@ -16,9 +16,9 @@ from fake_portal import REGISTRY, SHORTCUTS, FakePortal
 from harness import assert_eventually
 
 from v2md.config import ShortcutsConfig
+from v2md.desktop.global_shortcuts import Shortcuts
+from v2md.desktop.portal import Portal
 from v2md.errors import AudioDeviceError, InvalidStateError, ModelError, V2MError
-from v2md.portal import Portal
-from v2md.shortcuts import Shortcuts
 
 APP_ID = "org.v2m.Dictation"
 
@@ -119,7 +119,7 @@ async def test_a_press_that_starts_nothing_is_reported_and_its_release_stops_not
 async def test_a_refused_dialog_is_one_log_line_and_no_session(portal, shortcuts, caplog):
     made, _ = shortcuts
     portal.answers["BindShortcuts"] = 1
-    with caplog.at_level(logging.WARNING, logger="v2md.shortcuts"):
+    with caplog.at_level(logging.WARNING, logger="v2md.desktop.global_shortcuts"):
         assert not await made.bind()
     (record,) = caplog.records
     assert "BindShortcuts: the user cancelled" in record.getMessage()

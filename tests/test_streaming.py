@@ -9,11 +9,7 @@ import weakref
 import numpy as np
 import pytest
 
-from v2md.asrtypes import Word
-from v2md.audioformat import SAMPLE_RATE
-from v2md.config import WhisperConfig
-from v2md.errors import InvalidArgumentError
-from v2md.streaming import (
+from v2md.asr.streaming import (
     COMMIT_MARGIN_S,
     CONTEXT_SENTENCES,
     HARD_TAIL_S,
@@ -25,6 +21,10 @@ from v2md.streaming import (
     keep_start,
     word_key,
 )
+from v2md.asr.types import Word
+from v2md.audio.format import SAMPLE_RATE
+from v2md.config import WhisperConfig
+from v2md.errors import InvalidArgumentError
 
 
 def words(*items: tuple[float, float, str]) -> list[Word]:

@@ -11,13 +11,13 @@ import recorded
 import speech
 from fakes import FakeSource
 
-from v2md.audioformat import SAMPLE_RATE
+from v2md.asr.finalpass import FinalPass
+from v2md.asr.streaming import StreamingTranscriber
+from v2md.asr.vad import SileroVAD
+from v2md.asr.worker import WhisperWorker
+from v2md.audio.format import SAMPLE_RATE
 from v2md.config import Config
-from v2md.finalpass import FinalPass
 from v2md.session import LiveSession
-from v2md.streaming import StreamingTranscriber
-from v2md.vad import SileroVAD
-from v2md.worker import WhisperWorker
 
 pytestmark = pytest.mark.slow
 

@@ -14,11 +14,12 @@ import pytest
 import speech
 from harness import assert_eventually
 
-from v2md import audiofile, models
-from v2md.asrtypes import ModelState
+from v2md.asr import models
+from v2md.asr.types import ModelState
+from v2md.asr.worker import WhisperWorker
+from v2md.audio import files as audiofile
 from v2md.config import WhisperConfig
 from v2md.errors import InvalidArgumentError, ModelError
-from v2md.worker import WhisperWorker
 
 
 class Recorder:
@@ -140,7 +141,7 @@ async def test_missing_model_directory_fails_with_advice(tmp_path):
 
 async def test_state_changes_name_the_model_once(fake_model, caplog):
     worker = WhisperWorker(WhisperConfig(device="cpu"))
-    with caplog.at_level(logging.INFO, logger="v2md.worker"):
+    with caplog.at_level(logging.INFO, logger="v2md.asr.worker"):
         await worker.load()
     said = [r.getMessage() for r in caplog.records if r.getMessage().startswith("model ")]
     assert said[0] == "model tiny.en (bundled): loading (on cpu/int8)"

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import speech
 
+from v2md.asr.vad import SileroVAD
 from v2md.config import VADConfig
 from v2md.errors import InvalidArgumentError
-from v2md.vad import SileroVAD
 
 RATE = speech.SAMPLE_RATE
 

@@ -10,6 +10,7 @@ import pytest
 from fakes import FakeSource, FakeVAD
 from harness import assert_eventually
 
+from v2md.asr.finalpass import FinalPass
 from v2md.config import Config
 from v2md.errors import (
     AudioDeviceError,
@@ -20,7 +21,6 @@ from v2md.errors import (
     LLMError,
     ModelError,
 )
-from v2md.finalpass import FinalPass
 from v2md.session import LiveSession
 from v2md.workflow import Features, RecordingWorkflow, State
 

@@ -10,7 +10,7 @@ from dbus_fast import Message, MessageType
 from dbus_fast.aio import MessageBus
 from dbus_fast.introspection import Node
 
-from . import BUS_NAME, INTERFACE, OBJECT_PATH
+from v2md import BUS_NAME, INTERFACE, OBJECT_PATH
 
 # The bus contract, installed with the package (and by meson for D-Bus tools).
 CONTRACT = resources.files("v2md") / "data" / "org.v2m.Dictation.xml"

@@ -19,8 +19,8 @@ from typing import TextIO
 from dbus_fast import BusType, DBusError, Variant
 from dbus_fast.aio import MessageBus
 
-from . import INTERFACE, help_text
-from .client import Proxy, contract_properties, dictation_proxy
+from v2md import INTERFACE, help_text
+from v2md.client import Proxy, contract_properties, dictation_proxy
 
 
 async def listen(iface: Proxy, props: Proxy, *, until_final: bool) -> str:
@@ -237,7 +237,7 @@ def print_devices(names: list[str]) -> None:
 
 
 def _bind(args: argparse.Namespace) -> int:
-    from . import keybindings
+    from v2md.desktop import keybindings
 
     actions: dict[tuple[str, bool], Callable[..., list[str]]] = {
         ("gnome", False): keybindings.bind_gnome,

@@ -24,8 +24,8 @@ import sdnotify
 from dbus_fast import BusType, NameFlag, RequestNameReply
 from dbus_fast.aio import MessageBus
 
-from . import BUS_NAME, OBJECT_PATH, __version__
-from .config import (
+from v2md import BUS_NAME, OBJECT_PATH, __version__
+from v2md.config import (
     Config,
     ConfigError,
     WhisperConfig,
@@ -33,18 +33,18 @@ from .config import (
     load_config,
     xdg_dir,
 )
-from .delivery import Delivery, uses_ibus
-from .errors import HistoryError, V2MError
-from .ibus_path import IBusHelper
-from .logs import log_to_stderr
-from .portal import Portal
-from .service import DictationService
-from .shortcuts import Shortcuts
-from .workflow import Features, RecordingWorkflow, Worker
+from v2md.desktop.delivery import Delivery, uses_ibus
+from v2md.desktop.global_shortcuts import Shortcuts
+from v2md.desktop.ibus_path import IBusHelper
+from v2md.desktop.portal import Portal
+from v2md.errors import HistoryError, V2MError
+from v2md.logs import log_to_stderr
+from v2md.service import DictationService
+from v2md.workflow import Features, RecordingWorkflow, Worker
 
 if TYPE_CHECKING:
-    from .asrtypes import ModelState
-    from .remote import RemoteEngine
+    from v2md.asr.types import ModelState
+    from v2md.remote.worker import RemoteEngine
 
 log = logging.getLogger("v2md")
 
@@ -95,22 +95,22 @@ def _build_features(
     on_remote_error: Callable[[V2MError], None],
 ) -> Features:
     # Imported here so that `v2md --help` and config errors answer without loading ML libraries.
-    from . import audio
-    from .audioformat import SAMPLE_RATE
-    from .finalpass import FinalPass
-    from .history import History
-    from .journal import CaptureFile
-    from .llm import LLMService
-    from .notifications import Notifier
-    from .portal import RemoteKeyboard, TokenFile
-    from .recordings import state_dir
-    from .remote import PausesOnly, RemoteWorker
-    from .session import LiveSession, SessionEvents
-    from .streaming import StreamingTranscriber
-    from .text import TextRules
-    from .text.vocabulary import FILE_NAME, Vocabulary
-    from .vad import SileroVAD
-    from .worker import WhisperWorker
+    from v2md.asr.finalpass import FinalPass
+    from v2md.asr.streaming import StreamingTranscriber
+    from v2md.asr.vad import SileroVAD
+    from v2md.asr.worker import WhisperWorker
+    from v2md.audio import capture as audio
+    from v2md.audio.format import SAMPLE_RATE
+    from v2md.audio.journal import CaptureFile
+    from v2md.audio.recordings import state_dir
+    from v2md.desktop.notifications import Notifier
+    from v2md.desktop.portal import RemoteKeyboard, TokenFile
+    from v2md.history import History
+    from v2md.llm import LLMService
+    from v2md.remote.worker import PausesOnly, RemoteWorker
+    from v2md.session import LiveSession, SessionEvents
+    from v2md.text import TextRules
+    from v2md.text.vocabulary import FILE_NAME, Vocabulary
 
     # The local model makes live text, and the final text unless a server does (remote.py).
     remote = cfg.whisper.engine != "local"
@@ -177,16 +177,16 @@ def _remote_engine(cfg: WhisperConfig, bias: Callable[[str], str]) -> RemoteEngi
     """The client of the speech server ``[whisper] engine`` names; ``bias`` gives the words
     for the prompt of a server that takes one (Wyoming's Transcribe has no such field)."""
     if cfg.engine == "wyoming":
-        from .remote_wyoming import WyomingEngine
+        from v2md.remote.wyoming_protocol import WyomingEngine
 
         return WyomingEngine(cfg)
-    from .remote_openai import OpenAIEngine
+    from v2md.remote.openai_compatible import OpenAIEngine
 
     return OpenAIEngine(cfg, bias)
 
 
 async def run(cfg: Config) -> int:
-    from . import audio
+    from v2md.audio import capture as audio
 
     systemd = _Systemd()
     loop = asyncio.get_running_loop()

@@ -22,9 +22,9 @@ from pathlib import Path
 from dbus_fast import BusType, DBusError, Variant
 from dbus_fast.aio import MessageBus
 
-from . import BUS_NAME, INTERFACE, help_text
-from .client import Proxy, dictation_proxy, name_has_owner, wait_for_name
-from .privatebus import PrivateBus
+from v2md import BUS_NAME, INTERFACE, help_text
+from v2md.client import Proxy, dictation_proxy, name_has_owner, wait_for_name
+from v2md.privatebus import PrivateBus
 
 SAMPLE = resources.files("v2md") / "data" / "sample.wav"
 SAMPLE_TEXT = resources.files("v2md") / "data" / "sample.txt"  # what the sample says

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
-from .errors import HistoryError
+from v2md.errors import HistoryError
 
 log = logging.getLogger(__name__)
 

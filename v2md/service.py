@@ -26,12 +26,12 @@ from dbus_fast.annotations import (
 )
 from dbus_fast.service import ServiceInterface, dbus_property, method, signal
 
-from . import INTERFACE, __version__
-from .errors import ERROR_PREFIX, HistoryError, V2MError
+from v2md import INTERFACE, __version__
+from v2md.errors import ERROR_PREFIX, HistoryError, V2MError
 
 if TYPE_CHECKING:
-    from .workflow import Archive, RecordingWorkflow
-    from .workflow import State as DictationState  # the name State is the property's
+    from v2md.workflow import Archive, RecordingWorkflow
+    from v2md.workflow import State as DictationState  # the name State is the property's
 
 log = logging.getLogger(__name__)
 

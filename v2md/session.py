@@ -29,13 +29,13 @@ from typing import Protocol
 
 import numpy as np
 
-from .audio import AudioSource
-from .audioformat import SAMPLE_RATE
-from .config import Config
-from .errors import AudioDeviceError, ModelError, V2MError
-from .finalpass import FinalPass
-from .journal import CaptureFile
-from .recordings import GrowingRecording, save_recording
+from v2md.asr.finalpass import FinalPass
+from v2md.audio.capture import AudioSource
+from v2md.audio.format import SAMPLE_RATE
+from v2md.audio.journal import CaptureFile
+from v2md.audio.recordings import GrowingRecording, save_recording
+from v2md.config import Config
+from v2md.errors import AudioDeviceError, ModelError, V2MError
 
 log = logging.getLogger(__name__)
 

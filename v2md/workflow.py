@@ -32,9 +32,9 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
-from . import journal
-from .config import Config
-from .errors import (
+from v2md.audio import journal
+from v2md.config import Config
+from v2md.errors import (
     BusyError,
     DeliveryError,
     HistoryError,
@@ -49,11 +49,11 @@ if TYPE_CHECKING:
 
     import numpy as np
 
-    from .asrtypes import ModelState
-    from .downloads import LocalModel
-    from .session import SessionEvents
-    from .text import TextRules
-    from .text.vocabulary import Vocabulary
+    from v2md.asr.downloads import LocalModel
+    from v2md.asr.types import ModelState
+    from v2md.session import SessionEvents
+    from v2md.text import TextRules
+    from v2md.text.vocabulary import Vocabulary
 
 log = logging.getLogger(__name__)
 

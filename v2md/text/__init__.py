@@ -12,9 +12,8 @@ import logging
 from pathlib import Path
 
 from v2md.config import CommandsConfig
-
-from . import commands
-from .vocabulary import Vocabulary
+from v2md.text import commands
+from v2md.text.vocabulary import Vocabulary
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ from typing import BinaryIO
 
 import numpy as np
 
-from .config import xdg_dir
+from v2md.config import xdg_dir
 
 log = logging.getLogger(__name__)
 

@@ -37,7 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .recordings import create_private, new_recording_path, state_dir
+from v2md.audio.recordings import create_private, new_recording_path, state_dir
 
 log = logging.getLogger(__name__)
 

@@ -32,13 +32,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from v2md.asrtypes import Word
-from v2md.audioformat import SAMPLE_RATE
+from v2md.asr.types import Word
+from v2md.audio.format import SAMPLE_RATE
 from v2md.config import WhisperConfig
 from v2md.errors import InvalidArgumentError
 
 if TYPE_CHECKING:  # the worker is handed in: no need to import faster-whisper here
-    from v2md.worker import WhisperWorker
+    from v2md.asr.worker import WhisperWorker
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ import numpy as np
 import onnxruntime
 from faster_whisper.utils import get_assets_path
 
-from v2md.audioformat import SAMPLE_RATE
+from v2md.audio.format import SAMPLE_RATE
 from v2md.config import VADConfig
 from v2md.errors import InvalidArgumentError
 

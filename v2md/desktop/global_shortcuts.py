@@ -20,9 +20,9 @@ from typing import Any
 
 from dbus_fast import Variant
 
-from .config import ShortcutsConfig
-from .errors import BusyError, InvalidStateError, V2MError
-from .portal import PATH, Portal, PortalError
+from v2md.config import ShortcutsConfig
+from v2md.desktop.portal import PATH, Portal, PortalError
+from v2md.errors import BusyError, InvalidStateError, V2MError
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-from v2md.audioformat import SAMPLE_RATE
+from v2md.audio.format import SAMPLE_RATE
 from v2md.errors import InvalidArgumentError
 
 # FFmpeg demuxer names of audio (and audio-and-video) formats that hold their own samples.

@@ -31,10 +31,11 @@ from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
 
-from v2md.asrtypes import ModelState
-from v2md.audioformat import SAMPLE_RATE
+from v2md.asr.downloads import LocalModel
+from v2md.asr.filedecode import check_audio, decode_file
+from v2md.asr.types import ModelState
+from v2md.audio.format import SAMPLE_RATE
 from v2md.config import WhisperConfig
-from v2md.downloads import LocalModel
 from v2md.errors import (
     InvalidArgumentError,
     InvalidStateError,
@@ -42,11 +43,10 @@ from v2md.errors import (
     OperationTimeoutError,
     V2MError,
 )
-from v2md.filedecode import check_audio, decode_file
 from v2md.languages import validate_language
 
 if TYPE_CHECKING:  # the local worker is handed in: no need to import faster-whisper here
-    from v2md.worker import WhisperWorker
+    from v2md.asr.worker import WhisperWorker
 
 log = logging.getLogger(__name__)
 

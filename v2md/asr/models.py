@@ -24,8 +24,8 @@ import ctranslate2
 import numpy as np
 from faster_whisper import WhisperModel
 
-from v2md import downloads, packaged
-from v2md.audioformat import SAMPLE_RATE
+from v2md.asr import downloads, packaged
+from v2md.audio.format import SAMPLE_RATE
 from v2md.config import WhisperConfig
 from v2md.errors import InvalidArgumentError, ModelError, OperationTimeoutError
 

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from v2md import audiofile
-from v2md.audioformat import SAMPLE_RATE
+from v2md.audio import files as audiofile
+from v2md.audio.format import SAMPLE_RATE
 from v2md.errors import InvalidArgumentError
 from v2md.progress import Rising
 

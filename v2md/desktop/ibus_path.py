@@ -1,4 +1,4 @@
-"""v2md's side of the IBus path: the helper process (``v2md/ibus.py``), started and asked.
+"""v2md's side of the IBus path: the helper process (``v2md/desktop/ibus.py``), started and asked.
 
 The helper is started when delivery may go through IBus, so that it follows the
 dictation from its first words; one that exits is started again at the next need. A
@@ -74,7 +74,7 @@ class IBusHelper:
         proc = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
-            "v2md.ibus",
+            "v2md.desktop.ibus",
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             env=self._env,

@@ -22,10 +22,10 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from . import _engine
-from .audioformat import SAMPLE_RATE
-from .config import AudioConfig
-from .errors import AudioDeviceError, brief
+from v2md import _engine
+from v2md.audio.format import SAMPLE_RATE
+from v2md.config import AudioConfig
+from v2md.errors import AudioDeviceError, brief
 
 log = logging.getLogger(__name__)
 
@@ -189,7 +189,7 @@ def _decode(path: Path, wav_error: Exception) -> np.ndarray:
     # Imported here: PyAV loads only when a file is not a WAV.
     from faster_whisper.audio import decode_audio
 
-    from .audiofile import not_audio
+    from v2md.audio.files import not_audio
 
     try:
         samples = decode_audio(str(path), sampling_rate=SAMPLE_RATE)

@@ -1,6 +1,6 @@
 """The IBus path: live text as preedit in the focused field, the final text committed.
 
-This module is its own small process (``python3 -m v2md.ibus``, started by v2md:
+This module is its own small process (``python3 -m v2md.desktop.ibus``, started by v2md:
 ``ibus_path.IBusHelper``), a thin client of ``org.v2m.Dictation`` on the session bus
 and a client of ibus-daemon on IBus's own bus. While a dictation runs it shows
 ``TranscriptionUpdated`` texts as the focused field's preedit; v2md's delivery asks it,
@@ -37,10 +37,10 @@ from typing import Any
 from dbus_fast import BusType, Message, MessageFlag, MessageType, Variant
 from dbus_fast.aio import MessageBus
 
-from . import INTERFACE, OBJECT_PATH
-from .logs import log_to_stderr
+from v2md import INTERFACE, OBJECT_PATH
+from v2md.logs import log_to_stderr
 
-log = logging.getLogger("v2md.ibus")
+log = logging.getLogger("v2md.desktop.ibus")
 
 EXTENSION_NAME = "org.freedesktop.IBus.Panel.Extension.Emoji"
 EXTENSION_PATH = "/org/freedesktop/IBus/Panel/Extension/Emoji"

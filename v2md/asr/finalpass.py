@@ -39,8 +39,8 @@ from typing import Protocol
 
 import numpy as np
 
-from v2md.audioformat import SAMPLE_RATE
-from v2md.streaming import word_key
+from v2md.asr.streaming import word_key
+from v2md.audio.format import SAMPLE_RATE
 
 log = logging.getLogger(__name__)
 

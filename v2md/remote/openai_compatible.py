@@ -21,10 +21,10 @@ from typing import Any
 import httpx
 import numpy as np
 
-from v2md.audioformat import SAMPLE_RATE
+from v2md.audio.format import SAMPLE_RATE
 from v2md.config import WhisperConfig
 from v2md.errors import ModelError, brief
-from v2md.remote import pcm16, shown_url
+from v2md.remote.worker import pcm16, shown_url
 
 MAX_RETRIES = 2
 RETRY_BACKOFF_S = 0.5  # the first wait when a 429 does not say how long; doubles after

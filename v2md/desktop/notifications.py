@@ -17,7 +17,7 @@ from typing import Any
 from dbus_fast import Message, MessageType, Variant
 from dbus_fast.aio import MessageBus
 
-from .config import NotificationsConfig
+from v2md.config import NotificationsConfig
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ user's own layout. The compositor drops keysyms its layout lacks, so only ASCII
 is typed that way; other characters are pasted: the clipboard is saved, set to
 them, the paste chord is pressed, and the saved clipboard is put back.
 
-Where IBus runs, typing can go through it instead (``ibus_path.IBusHelper``, v2md/ibus.py):
+Where IBus runs, typing can go through it instead (``ibus_path.IBusHelper``, v2md/desktop/ibus.py):
 the text is committed whole into the focused field, whatever the layout, with no key
 pressed and the clipboard untouched; only when that fails is the text put on the
 clipboard (with ``clipboard``), and the error says so.
@@ -31,10 +31,10 @@ from dataclasses import dataclass
 from itertools import groupby
 from os import environ as os_environ
 
-from .config import OutputConfig
-from .errors import DeliveryError
-from .ibus_path import IBusHelper, IBusUnavailable
-from .portal import PortalError, RemoteKeyboard
+from v2md.config import OutputConfig
+from v2md.desktop.ibus_path import IBusHelper, IBusUnavailable
+from v2md.desktop.portal import PortalError, RemoteKeyboard
+from v2md.errors import DeliveryError
 
 log = logging.getLogger(__name__)
 

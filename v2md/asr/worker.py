@@ -34,14 +34,14 @@ from typing import Any
 import numpy as np
 import psutil
 
-from v2md import downloads, models
-from v2md.asrtypes import ModelState, Word
-from v2md.audioformat import SAMPLE_RATE
+from v2md.asr import downloads, models
+from v2md.asr.filedecode import check_audio, decode_file
+from v2md.asr.scheduler import InferenceThread, Priority
+from v2md.asr.types import ModelState, Word
+from v2md.audio.format import SAMPLE_RATE
 from v2md.config import WhisperConfig, is_english_only
 from v2md.errors import BusyError, InvalidArgumentError, InvalidStateError, ModelError
-from v2md.filedecode import check_audio, decode_file
 from v2md.languages import check_language_for_model, validate_language
-from v2md.scheduler import InferenceThread, Priority
 
 log = logging.getLogger(__name__)
 

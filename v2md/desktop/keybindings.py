@@ -21,7 +21,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from .config import xdg_dir
+from v2md.config import xdg_dir
 
 log = logging.getLogger(__name__)
 

@@ -24,10 +24,10 @@ from wyoming.error import Error
 from wyoming.event import Eventable, async_read_event, async_write_event
 from wyoming.info import Describe, Info
 
-from v2md.audioformat import SAMPLE_RATE
+from v2md.audio.format import SAMPLE_RATE
 from v2md.config import WhisperConfig
 from v2md.errors import ModelError
-from v2md.remote import pcm16, shown_url
+from v2md.remote.worker import pcm16, shown_url
 
 # Audio goes out in chunks of this many bytes (1 s of 16-bit audio), as satellites send it.
 CHUNK_BYTES = 2 * SAMPLE_RATE

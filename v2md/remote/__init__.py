@@ -1,0 +1,1 @@
+"""Speech to text on a server of the user's own: OpenAI-compatible and Wyoming."""
