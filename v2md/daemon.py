@@ -40,7 +40,7 @@ from v2md.desktop.portal import Portal
 from v2md.errors import HistoryError, V2MError
 from v2md.logs import log_to_stderr
 from v2md.service import DictationService
-from v2md.workflow import Features, RecordingWorkflow, Worker
+from v2md.workflow import Events, Features, Quiet, RecordingWorkflow, Worker
 
 if TYPE_CHECKING:
     from v2md.asr.types import ModelState
@@ -52,8 +52,9 @@ log = logging.getLogger("v2md")
 TOKEN_FILE = "remote-desktop.token"
 
 
-class _Systemd:
-    """sd_notify and the watchdog; silent no-ops when not run by systemd."""
+class _Systemd(Quiet):
+    """sd_notify and the watchdog; silent no-ops when not run by systemd. As a listener of
+    the daemon's events it keeps the unit's status line on the model's state."""
 
     def __init__(self) -> None:
         self._notifier = sdnotify.SystemdNotifier()
@@ -83,16 +84,12 @@ class _Systemd:
 
         ping()
 
+    def model_changed(self, state: ModelState, detail: str) -> None:
+        self.notify(f"STATUS=model {state}: {detail}" if detail else f"STATUS=model {state}")
+
 
 def _build_features(
-    cfg: Config,
-    bus: MessageBus,
-    portal: Portal,
-    ibus: IBusHelper | None,
-    on_model_state: Callable[[ModelState, str], None],
-    on_download: Callable[[float], None],
-    on_language: Callable[[str], None],
-    on_remote_error: Callable[[V2MError], None],
+    cfg: Config, bus: MessageBus, portal: Portal, ibus: IBusHelper | None, events: Events
 ) -> Features:
     # Imported here so that `v2md --help` and config errors answer without loading ML libraries.
     from v2md.asr.finalpass import FinalPass
@@ -119,14 +116,14 @@ def _build_features(
 
     def heard(code: str) -> None:
         text.language_heard(code)
-        on_language(code)
+        events.language_detected(code)
 
     local: WhisperWorker | None = None
     if not cfg.whisper.remote_only:
         local = WhisperWorker(
             cfg.whisper,
-            on_state=None if remote else on_model_state,
-            on_download=on_download,
+            on_state=None if remote else events.model_changed,
+            on_download=events.model_progress,
             on_language=heard,
             bias=text.prompt,
         )
@@ -136,8 +133,9 @@ def _build_features(
             _remote_engine(cfg.whisper, text.prompt),
             local,
             cfg.whisper,
-            on_state=on_model_state,
-            on_error=on_remote_error,
+            on_state=events.model_changed,
+            # A speech server failed and the local model's text was used: clients hear why.
+            on_error=events.error,
         )
     else:
         assert local is not None  # remote_only needs a speech server (config.py)
@@ -167,9 +165,12 @@ def _build_features(
         open_session=open_session,
         llm=LLMService(cfg.llm, cfg.path, glossary=lambda: vocabulary.words),
         history=history,
-        delivery=Delivery(cfg.output, keyboard=keyboard, ibus=ibus),
+        delivery=Delivery(
+            cfg.output, keyboard=keyboard, ibus=ibus, on_path=events.delivery_path_changed
+        ),
         notifier=Notifier(bus, cfg.notifications),
         text=text,
+        list_devices=partial(audio.list_input_devices, cfg.audio.backend),
     )
 
 
@@ -203,43 +204,17 @@ async def run(cfg: Config) -> int:
     except (OSError, ValueError) as exc:  # dbus-fast's address errors are ValueErrors
         log.error("cannot connect to the session bus: %s", exc)
         return 1
-    service: DictationService | None = None
-
-    def on_model_state(state: ModelState, detail: str) -> None:
-        systemd.notify(f"STATUS=model {state}: {detail}" if detail else f"STATUS=model {state}")
-        if service is not None:
-            service.model_changed(str(state), features.worker.model_name)
-
-    def on_download(fraction: float) -> None:
-        if service is not None:
-            service.model_progress(fraction)
-
-    def on_language(code: str) -> None:
-        if service is not None:
-            service.detected_language(code)
-
-    def on_remote_error(error: V2MError) -> None:
-        """A speech server failed and the local model's text was used: clients hear why."""
-        if service is not None:
-            service.error(error)
-
     portal = Portal(bus)
     # The app id is the basename of the installed org.v2m.Dictation.desktop.
     portal.register(BUS_NAME)
     # The IBus helper follows dictations from their first words, so it starts with v2md.
     ibus = IBusHelper() if uses_ibus(cfg.output) else None
-    features = _build_features(
-        cfg, bus, portal, ibus, on_model_state, on_download, on_language, on_remote_error
-    )
-    workflow = RecordingWorkflow(cfg, features)
-    service = DictationService(
-        workflow,
-        model_name=lambda: features.worker.model_name,
-        model_state=lambda: str(features.worker.state),
-        history=features.history,
-        list_devices=partial(audio.list_input_devices, cfg.audio.backend),
-    )
-    workflow.attach(service)
+    events = Events()
+    events.attach(systemd)
+    features = _build_features(cfg, bus, portal, ibus, events)
+    workflow = RecordingWorkflow(cfg, features, events)
+    service = DictationService(workflow)
+    events.attach(service)
     bus.export(OBJECT_PATH, service)
 
     reply = await bus.request_name(BUS_NAME, NameFlag.DO_NOT_QUEUE)
@@ -254,14 +229,13 @@ async def run(cfg: Config) -> int:
     load = asyncio.create_task(_load_model(features, workflow), name="v2m-model-load")
     ibus_start = None
     if isinstance(features.delivery, Delivery):
-        features.delivery.on_path = service.delivery_path_changed
         ibus_start = asyncio.create_task(
-            _announce_delivery(features.delivery, ibus, service), name="v2m-delivery-path"
+            _announce_delivery(features.delivery, ibus, events), name="v2m-delivery-path"
         )
     binding = None
     if cfg.shortcuts.enabled:
         # In the background: the first binding waits for the user's answer to a dialog.
-        shortcuts = _shortcuts(cfg, portal, workflow, service, features)
+        shortcuts = _shortcuts(cfg, portal, workflow)
         binding = asyncio.create_task(shortcuts.bind(), name="v2m-shortcuts")
     disconnected = asyncio.ensure_future(bus.wait_for_disconnect())  # type: ignore[no-untyped-call]
     stopping = asyncio.create_task(stop.wait())
@@ -287,20 +261,12 @@ async def run(cfg: Config) -> int:
     return 0
 
 
-def _shortcuts(
-    cfg: Config,
-    portal: Portal,
-    workflow: RecordingWorkflow,
-    service: DictationService,
-    features: Features,
-) -> Shortcuts:
-    """Toggle and push-to-talk through the GlobalShortcuts portal, driving the workflow."""
+def _shortcuts(cfg: Config, portal: Portal, workflow: RecordingWorkflow) -> Shortcuts:
+    """Toggle and push-to-talk through the GlobalShortcuts portal, driving the workflow; an
+    error of a shortcut's action has no caller, so the workflow reports it like its own."""
 
     async def report(error: V2MError) -> None:
-        """An error of a shortcut's action: nobody called, so the signal and a notification."""
-        service.error(error)
-        if features.notifier is not None:
-            await features.notifier.alert("Dictation error", error.message)
+        workflow.report(error)
 
     return Shortcuts(
         portal,
@@ -312,9 +278,7 @@ def _shortcuts(
     )
 
 
-async def _announce_delivery(
-    delivery: Delivery, ibus: IBusHelper | None, service: DictationService
-) -> None:
+async def _announce_delivery(delivery: Delivery, ibus: IBusHelper | None, events: Events) -> None:
     """Start the IBus helper, if used, and say which delivery path is in use."""
     if ibus is not None and not await ibus.available():
         log.info("not typing through IBus: %s", ibus.reason)
@@ -324,7 +288,7 @@ async def _announce_delivery(
         log.info("no delivery path: %s", exc)
         path = "none"
     log.info("delivery path: %s", path)
-    service.delivery_path_changed(path)
+    events.delivery_path_changed(path)
 
 
 async def _load_model(features: Features, workflow: RecordingWorkflow) -> None:

@@ -1,7 +1,8 @@
 """The D-Bus face of the daemon: ``org.v2m.Dictation`` at ``/org/v2m/Dictation``.
 
-A thin layer: each method validates nothing itself and calls the workflow;
-each workflow event becomes a property change or a signal. The one place where
+A thin layer: each method validates nothing itself and calls the workflow, and
+nothing else; each event of the daemon's parts (``workflow.Events``) becomes a
+property change or a signal. The one place where
 the errors of ``errors.py`` become D-Bus error names is ``_bus_errors``.
 ``v2md/data/org.v2m.Dictation.xml`` is the contract; a test compares it with what
 this class introspects as.
@@ -27,10 +28,11 @@ from dbus_fast.annotations import (
 from dbus_fast.service import ServiceInterface, dbus_property, method, signal
 
 from v2md import INTERFACE, __version__
-from v2md.errors import ERROR_PREFIX, HistoryError, V2MError
+from v2md.errors import ERROR_PREFIX, V2MError
 
 if TYPE_CHECKING:
-    from v2md.workflow import Archive, RecordingWorkflow
+    from v2md.asr.types import ModelState as ModelLife  # the name ModelState is the property's
+    from v2md.workflow import RecordingWorkflow
     from v2md.workflow import State as DictationState  # the name State is the property's
 
 log = logging.getLogger(__name__)
@@ -124,21 +126,9 @@ class DictationService(ServiceInterface):
     Member names are CamelCase because they are the D-Bus names of the contract.
     """
 
-    def __init__(
-        self,
-        workflow: "RecordingWorkflow",
-        *,
-        model_name: Callable[[], str],
-        model_state: Callable[[], str],
-        history: "Archive | None" = None,
-        list_devices: Callable[[], list[str]] | None = None,
-    ) -> None:
+    def __init__(self, workflow: "RecordingWorkflow") -> None:
         super().__init__(INTERFACE)
         self._wf = workflow
-        self._model_name = model_name
-        self._model_state = model_state
-        self._history = history
-        self._list_devices = list_devices
         self._model_progress = 0.0
         self._detected_language = ""
         self._delivery_path = ""
@@ -193,24 +183,17 @@ class DictationService(ServiceInterface):
     @method()
     @_bus_errors
     async def GetHistory(self, limit: DBusUInt32) -> HistoryRows:
-        history = self._require_history()
-        rows = await asyncio.get_running_loop().run_in_executor(
-            None, history.recent, limit or 2**31 - 1
-        )
-        return rows
+        return await self._wf.history(limit or 2**31 - 1)
 
     @method()
     @_bus_errors
     async def ClearHistory(self) -> DBusUInt32:
-        history = self._require_history()
-        return await asyncio.get_running_loop().run_in_executor(None, history.clear)
+        return await self._wf.clear_history()
 
     @method()
     @_bus_errors
     async def ListDevices(self) -> StrList:
-        if self._list_devices is None:
-            return []
-        return await asyncio.get_running_loop().run_in_executor(None, self._list_devices)
+        return await self._wf.list_devices()
 
     @method()
     @_bus_errors
@@ -262,11 +245,6 @@ class DictationService(ServiceInterface):
     async def ListReplacements(self) -> Replacements:
         return self._wf.vocabulary.replacements
 
-    def _require_history(self) -> "Archive":
-        if self._history is None:
-            raise HistoryError("the history could not be opened when v2md started (see its log)")
-        return self._history
-
     # ---- signals -------------------------------------------------------------------------
 
     @signal()
@@ -289,11 +267,11 @@ class DictationService(ServiceInterface):
 
     @dbus_property(access=PropertyAccess.READ)
     def ModelState(self) -> DBusStr:
-        return self._model_state()
+        return str(self._wf.model_state)
 
     @dbus_property(access=PropertyAccess.READ)
     def Model(self) -> DBusStr:
-        return self._model_name()
+        return self._wf.model_name
 
     @dbus_property(access=PropertyAccess.READ)
     def ModelProgress(self) -> DBusDouble:
@@ -331,7 +309,7 @@ class DictationService(ServiceInterface):
     def Version(self) -> DBusStr:
         return __version__
 
-    # ---- workflow listener -----------------------------------------------------------------
+    # ---- listener of the daemon's events (workflow.Events) ------------------------------------
 
     def state_changed(self, state: "DictationState") -> None:
         self.emit_properties_changed({"State": str(state)})
@@ -354,10 +332,10 @@ class DictationService(ServiceInterface):
             self._delivery_path = path
             self.emit_properties_changed({"DeliveryPath": path})
 
-    def model_changed(self, state: str, model: str) -> None:
-        self.emit_properties_changed({"ModelState": state, "Model": model})
+    def model_changed(self, state: "ModelLife", detail: str) -> None:
+        self.emit_properties_changed({"ModelState": str(state), "Model": self._wf.model_name})
 
-    def detected_language(self, code: str) -> None:
+    def language_detected(self, code: str) -> None:
         """The language the latest final decode of a dictation was in."""
         if code != self._detected_language:
             self._detected_language = code

@@ -75,23 +75,81 @@ _TRANSITIONS: dict[State, frozenset[State]] = {
 
 
 class Listener(Protocol):
-    """What the workflow reports; the bus layer turns these into properties and signals."""
+    """What the daemon's parts report (through ``Events``); the bus layer turns these into
+    properties and signals."""
 
     def state_changed(self, state: State) -> None: ...
     def speech_active_changed(self, active: bool) -> None: ...
     def transcription_updated(self, text: str, final: bool) -> None: ...
     def last_text_changed(self, text: str) -> None: ...
     def error(self, error: V2MError) -> None: ...
+    def model_changed(self, state: ModelState, detail: str) -> None: ...
+    def model_progress(self, fraction: float) -> None: ...
+    def language_detected(self, code: str) -> None: ...
+    def delivery_path_changed(self, path: str) -> None: ...
 
 
-class _Unobserved:
-    """The listener until one is attached: events before that have no audience."""
+class Quiet:
+    """A listener that hears nothing: subclass it to hear only some events."""
 
     def state_changed(self, state: State) -> None: ...
     def speech_active_changed(self, active: bool) -> None: ...
     def transcription_updated(self, text: str, final: bool) -> None: ...
     def last_text_changed(self, text: str) -> None: ...
     def error(self, error: V2MError) -> None: ...
+    def model_changed(self, state: ModelState, detail: str) -> None: ...
+    def model_progress(self, fraction: float) -> None: ...
+    def language_detected(self, code: str) -> None: ...
+    def delivery_path_changed(self, path: str) -> None: ...
+
+
+class Events(Quiet):
+    """The one road from the daemon's parts to their audience. The workflow, the worker
+    (model state, download progress, the language heard, a speech server's failure) and the
+    delivery report here; the listeners attached (the bus service, systemd's status line)
+    hear it in the order they were attached. Before any is attached, events go unheard."""
+
+    def __init__(self) -> None:
+        self._listeners: list[Listener] = []
+
+    def attach(self, listener: Listener) -> None:
+        self._listeners.append(listener)
+
+    def state_changed(self, state: State) -> None:
+        for listener in self._listeners:
+            listener.state_changed(state)
+
+    def speech_active_changed(self, active: bool) -> None:
+        for listener in self._listeners:
+            listener.speech_active_changed(active)
+
+    def transcription_updated(self, text: str, final: bool) -> None:
+        for listener in self._listeners:
+            listener.transcription_updated(text, final)
+
+    def last_text_changed(self, text: str) -> None:
+        for listener in self._listeners:
+            listener.last_text_changed(text)
+
+    def error(self, error: V2MError) -> None:
+        for listener in self._listeners:
+            listener.error(error)
+
+    def model_changed(self, state: ModelState, detail: str) -> None:
+        for listener in self._listeners:
+            listener.model_changed(state, detail)
+
+    def model_progress(self, fraction: float) -> None:
+        for listener in self._listeners:
+            listener.model_progress(fraction)
+
+    def language_detected(self, code: str) -> None:
+        for listener in self._listeners:
+            listener.language_detected(code)
+
+    def delivery_path_changed(self, path: str) -> None:
+        for listener in self._listeners:
+            listener.delivery_path_changed(path)
 
 
 class Session(Protocol):
@@ -181,6 +239,7 @@ class Features:
     delivery: Deliverer | None = None
     notifier: Notices | None = None
     text: TextRules | None = None  # spoken commands; None leaves the decoded text as it is
+    list_devices: Callable[[], list[str]] | None = None  # the capture devices, by name
 
 
 class _SessionEvents:
@@ -195,14 +254,14 @@ class _SessionEvents:
 
     def speech_active_changed(self, active: bool) -> None:
         if self._current():
-            self._wf._listener.speech_active_changed(active)
+            self._wf.events.speech_active_changed(active)
 
     def provisional_text(self, text: str) -> None:
         if self._current() and self._wf._phase is State.RECORDING:
-            self._wf._listener.transcription_updated(self._wf._shaped(text), False)
+            self._wf.events.transcription_updated(self._wf._shaped(text), False)
 
     def error(self, error: V2MError) -> None:
-        self._wf._report(error)
+        self._wf.report(error)
 
     def ended(self, reason: str) -> None:
         if self.session is not None:
@@ -212,10 +271,11 @@ class _SessionEvents:
 class RecordingWorkflow:
     """Drives one recording at a time through the state machine above."""
 
-    def __init__(self, cfg: Config, features: Features) -> None:
+    def __init__(self, cfg: Config, features: Features, events: Events | None = None) -> None:
         self._cfg = cfg
         self._f = features
-        self._listener: Listener = _Unobserved()
+        # The daemon passes the Events its other parts report to, so that all share one road.
+        self.events = events if events is not None else Events()
         self._lock = asyncio.Lock()
         self._phase = State.IDLE
         self._announced = State.IDLE
@@ -227,7 +287,7 @@ class RecordingWorkflow:
 
     def attach(self, listener: Listener) -> None:
         """Report events to ``listener`` (the bus service, once it exists)."""
-        self._listener = listener
+        self.events.attach(listener)
 
     # ---- state -------------------------------------------------------------------------
 
@@ -254,7 +314,7 @@ class RecordingWorkflow:
         state = self.state
         if state is not self._announced:
             self._announced = state
-            self._listener.state_changed(state)
+            self.events.state_changed(state)
 
     # ---- recording -----------------------------------------------------------------------
 
@@ -321,7 +381,7 @@ class RecordingWorkflow:
             kept = await self._rescue(session, f"transcription failed: {exc}")
             kind = type(exc) if isinstance(exc, V2MError) else ModelError
             error = kind(f"transcription failed ({exc}); {kept}")
-            self._report(error)
+            self.report(error)
             raise error from exc
         finally:
             self._session = None
@@ -345,8 +405,8 @@ class RecordingWorkflow:
         """Store, announce, then deliver in the background: the history write comes first."""
         entry = await self._store(text, duration)
         self.last_text = text
-        self._listener.last_text_changed(text)
-        self._listener.transcription_updated(text, True)
+        self.events.last_text_changed(text)
+        self.events.transcription_updated(text, True)
         log.info("final text: %d characters from %.1f s of audio", len(text), duration)
         if text:
             self._spawn(self._deliver(text, entry))
@@ -373,7 +433,7 @@ class RecordingWorkflow:
             return await asyncio.get_running_loop().run_in_executor(None, write)
         except HistoryError as exc:
             log.error("history not updated: %s", exc)
-            self._report(exc)
+            self.report(exc)
             return None
 
     async def _deliver(self, text: str, entry: int | None) -> None:
@@ -390,7 +450,7 @@ class RecordingWorkflow:
                     await self._f.delivery.deliver(text)
                 except DeliveryError as exc:
                     # The user is looking at the app, not the bus: say why nothing appeared.
-                    self._report(exc, summary="Dictation not typed", text=text)
+                    self.report(exc, summary="Dictation not typed", text=text)
                     return
             self._notify("Dictation", text)
         finally:
@@ -403,7 +463,7 @@ class RecordingWorkflow:
             refined = await self._llm(self._f.llm.refine(text))
         except V2MError as exc:
             # The raw words still go out: an LLM failure never replaces what was said.
-            self._report(type(exc)(f"auto-refine failed, raw text delivered: {exc}"))
+            self.report(type(exc)(f"auto-refine failed, raw text delivered: {exc}"))
             return text
         history = self._f.history
         if history is not None and entry is not None:
@@ -426,7 +486,7 @@ class RecordingWorkflow:
             text = (await self._f.worker.transcribe_file(str(orphan.path))).strip()
         except V2MError as exc:
             kept = await self._keep(orphan)
-            self._report(type(exc)(f"{what} could not be transcribed ({exc}); {kept}"))
+            self.report(type(exc)(f"{what} could not be transcribed ({exc}); {kept}"))
             return
         if not text:
             log.info("%s hold no speech; %s deleted", what, orphan.path)
@@ -480,11 +540,38 @@ class RecordingWorkflow:
         return await self._llm(self._require_llm().translate(text, target_language))
 
     @property
+    def model_name(self) -> str:
+        return self._f.worker.model_name
+
+    @property
+    def model_state(self) -> ModelState:
+        return self._f.worker.state
+
+    async def history(self, limit: int) -> list[tuple[int, str, str]]:
+        """The latest ``limit`` final texts, newest first: (entry, time, text)."""
+        history = self._require_history()
+        return await asyncio.get_running_loop().run_in_executor(None, history.recent, limit)
+
+    async def clear_history(self) -> int:
+        history = self._require_history()
+        return await asyncio.get_running_loop().run_in_executor(None, history.clear)
+
+    async def list_devices(self) -> list[str]:
+        if self._f.list_devices is None:
+            return []
+        return await asyncio.get_running_loop().run_in_executor(None, self._f.list_devices)
+
+    @property
     def vocabulary(self) -> Vocabulary:
         """The user's words and replacements; a change applies to the next decode."""
         if self._f.text is None:
             raise InvalidStateError("this daemon has no vocabulary")
         return self._f.text.vocabulary
+
+    def _require_history(self) -> Archive:
+        if self._f.history is None:
+            raise HistoryError("the history could not be opened when v2md started (see its log)")
+        return self._f.history
 
     def _require_llm(self) -> TextService:
         if self._f.llm is None:
@@ -510,9 +597,10 @@ class RecordingWorkflow:
 
     # ---- telling the user ----------------------------------------------------------------
 
-    def _report(self, error: V2MError, *, summary: str = "Dictation error", text: str = "") -> None:
-        """An error outside any call: an Error signal, and a notification that stays."""
-        self._listener.error(error)
+    def report(self, error: V2MError, *, summary: str = "Dictation error", text: str = "") -> None:
+        """An error outside any call (of a dictation, or of a shortcut's action): an Error
+        signal, and a notification that stays."""
+        self.events.error(error)
         self._notify(summary, f"{error}\n\n{text}" if text else str(error), alert=True)
 
     def _notify(self, summary: str, body: str, *, alert: bool = False) -> None:

@@ -92,13 +92,14 @@ class Delivery:
         which: Callable[[str], str | None] = shutil.which,
         keyboard: RemoteKeyboard | None = None,
         ibus: IBusHelper | None = None,
+        on_path: Callable[[str], None] = lambda _path: None,
     ) -> None:
         self._cfg = cfg
         self._env = os_environ if environ is None else environ
         self._which = which
         self._keyboard = keyboard  # None: no session bus, so no portal
         self._ibus = ibus  # None: IBus is not used (see uses_ibus)
-        self.on_path: Callable[[str], None] = lambda _path: None  # DeliveryPath
+        self._on_path = on_path  # told the path each delivery took (DeliveryPath)
         # Two final texts in quick succession must not interleave their typed chunks.
         self._busy = asyncio.Lock()
 
@@ -158,12 +159,12 @@ class Delivery:
         env = self.tool_environment()
         async with self._busy:
             if await self._by_ibus():
-                self.on_path("ibus")
+                self._on_path("ibus")
                 await self._commit_by_ibus(text, env)
                 log.debug("committed %d characters through IBus", len(text))
                 return
             by_portal = await self._by_portal()
-            self.on_path(self._path(by_portal))
+            self._on_path(self._path(by_portal))
             for command in self.plan(text, by_portal=by_portal):
                 await _run(command, env)
             if by_portal:
