@@ -10,10 +10,11 @@ import numpy as np
 import pytest
 
 from v2md import daemon
+from v2md.asr.streaming import PausesOnly
 from v2md.asr.types import ModelState
 from v2md.config import ConfigError, WhisperConfig, load_config
 from v2md.errors import InvalidStateError, ModelError, OperationTimeoutError, V2MError
-from v2md.remote.worker import RETRY_AFTER_S, PausesOnly, RemoteWorker, shown_url
+from v2md.remote.worker import RETRY_AFTER_S, RemoteWorker, shown_url
 
 SPEECH = np.full(16_000, 0.1, np.float32)  # what it says does not matter to the fakes
 

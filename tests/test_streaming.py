@@ -1,4 +1,4 @@
-"""LocalAgreement and tail bookkeeping of StreamingTranscriber, with a scripted fake worker."""
+"""LocalAgreement and tail bookkeeping of ProvisionalText, with a scripted fake worker."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from v2md.asr.streaming import (
     HARD_TAIL_S,
     TRIM_TAIL_S,
     UNSETTLED_TAIL_S,
-    StreamingTranscriber,
+    ProvisionalText,
     agreed_prefix,
     beyond_committed,
     keep_start,
@@ -58,17 +58,17 @@ class ScriptedWorker:
         return [Word(w.start - start, w.end - start, w.text) for w in heard]
 
 
-def make(timeline: list[Word], **kwargs) -> tuple[StreamingTranscriber, ScriptedWorker]:
+def make(timeline: list[Word], **kwargs) -> tuple[ProvisionalText, ScriptedWorker]:
     worker = ScriptedWorker(timeline, **kwargs)
-    stream = StreamingTranscriber(worker, WhisperConfig())  # type: ignore[arg-type]
+    stream = ProvisionalText(worker, WhisperConfig())  # type: ignore[arg-type]
     return stream, worker
 
 
 # Samples fed to each transcriber so far: where the next chunk starts on its timeline.
-_fed: weakref.WeakKeyDictionary[StreamingTranscriber, int] = weakref.WeakKeyDictionary()
+_fed: weakref.WeakKeyDictionary[ProvisionalText, int] = weakref.WeakKeyDictionary()
 
 
-def feed(stream: StreamingTranscriber, seconds: float) -> None:
+def feed(stream: ProvisionalText, seconds: float) -> None:
     """Append ``seconds`` of audio whose samples hold their own index on the timeline
     (exact in float32 up to 2**24 samples, 17 minutes)."""
     start = _fed.get(stream, 0)
@@ -224,7 +224,7 @@ async def test_an_update_in_flight_when_rebased_is_discarded():
             return await super().transcribe(audio, prompt=prompt, window_s=window_s)
 
     worker = Slow(sentence_timeline(1))
-    stream = StreamingTranscriber(worker, WhisperConfig())  # type: ignore[arg-type]
+    stream = ProvisionalText(worker, WhisperConfig())  # type: ignore[arg-type]
     feed(stream, 3.0)
     update = asyncio.create_task(stream.update())
     await asyncio.sleep(0)
@@ -253,7 +253,7 @@ async def test_speech_without_agreement_is_forced_out_of_the_tail():
             return [Word(w.start, w.end, f"{w.text}{self.decodes}") for w in result]
 
     worker = Disagreeing(sentence_timeline(20, words_per_sentence=10))
-    stream = StreamingTranscriber(worker, WhisperConfig())  # type: ignore[arg-type]
+    stream = ProvisionalText(worker, WhisperConfig())  # type: ignore[arg-type]
     for _ in range(200):
         feed(stream, 0.5)
         await stream.update()
@@ -271,7 +271,7 @@ async def test_decodes_that_hear_nothing_lose_no_speech():
 
     timeline = sentence_timeline(3, words_per_sentence=10)
     worker = Deaf(timeline)
-    stream = StreamingTranscriber(worker, WhisperConfig())  # type: ignore[arg-type]
+    stream = ProvisionalText(worker, WhisperConfig())  # type: ignore[arg-type]
     shown = []
     for _ in range(30):
         feed(stream, 0.5)
@@ -297,7 +297,7 @@ async def test_a_decode_that_misses_the_start_of_its_window_takes_no_word_back()
 
     timeline = sentence_timeline(4, words_per_sentence=8)
     worker = Skipping(timeline)
-    stream = StreamingTranscriber(worker, WhisperConfig())  # type: ignore[arg-type]
+    stream = ProvisionalText(worker, WhisperConfig())  # type: ignore[arg-type]
     shown = []
     for _ in range(40):
         feed(stream, 0.5)

@@ -12,7 +12,7 @@ import speech
 from fakes import FakeSource
 
 from v2md.asr.finalpass import FinalPass
-from v2md.asr.streaming import StreamingTranscriber
+from v2md.asr.streaming import ProvisionalText
 from v2md.asr.vad import SileroVAD
 from v2md.asr.worker import WhisperWorker
 from v2md.audio.format import SAMPLE_RATE
@@ -41,7 +41,7 @@ async def dictate(worker: WhisperWorker, audio: np.ndarray) -> str:
     session = LiveSession(
         cfg,
         FakeSource(chunks),
-        StreamingTranscriber(worker, cfg.whisper),
+        ProvisionalText(worker, cfg.whisper),
         FinalPass(worker),
         SileroVAD(cfg.vad),
         Quiet(),

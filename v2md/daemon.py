@@ -93,7 +93,7 @@ def _build_features(
 ) -> Features:
     # Imported here so that `v2md --help` and config errors answer without loading ML libraries.
     from v2md.asr.finalpass import FinalPass
-    from v2md.asr.streaming import StreamingTranscriber
+    from v2md.asr.streaming import PausesOnly, ProvisionalText
     from v2md.asr.vad import SileroVAD
     from v2md.asr.worker import WhisperWorker
     from v2md.audio import capture as audio
@@ -104,7 +104,7 @@ def _build_features(
     from v2md.desktop.portal import RemoteKeyboard, TokenFile
     from v2md.history import History
     from v2md.llm import LLMService
-    from v2md.remote.worker import PausesOnly, RemoteWorker
+    from v2md.remote.worker import RemoteWorker
     from v2md.session import LiveSession, SessionEvents
     from v2md.text import TextRules
     from v2md.text.vocabulary import FILE_NAME, Vocabulary
@@ -151,7 +151,7 @@ def _build_features(
         return LiveSession(
             cfg,
             audio.open_source(cfg.audio),
-            StreamingTranscriber(local, cfg.whisper) if local is not None else PausesOnly(),
+            ProvisionalText(local, cfg.whisper) if local is not None else PausesOnly(),
             FinalPass(worker),
             SileroVAD(cfg.vad) if cfg.vad.enabled else None,
             events,

@@ -123,8 +123,9 @@ def keep_start(previous: Sequence[Word], current: Sequence[Word]) -> list[Word]:
     return [*kept, *beyond_committed(current, kept)]
 
 
-class StreamingTranscriber:
-    """Turns a growing recording into provisional and final text with one WhisperWorker.
+class ProvisionalText:
+    """Turns a growing recording into provisional text with one WhisperWorker (the final
+    text is ``finalpass``'s).
 
     ``append`` and ``rebase`` may be called at any time; updates must not overlap. An
     update in flight when ``rebase`` is called is discarded.
@@ -289,3 +290,19 @@ class StreamingTranscriber:
         drop = min(max(sample - self._tail_start, 0), self._tail.size)
         self._tail = self._tail[drop:]
         self._tail_start += drop
+
+
+class PausesOnly:
+    """Stands in for ``ProvisionalText`` where no local model runs (``remote_only``): no live
+    text while speaking; the session shows the server's text of everything so far at each
+    pause instead."""
+
+    def append(self, samples: np.ndarray) -> None:
+        """Nothing to decode: the final pass holds the audio."""
+
+    async def update(self, end_sample: int | None = None) -> str | None:
+        return None
+
+    def rebase(self, sample: int, text: str) -> str:
+        """Nothing held to drop: the server's text is all there is to show."""
+        return text

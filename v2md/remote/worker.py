@@ -266,18 +266,3 @@ class RemoteWorker:
         if self._local is not None:
             await self._local.close()
         self._set_state(ModelState.UNLOADED, "worker closed")
-
-
-class PausesOnly:
-    """Live text where no local model runs (``remote_only``): none while speaking; the
-    session shows the server's text of everything so far at each pause instead."""
-
-    def append(self, samples: np.ndarray) -> None:
-        """Nothing to decode: the final pass holds the audio."""
-
-    async def update(self, end_sample: int | None = None) -> str | None:
-        return None
-
-    def rebase(self, sample: int, text: str) -> str:
-        """Nothing held to drop: the server's text is all there is to show."""
-        return text
