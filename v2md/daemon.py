@@ -114,17 +114,13 @@ def _build_features(
     vocabulary = Vocabulary(xdg_dir("data") / "v2m" / FILE_NAME)
     text = TextRules(cfg.commands, cfg.path.parent, vocabulary)
 
-    def heard(code: str) -> None:
-        text.language_heard(code)
-        events.language_detected(code)
-
     local: WhisperWorker | None = None
     if not cfg.whisper.remote_only:
         local = WhisperWorker(
             cfg.whisper,
             on_state=None if remote else events.model_changed,
             on_download=events.model_progress,
-            on_language=heard,
+            on_language=events.language_detected,
             bias=text.prompt,
         )
     worker: Worker

@@ -268,6 +268,16 @@ class _SessionEvents:
             self._wf._spawn(self._wf._end_on_its_own(self.session, reason))
 
 
+class _LanguageHeard(Quiet):
+    """Spoken commands follow the language the worker last heard (where Language is auto)."""
+
+    def __init__(self, text: TextRules) -> None:
+        self._text = text
+
+    def language_detected(self, code: str) -> None:
+        self._text.language_heard(code)
+
+
 class RecordingWorkflow:
     """Drives one recording at a time through the state machine above."""
 
@@ -276,6 +286,8 @@ class RecordingWorkflow:
         self._f = features
         # The daemon passes the Events its other parts report to, so that all share one road.
         self.events = events if events is not None else Events()
+        if features.text is not None:
+            self.events.attach(_LanguageHeard(features.text))
         self._lock = asyncio.Lock()
         self._phase = State.IDLE
         self._announced = State.IDLE
