@@ -40,7 +40,7 @@ from v2md.desktop.portal import Portal
 from v2md.errors import HistoryError, V2MError
 from v2md.logs import log_to_stderr
 from v2md.service import DictationService
-from v2md.workflow import Events, Features, Quiet, RecordingWorkflow, Worker
+from v2md.workflow import Events, Features, Listener, RecordingWorkflow, Worker
 
 if TYPE_CHECKING:
     from v2md.asr.types import ModelState
@@ -52,7 +52,7 @@ log = logging.getLogger("v2md")
 TOKEN_FILE = "remote-desktop.token"
 
 
-class _Systemd(Quiet):
+class _Systemd(Listener):
     """sd_notify and the watchdog; silent no-ops when not run by systemd. As a listener of
     the daemon's events it keeps the unit's status line on the model's state."""
 

@@ -76,34 +76,38 @@ _TRANSITIONS: dict[State, frozenset[State]] = {
 
 class Listener(Protocol):
     """What the daemon's parts report (through ``Events``); the bus layer turns these into
-    properties and signals."""
+    properties and signals. A class that names Listener as its base hears nothing but the
+    events it overrides."""
 
-    def state_changed(self, state: State) -> None: ...
-    def speech_active_changed(self, active: bool) -> None: ...
-    def transcription_updated(self, text: str, final: bool) -> None: ...
-    def last_text_changed(self, text: str) -> None: ...
-    def error(self, error: V2MError) -> None: ...
-    def model_changed(self, state: ModelState, detail: str) -> None: ...
-    def model_progress(self, fraction: float) -> None: ...
-    def language_detected(self, code: str) -> None: ...
-    def delivery_path_changed(self, path: str) -> None: ...
+    def state_changed(self, state: State) -> None:
+        return None
+
+    def speech_active_changed(self, active: bool) -> None:
+        return None
+
+    def transcription_updated(self, text: str, final: bool) -> None:
+        return None
+
+    def last_text_changed(self, text: str) -> None:
+        return None
+
+    def error(self, error: V2MError) -> None:
+        return None
+
+    def model_changed(self, state: ModelState, detail: str) -> None:
+        return None
+
+    def model_progress(self, fraction: float) -> None:
+        return None
+
+    def language_detected(self, code: str) -> None:
+        return None
+
+    def delivery_path_changed(self, path: str) -> None:
+        return None
 
 
-class Quiet:
-    """A listener that hears nothing: subclass it to hear only some events."""
-
-    def state_changed(self, state: State) -> None: ...
-    def speech_active_changed(self, active: bool) -> None: ...
-    def transcription_updated(self, text: str, final: bool) -> None: ...
-    def last_text_changed(self, text: str) -> None: ...
-    def error(self, error: V2MError) -> None: ...
-    def model_changed(self, state: ModelState, detail: str) -> None: ...
-    def model_progress(self, fraction: float) -> None: ...
-    def language_detected(self, code: str) -> None: ...
-    def delivery_path_changed(self, path: str) -> None: ...
-
-
-class Events(Quiet):
+class Events(Listener):
     """The one road from the daemon's parts to their audience. The workflow, the worker
     (model state, download progress, the language heard, a speech server's failure) and the
     delivery report here; the listeners attached (the bus service, systemd's status line)
@@ -268,7 +272,7 @@ class _SessionEvents:
             self._wf._spawn(self._wf._end_on_its_own(self.session, reason))
 
 
-class _LanguageHeard(Quiet):
+class _LanguageHeard(Listener):
     """Spoken commands follow the language the worker last heard (where Language is auto)."""
 
     def __init__(self, text: TextRules) -> None:
