@@ -21,8 +21,9 @@ from v2md.errors import (
     LLMError,
     ModelError,
 )
+from v2md.parts import Features
 from v2md.session import LiveSession
-from v2md.workflow import Features, RecordingWorkflow, State
+from v2md.workflow import RecordingWorkflow, State
 
 
 class FakeStream:

@@ -39,8 +39,9 @@ from v2md.desktop.ibus_path import IBusHelper
 from v2md.desktop.portal import Portal
 from v2md.errors import HistoryError, V2MError
 from v2md.logs import log_to_stderr
+from v2md.parts import Events, Features, Listener, Worker
 from v2md.service import DictationService
-from v2md.workflow import Events, Features, Listener, RecordingWorkflow, Worker
+from v2md.workflow import RecordingWorkflow
 
 if TYPE_CHECKING:
     from v2md.asr.types import ModelState

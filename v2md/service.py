@@ -1,7 +1,7 @@
 """The D-Bus face of the daemon: ``org.v2m.Dictation`` at ``/org/v2m/Dictation``.
 
 A thin layer: each method validates nothing itself and calls the workflow, and
-nothing else; each event of the daemon's parts (``workflow.Events``) becomes a
+nothing else; each event of the daemon's parts (``parts.Events``) becomes a
 property change or a signal. The one place where
 the errors of ``errors.py`` become D-Bus error names is ``_bus_errors``.
 ``v2md/data/org.v2m.Dictation.xml`` is the contract; a test compares it with what
