@@ -1,17 +1,21 @@
-"""The GNOME Shell extension: its D-Bus client run under gjs against the live daemon.
+"""The GNOME Shell extension run under gjs against the live daemon.
 
-What runs here: ``dictation.js``, the extension's client of org.v2m.Dictation and what the
-panel shows for it (``indicatorView``, ``textView``), driven by ``tests/gjs/client.js``
-under plain gjs on a private bus with a real v2md that records from a speech file: the
-panel's icon, status line and toggle item through a dictation started and stopped with
-the client's toggle(), the live and final text as the menu shows them, the delivery path,
-a failed toggle's message (what the panel notifies), the daemon going away, and a
-destroyed client (the extension disabled) no longer reacting to the daemon.
+What runs here, on a private bus with a real v2md that records from a speech file:
 
-What does not: ``extension.js`` needs GNOME Shell (St, Main, PanelMenu, PopupMenu); it
-only wires those widgets to ``dictation.js``. Here both modules are parsed as ES modules
-(node), and metadata.json is checked. What the extension uses of the Shell was read at
-the GNOME Shell tags that metadata.json declares.
+* ``dictation.js``, the extension's client of org.v2m.Dictation and what the panel shows
+  for it (``indicatorView``, ``textView``), driven by ``tests/gjs/client.js``: the State,
+  DeliveryPath and panel view through a dictation started and stopped with the client's
+  toggle(), the live and final text (the final one equal to LastText) as the menu line
+  shows them, a failed toggle's message, the daemon going away, and a destroyed client
+  no longer reacting to the daemon;
+* ``extension.js`` itself, enabled by ``tests/gjs/panel.js`` with stand-ins for the
+  Shell's modules (St, Main, PanelMenu, PopupMenu, Extension: ``tests/gjs/shell/``, which
+  model only what the extension uses of them): the icon and menu a user sees through a
+  dictation clicked from the menu, the notification of a failed click, and disabling it.
+
+What does not: the Shell's own widgets, drawing and the extension manager; the stand-ins
+follow what the extension uses of the Shell as read at the GNOME Shell tags that
+metadata.json declares. Both modules are also parsed as ES modules by node.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ EXTENSION = ROOT / "data" / "gnome-shell-extension"
 CONTRACT = ROOT / "v2md" / "data" / "org.v2m.Dictation.xml"
 CLIENT = ROOT / "tests" / "gjs" / "client.js"
 VIEWS = ROOT / "tests" / "gjs" / "views.js"
+PANEL = ROOT / "tests" / "gjs" / "panel.js"
 ADWAITA = Path("/usr/share/icons/Adwaita")
 MAX_WER = 20.0  # as tests/test_dictation.py: tiny.en on espeak speech
 PREVIEW_CHARS = 80  # the menu shows the end of a longer text
@@ -94,11 +99,12 @@ def test_every_documented_state_has_its_own_icon_from_the_standard_theme():
     assert usable == {"idle", "recording", "null"}
 
 
-class Client:
-    """``tests/gjs/client.js`` running: the events it printed so far, and its stdin."""
+class Probe:
+    """A script of tests/gjs running: the events it printed so far, its stdin, its stderr."""
 
-    def __init__(self, proc: asyncio.subprocess.Process) -> None:
+    def __init__(self, proc: asyncio.subprocess.Process, stderr: Path) -> None:
         self.proc = proc
+        self.stderr = stderr
         self.events: list[dict] = []
         self._reader = asyncio.create_task(self._read())
 
@@ -129,10 +135,13 @@ class Client:
         try:
             await assert_eventually(lambda: found() or self._reader.done(), timeout)
         except AssertionError:
-            raise AssertionError(f"not seen in {timeout} s; gjs printed {self.events}") from None
+            raise AssertionError(f"not seen in {timeout} s; {self.said()}") from None
         event = found()
-        assert event is not None, f"gjs ended ({await self.proc.wait()}) after {self.events}"
+        assert event is not None, f"gjs ended ({await self.proc.wait()}); {self.said()}"
         return event
+
+    def said(self) -> str:
+        return f"gjs printed {self.events}, and on stderr: {self.stderr.read_text()}"
 
     async def close(self) -> int:
         """Ends it with EOF on stdin; its exit status."""
@@ -144,32 +153,40 @@ class Client:
 
 
 @contextlib.asynccontextmanager
-async def gjs_client(tmp_path: Path, address: str, contract: bool = True) -> AsyncIterator[Client]:
-    """client.js on the bus at ``address``, finding the contract where meson installs it
+async def gjs_probe(
+    script: Path, tmp_path: Path, address: str, contract: bool = True
+) -> AsyncIterator[Probe]:
+    """``script`` on the bus at ``address``, finding the contract where meson installs it
     (unless ``contract`` is false), and no other XDG data dir."""
     data_dir = tmp_path / "share"
     if contract:
         (data_dir / "dbus-1" / "interfaces").mkdir(parents=True)
         shutil.copy(CONTRACT, data_dir / "dbus-1" / "interfaces" / CONTRACT.name)
+    work = tmp_path / script.stem
+    work.mkdir()
     env = {
         **os.environ,
         "DBUS_SESSION_BUS_ADDRESS": address,
         "XDG_DATA_HOME": str(tmp_path / "no-user-data"),
         "XDG_DATA_DIRS": str(data_dir),
     }
-    proc = await asyncio.create_subprocess_exec(
-        "gjs",
-        "-m",
-        str(CLIENT),
-        str(EXTENSION),
-        env=env,
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-    )
-    client = Client(proc)
+    stderr = tmp_path / f"{script.stem}.stderr"
+    with stderr.open("wb") as err:
+        proc = await asyncio.create_subprocess_exec(
+            "gjs",
+            "-m",
+            str(script),
+            str(EXTENSION),
+            str(work),
+            env=env,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=err,
+        )
+    probe = Probe(proc, stderr)
     try:
-        yield client
-        assert await client.close() == 0
+        yield probe
+        assert await probe.close() == 0, probe.said()
     finally:
         if proc.returncode is None:
             proc.kill()
@@ -198,7 +215,7 @@ async def test_the_panel_follows_a_dictation_toggled_from_it_then_the_daemon_lea
             V2M_AUDIO__FILE=str(speech_file.path),
             V2M_AUDIO__REALTIME="true",
         ) as (daemon, iface, props),
-        gjs_client(tmp_path, own_bus.address) as client,
+        gjs_probe(CLIENT, tmp_path, own_bus.address) as client,
     ):
         watch = Watch(iface, props)
         assert (await client.until(lambda e: "xml" in e)) == {"xml": True}
@@ -274,7 +291,7 @@ async def test_a_failed_toggle_shows_the_daemons_error_and_a_destroyed_client_st
             iface,
             props,
         ),
-        gjs_client(tmp_path, own_bus.address) as client,
+        gjs_probe(CLIENT, tmp_path, own_bus.address) as client,
     ):
         await client.until(lambda e: e.get("state") == "idle")
         client.send("toggle")
@@ -298,7 +315,131 @@ async def test_a_failed_toggle_shows_the_daemons_error_and_a_destroyed_client_st
 
 @needs_gjs
 async def test_without_the_installed_contract_the_client_says_so_and_ends(own_bus, tmp_path):
-    async with gjs_client(tmp_path, own_bus.address, contract=False) as client:
+    async with gjs_probe(CLIENT, tmp_path, own_bus.address, contract=False) as client:
         assert (await client.until(lambda e: "xml" in e)) == {"xml": False}
         assert (await asyncio.wait_for(client.proc.wait(), 30)) == 0
         assert client.events == [{"xml": False}]
+
+
+def shown(event: dict) -> list[str]:
+    """The labels of the menu's visible items, top down, as a user reads them."""
+    return [item["label"] for item in event["panel"]["menu"] if item["visible"]]
+
+
+def icons(event: dict) -> list[str]:
+    return event["panel"]["icons"]
+
+
+def toggle_item(event: dict) -> dict:
+    (item,) = [i for i in event["panel"]["menu"] if i["label"].endswith(" dictation")]
+    return item
+
+
+@needs_gjs
+@pytest.mark.slow
+async def test_the_extension_itself_shows_a_dictation_clicked_from_its_menu(
+    own_bus, tmp_path, speech_file
+):
+    async with (
+        running_daemon(
+            own_bus,
+            tmp_path / "home",
+            V2M_AUDIO__FILE=str(speech_file.path),
+            V2M_AUDIO__REALTIME="true",
+        ) as (_daemon, iface, props),
+        gjs_probe(PANEL, tmp_path, own_bus.address) as panel,
+    ):
+        watch = Watch(iface, props)
+        idle = await panel.until(lambda e: "panel" in e and "typing via none" in shown(e)[0])
+        assert shown(idle) == ["v2m: idle · typing via none", "Start dictation"]
+        assert icons(idle) == ["audio-input-microphone-symbolic"]
+
+        start = panel.mark()
+        panel.send("click Start dictation")
+        started = time.monotonic()
+        recording = await panel.until(
+            lambda e: "panel" in e and "Stop dictation" in shown(e), start
+        )
+        assert shown(recording)[0] == "v2m: recording · typing via none"
+        assert icons(recording) == ["media-record-symbolic"]
+        live = await panel.until(lambda e: "panel" in e and len(shown(e)) == 3, start)
+        assert not shown(live)[2].startswith("✔")
+
+        speech_over = started + speech_file.speech_s
+        await assert_eventually(
+            lambda: any(t > speech_over and not active for t, active in watch.speech), timeout=30
+        )
+        stop = panel.mark()
+        panel.send("click Stop dictation")
+        # The final text and the idle state come in either order; the user sees both.
+        done = await panel.until(
+            lambda e: (
+                "panel" in e
+                and shown(e)[0].startswith("v2m: idle")
+                and shown(e)[-1].startswith("✔ ")
+            ),
+            stop,
+        )
+        last_text = (await props.call_get(INTERFACE, "LastText")).value
+        assert last_text
+        assert shown(done) == [
+            "v2m: idle · typing via none",
+            "Start dictation",
+            menu_line(last_text, True),
+        ]
+        assert icons(done) == ["audio-input-microphone-symbolic"]
+        # While the text is made final, the panel says so and its toggle cannot be clicked.
+        transcribing = [
+            e for e in panel.events[stop:] if "panel" in e and "transcribing" in shown(e)[0]
+        ]
+        assert transcribing, panel.said()
+        assert {toggle_item(e)["sensitive"] for e in transcribing} == {False}
+        assert icons(transcribing[0]) == ["content-loading-symbolic"]
+        assert panel.events[-1]["notifications"] == []
+
+        # Disabled, the extension takes its indicator away and listens to the daemon no more.
+        disabled = panel.mark()
+        panel.send("disable")
+        assert (await panel.until(lambda e: "disabled" in e, disabled))["destroyed"] is True
+        language = (await props.call_get(INTERFACE, "Language")).value
+        other = "en" if language == "auto" else "auto"
+        await props.call_set(INTERFACE, "Language", Variant("s", other))
+        await panel.until(lambda e: e.get("signal") == "PropertiesChanged", disabled)
+        assert panel.since(disabled, "changedAfterDisable") == []
+
+
+@needs_gjs
+async def test_the_extension_notifies_a_failed_toggle_with_the_daemons_error(own_bus, tmp_path):
+    missing = tmp_path / "missing.wav"
+    async with (
+        running_daemon(own_bus, tmp_path / "home", V2M_AUDIO__FILE=str(missing)) as (
+            _daemon,
+            iface,
+            _props,
+        ),
+        gjs_probe(PANEL, tmp_path, own_bus.address) as panel,
+    ):
+        await panel.until(lambda e: "panel" in e and shown(e)[0].startswith("v2m: idle"))
+        clicked = panel.mark()
+        panel.send("click Start dictation")
+        shown_error = await panel.until(lambda e: e.get("notifications"), clicked)
+        with pytest.raises(DBusError) as failed:
+            await iface.call_toggle()
+        assert shown_error["notifications"] == [
+            {
+                "title": "v2m dictation",
+                "body": f"GDBus.Error:{failed.value.type}: {failed.value.text}",
+            }
+        ]
+        assert shown(shown_error) == ["v2m: idle · typing via none", "Start dictation"]
+
+
+@needs_gjs
+async def test_without_the_installed_contract_the_extension_adds_no_indicator_and_says_why(
+    own_bus, tmp_path
+):
+    async with gjs_probe(PANEL, tmp_path, own_bus.address, contract=False) as panel:
+        panel.send("click Start dictation")
+        assert (await panel.until(lambda e: "noSuchItem" in e)) == {"noSuchItem": "Start dictation"}
+        assert panel.events == [{"noSuchItem": "Start dictation"}]
+        assert "is in no XDG data dir; install v2m with meson" in panel.stderr.read_text()
