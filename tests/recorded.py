@@ -7,7 +7,9 @@ recorded speech, neither downloaded at test time:
 * an audiobook reader (LibriVox, "Sense and Sensibility", five consecutive
   sentences, 25 s) and a second speaker reading playing cards, both from
   the test data of PocketSphinx's source distribution on PyPI, fetched
-  once by ``.ci/setup`` (``python3 tests/recorded.py``) into a cache;
+  once by ``.ci/setup`` (``python3 tests/recorded.py``) into a cache with
+  ``pip download``, so the user's pip configuration (index, proxy,
+  certificates) applies;
 * Asterisk's telephone prompts (Debian's ``asterisk-core-sounds-en-wav``,
   one speaker, 8 kHz), joined with pauses as a person dictating would.
 
@@ -18,24 +20,20 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import io
 import os
 import re
 import shutil
 import subprocess
 import sys
 import tarfile
-import urllib.request
 from pathlib import Path
 
 import numpy as np
 
 SAMPLE_RATE = 16_000
 
-POCKETSPHINX_SDIST = (
-    "https://files.pythonhosted.org/packages/61/e7/"
-    "13e0e787ff467218de880310d79cba14424f13b87171ac44af0bde1e428c/pocketsphinx-5.1.1.tar.gz"
-)
+POCKETSPHINX = "pocketsphinx==5.1.1"
+POCKETSPHINX_SDIST = "pocketsphinx-5.1.1.tar.gz"
 POCKETSPHINX_SHA256 = "675778b309a22dfc9b7d37f7621976bba491d2a5f8c59696bd77fd6d07271355"
 _WANTED = re.compile(
     r"^pocketsphinx-5\.1\.1/test/data/(librivox|cards)/[^/]*(\.wav|transcription)$"
@@ -69,19 +67,47 @@ def cache_dir() -> Path:
     return Path(base) / "v2m-test-speech"
 
 
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def sdist() -> Path:
+    """PocketSphinx's source distribution in the cache, checked; pip fetches it if missing.
+
+    pip, not a hard-coded URL: the user's index, proxy and certificates apply. Only this
+    package is taken as source (``--no-binary pocketsphinx``): pip prepares the sdist's
+    metadata, and building its build tools from source too would take many minutes.
+    Once cached, it is not asked for again: no network needed.
+    """
+    folder = cache_dir() / "sdist"
+    path = folder / POCKETSPHINX_SDIST
+    if not path.is_file():
+        folder.mkdir(parents=True, exist_ok=True)
+        pip = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps"]
+        pip += ["--no-binary", "pocketsphinx", "--dest", str(folder), POCKETSPHINX]
+        done = subprocess.run(pip, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise RuntimeError(f"{' '.join(pip)} failed:\n{done.stdout}{done.stderr}")
+        if not path.is_file():
+            raise RuntimeError(f"{' '.join(pip)} saved no {path}")
+    if (digest := _sha256(path)) != POCKETSPHINX_SHA256:
+        path.unlink()  # the next try downloads it again
+        raise RuntimeError(f"{path}: sha256 {digest}, expected {POCKETSPHINX_SHA256}")
+    return path
+
+
 def fetch() -> Path:
     """Unpack PocketSphinx's recordings into the cache, downloading its sdist if needed."""
     target = cache_dir() / "pocketsphinx"
     if (target / "librivox" / "transcription").is_file():
         return target
-    with urllib.request.urlopen(POCKETSPHINX_SDIST, timeout=120) as response:
-        data = response.read()
-    digest = hashlib.sha256(data).hexdigest()
-    if digest != POCKETSPHINX_SHA256:
-        raise RuntimeError(f"{POCKETSPHINX_SDIST}: sha256 {digest}, expected {POCKETSPHINX_SHA256}")
     partial = target.with_suffix(".partial")
     shutil.rmtree(partial, ignore_errors=True)
-    with tarfile.open(fileobj=io.BytesIO(data)) as archive:
+    with tarfile.open(sdist()) as archive:
         for member in archive.getmembers():
             if member.isfile() and _WANTED.match(member.name):
                 out = partial / Path(member.name).parent.name / Path(member.name).name

@@ -1,5 +1,6 @@
-// The org.v2m.Dictation side of the indicator, without Shell imports so that
-// plain gjs can run it (the tests do).
+// The org.v2m.Dictation side of the indicator, and what the indicator shows for
+// it, without Shell imports so that plain gjs can run it (the tests do, against
+// the daemon).
 //
 // The proxy is generated from the interface XML that meson installs to
 // $datadir/dbus-1/interfaces: the contract stays in one file, and a daemon
@@ -14,6 +15,35 @@ export const BUS_NAME = 'org.v2m.Dictation';
 export const OBJECT_PATH = '/org/v2m/Dictation';
 export const INTERFACE = 'org.v2m.Dictation';
 export const INTERFACE_XML = `dbus-1/interfaces/${INTERFACE}.xml`;
+
+const PREVIEW_CHARS = 80;
+// One icon per State value, all from the standard (Adwaita) icon theme.
+export const ICONS = {
+    idle: 'audio-input-microphone-symbolic',
+    recording: 'media-record-symbolic',
+    transcribing: 'content-loading-symbolic',
+    processing: 'emblem-synchronizing-symbolic',
+};
+export const NOT_RUNNING_ICON = 'microphone-disabled-symbolic';
+
+// What the panel shows for a State (null: the daemon is not running) and a DeliveryPath.
+export function indicatorView(state, deliveryPath) {
+    return {
+        icon: state === null ? NOT_RUNNING_ICON : ICONS[state] ?? ICONS.idle,
+        status: state === null ? 'v2m is not running'
+            : deliveryPath ? `v2m: ${state} · typing via ${deliveryPath}` : `v2m: ${state}`,
+        toggleLabel: state === 'recording' ? 'Stop dictation' : 'Start dictation',
+        // Toggle starts a stopped daemon through D-Bus activation, so it stays usable then.
+        toggleSensitive: state === null || state === 'idle' || state === 'recording',
+    };
+}
+
+// The menu line for a TranscriptionUpdated: the end of the text (while dictating, the
+// newest words are the interesting ones), marked once final; hidden while empty.
+export function textView(text, final) {
+    const shown = text.length > PREVIEW_CHARS ? `…${text.slice(-PREVIEW_CHARS)}` : text;
+    return {label: final ? `✔ ${shown}` : shown, visible: text.length > 0};
+}
 
 // The installed contract from the first XDG data dir that has it, or null.
 export function readInterfaceXml() {

@@ -9,22 +9,9 @@ import * as Main from 'resource:///org/gnome/shell/ui/main.js';
 import * as PanelMenu from 'resource:///org/gnome/shell/ui/panelMenu.js';
 import * as PopupMenu from 'resource:///org/gnome/shell/ui/popupMenu.js';
 
-import {DictationClient, INTERFACE_XML, readInterfaceXml} from './dictation.js';
-
-const PREVIEW_CHARS = 80;
-// One icon per State value, all from the standard (Adwaita) icon theme.
-const ICONS = {
-    idle: 'audio-input-microphone-symbolic',
-    recording: 'media-record-symbolic',
-    transcribing: 'content-loading-symbolic',
-    processing: 'emblem-synchronizing-symbolic',
-};
-const NOT_RUNNING_ICON = 'microphone-disabled-symbolic';
-
-// The end of the text: while dictating, the newest words are the interesting ones.
-function preview(text) {
-    return text.length > PREVIEW_CHARS ? `…${text.slice(-PREVIEW_CHARS)}` : text;
-}
+import {
+    DictationClient, INTERFACE_XML, NOT_RUNNING_ICON, indicatorView, readInterfaceXml, textView,
+} from './dictation.js';
 
 const Indicator = GObject.registerClass(
 class Indicator extends PanelMenu.Button {
@@ -51,19 +38,17 @@ class Indicator extends PanelMenu.Button {
     }
 
     _sync() {
-        const state = this._client.state;
-        this._icon.icon_name = state === null ? NOT_RUNNING_ICON : ICONS[state] ?? ICONS.idle;
-        const path = this._client.deliveryPath;
-        this._statusItem.label.text = state === null ? 'v2m is not running'
-            : path ? `v2m: ${state} · typing via ${path}` : `v2m: ${state}`;
-        this._toggleItem.label.text = state === 'recording' ? 'Stop dictation' : 'Start dictation';
-        // Toggle starts a stopped daemon through D-Bus activation, so it stays usable then.
-        this._toggleItem.setSensitive(state === null || state === 'idle' || state === 'recording');
+        const view = indicatorView(this._client.state, this._client.deliveryPath);
+        this._icon.icon_name = view.icon;
+        this._statusItem.label.text = view.status;
+        this._toggleItem.label.text = view.toggleLabel;
+        this._toggleItem.setSensitive(view.toggleSensitive);
     }
 
     _showText(text, final) {
-        this._textItem.label.text = final ? `✔ ${preview(text)}` : preview(text);
-        this._textItem.visible = text.length > 0;
+        const view = textView(text, final);
+        this._textItem.label.text = view.label;
+        this._textItem.visible = view.visible;
     }
 
     _onDestroy() {
