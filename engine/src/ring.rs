@@ -142,10 +142,6 @@ impl Segment {
         &self.path
     }
 
-    pub fn capacity(&self) -> u64 {
-        self.capacity
-    }
-
     pub fn unlink(&self) -> io::Result<()> {
         remove(&self.path)
     }
@@ -165,11 +161,11 @@ impl Segment {
         unsafe { self.map.as_ptr().add(HEADER_SIZE) as *mut f32 }
     }
 
-    pub fn write_pos(&self) -> u64 {
+    fn write_pos(&self) -> u64 {
         self.u64_at(OFF_WRITE_POS).load(Ordering::Acquire)
     }
 
-    pub fn read_pos(&self) -> u64 {
+    fn read_pos(&self) -> u64 {
         self.u64_at(OFF_READ_POS).load(Ordering::Acquire)
     }
 
@@ -215,7 +211,7 @@ fn get_u64(map: &[u8], off: usize) -> u64 {
 
 /// Check a header (at least its first [`HEADER_SIZE`] bytes) against the file length;
 /// return the capacity in samples.
-pub fn validate(header: &[u8], file_len: u64) -> Result<u64, HeaderError> {
+fn validate(header: &[u8], file_len: u64) -> Result<u64, HeaderError> {
     if header.len() < HEADER_SIZE {
         return Err(HeaderError::TooShort(header.len() as u64));
     }
