@@ -3,10 +3,10 @@
 Each figure is taken for the engine's shared-memory ring and for the Python reference,
 with the same producer chunks and the same consumer work on both sides:
 
-* producer: 20 ms chunks (320 samples). Engine: a Rust thread (no GIL) copies each chunk
-  into the ring, computes its level (RMS/peak) and stamps it, waking the reader through
-  the eventfd only when the reader announced a sleep. Reference: a Python thread copies
-  each chunk into a fresh array (what a device callback hands over) and passes it to
+* producer: 20 ms chunks (320 samples). Engine: the engine's own file thread (no GIL),
+  the ring's only writer, copies each chunk into the ring, waking the reader through the
+  eventfd only when the reader announced a sleep. Reference: a Python thread copies each
+  chunk into a fresh array (what a device callback hands over) and passes it to
   ``queue.Queue`` or, through ``call_soon_threadsafe``, to an ``asyncio.Queue``.
 * consumer: copies what it receives into its own buffer (what the daemon does with
   audio). Engine: one copy of the whole readable span per read, straight from the
@@ -18,11 +18,14 @@ Figures:
 * throughput: 600 s of audio moved as fast as the consumer takes it, samples/s of wall
   time and CPU ns per sample (all threads); median of alternating rounds so both sides
   see the same background load;
-* wake-up latency: a chunk every 20 ms; per chunk, the writer's CLOCK_MONOTONIC stamp
-  (taken in Rust for the engine, in the Python thread for the reference) to the awaiting
-  coroutine running, p50/p99, in alternating rounds;
+* wake-up latency: a Python thread sends a chunk every 20 ms, stamping CLOCK_MONOTONIC
+  just before it lets go of it; per chunk, that stamp to the awaiting coroutine holding
+  it, p50/p99, in alternating rounds. Engine: the thread writes 16-bit samples into a
+  pipe that the engine reads as a WAV stream (``Ring.from_wav``), so each chunk crosses
+  the pipe, wakes the engine's file thread (as a driver wakes a capture thread), is
+  converted, written into the ring and signalled; reference: ``asyncio.Queue`` as above;
 * idle: CPU time and event-loop wake-ups over a stretch with a reader parked and
-  nothing arriving.
+  nothing arriving (engine: the file thread blocked on an empty pipe).
 
 The machine's load average is printed with the figures: on a shared machine both
 latency and throughput move with it.
@@ -39,6 +42,7 @@ import os
 import queue
 import resource
 import statistics
+import struct
 import threading
 import time
 
@@ -53,6 +57,26 @@ CHUNK = 320  # 20 ms, what the engine's file producer and a typical device deliv
 
 def now_ns() -> int:
     return time.clock_gettime_ns(time.CLOCK_MONOTONIC)
+
+
+def piped_wav(data_bytes: int) -> tuple[_engine.Ring, int]:
+    """A ring the engine fills from a pipe read as a 16 kHz mono 16-bit WAV stream
+    announcing ``data_bytes`` of samples; returns it and the pipe's write end."""
+    read_end, write_end = os.pipe()
+    header = struct.pack(
+        "<4sI4s4sIHHIIHH4sI",
+        *(b"RIFF", 36 + data_bytes, b"WAVE", b"fmt ", 16, 1, 1, RATE, 2 * RATE, 2, 16),
+        *(b"data", data_bytes),
+    )
+    os.write(write_end, header)
+    try:
+        # Not paced by the engine: the writer sets the pace, the ring never drops.
+        return _engine.Ring.from_wav(f"/dev/fd/{read_end}", RATE, False), write_end
+    except BaseException:
+        os.close(write_end)
+        raise
+    finally:
+        os.close(read_end)  # the engine opened its own descriptor
 
 
 class Meter:
@@ -83,7 +107,7 @@ async def engine_throughput(samples: np.ndarray, out: np.ndarray) -> tuple[float
     producer may have filled the 10 s ring by then: under 2% of the samples).
     Also returns how many reads it took.
     """
-    ring = _engine.Ring.from_samples(samples, 10 * RATE, False, _engine.DEFAULT_DIR)
+    ring = _engine.Ring.from_samples(samples, 10 * RATE, False)
     wakeup = _Wakeup(ring.fileno(), ring.drain_wakeups)
     got = reads = 0
     try:
@@ -158,31 +182,43 @@ async def asyncio_queue_throughput(samples: np.ndarray, out: np.ndarray) -> tupl
 
 
 async def engine_latency(seconds: float) -> list[float]:
-    """Real-time paced Rust producer; per chunk, the time the coroutine has it minus its stamp.
+    """A Python thread writes a chunk into the pipe every 20 ms; per chunk, the coroutine
+    holding it minus the stamp taken just before the write.
 
     Every chunk read counts, whether the read followed a wake-up or found it on a second
-    look, as every chunk taken off the reference's queue does. The ring keeps the stamp
-    of its latest write, read before the views: when a read finds k chunks, the earlier
-    ones were written 20 ms apart before it, so each is charged its own wait (a chunk
-    landing between the stamp and the views is charged 20 ms too much, never too little).
+    look, as every chunk taken off the reference's queue does. The file thread reads and
+    writes whole 20 ms chunks, so the k-th chunk read is the k-th written.
     """
-    ring = _engine.Ring.from_samples(
-        np.zeros(int(seconds * RATE), np.float32), RATE, True, _engine.DEFAULT_DIR
-    )
+    chunks = int(seconds * RATE) // CHUNK
+    silence = np.zeros(CHUNK, "<i2").tobytes()
+    ring, pipe = piped_wav(chunks * len(silence))
+    stamps: list[int] = []
+
+    def produce() -> None:
+        start = time.monotonic()
+        for i in range(1, chunks + 1):
+            time.sleep(max(0.0, start + i * CHUNK / RATE - time.monotonic()))
+            stamps.append(now_ns())
+            os.write(pipe, silence)
+
     wakeup = _Wakeup(ring.fileno(), ring.drain_wakeups)
-    out = np.empty(ring.capacity, np.float32)
+    out = np.empty(RATE, np.float32)
     latencies = []
+    got = 0
+    producer = threading.Thread(target=produce)
+    producer.start()
     try:
         while True:
             wakeup.arm()
             ended = ring.ended
-            last = ring.last_write_ns
             first, wrapped = ring.views()
             if first.size:
-                got = now_ns()
+                now = now_ns()
                 n = first.size + wrapped.size
-                chunks = -(-n // CHUNK)
-                latencies += [(got - last) / 1e3 + k * CHUNK / RATE * 1e6 for k in range(chunks)]
+                latencies += [
+                    (now - stamps[k]) / 1e3 for k in range(got // CHUNK, (got + n) // CHUNK)
+                ]
+                got += n
                 out[: first.size] = first
                 out[first.size : n] = wrapped
                 ring.consume(n)
@@ -191,8 +227,11 @@ async def engine_latency(seconds: float) -> list[float]:
             else:
                 await wakeup.wait()
     finally:
+        producer.join()
+        os.close(pipe)
         wakeup.close()
         ring.close()
+    assert ring.error is None and got == chunks * CHUNK, ring.error
     return latencies
 
 
@@ -279,7 +318,8 @@ async def main(quick: bool) -> None:
     eng_tp, tq_tp, aq_tp = median(eng_runs), median(tq_runs), median(aq_runs)
     span = samples.size / statistics.median(r[2] for r in eng_runs)
 
-    ring = _engine.Ring(RATE)
+    # Nothing arrives: the engine's file thread waits on an empty pipe.
+    ring, pipe = piped_wav(1 << 30)
     wakeup = _Wakeup(ring.fileno(), ring.drain_wakeups)
 
     async def park_on_ring() -> None:
@@ -297,6 +337,7 @@ async def main(quick: bool) -> None:
 
     eng_idle = await idle(idle_s, park_on_ring)
     wakeup.close()
+    os.close(pipe)  # the end of the file lets the file thread go
     ring.close()
     aq_idle = await idle(idle_s, park_on_queue)
     poll_idle = await idle(idle_s, poll_every_10ms)

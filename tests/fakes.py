@@ -21,7 +21,6 @@ class FakeSource:
             self._queue.put_nowait(np.zeros(0, np.float32))
         self.error = error
         self.overruns = overruns
-        self.level = (0.0, 0.0)
         self.closed = False
         self._reading = False
 

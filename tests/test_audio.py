@@ -63,8 +63,6 @@ async def test_a_16k_wav_is_delivered_bit_exact(tmp_path: Path) -> None:
         got = await read_all(source)
         assert np.array_equal(got, pcm.astype(np.float32) / 32768)
         assert source.error is None and source.overruns == 0
-        rms, peak = source.level
-        assert 0 < rms <= peak <= 1
     finally:
         source.close()
 
@@ -162,11 +160,9 @@ def test_no_sound_server_names_the_device_what_to_check_and_the_cause(monkeypatc
     assert message.endswith("(cause: snd_pcm_open failed with error 'Host is down (112)')")
 
 
-async def test_realtime_playback_that_outruns_the_reader_reports_exact_overruns(
-    tmp_path: Path,
-) -> None:
+async def test_realtime_playback_that_outruns_the_reader_reports_exact_overruns() -> None:
     samples = np.linspace(-1, 1, 4800, dtype=np.float32)
-    ring = _engine.Ring.from_samples(samples, 1000, True, tmp_path)
+    ring = _engine.Ring.from_samples(samples, 1000, True)
     wakeup = _Wakeup(ring.fileno(), ring.drain_wakeups)
     try:
         while True:

@@ -1,5 +1,9 @@
 """Type stubs for the Rust audio engine (engine/src/lib.rs), checked against the built
-module by ``python3 -m mypy.stubtest v2md._engine`` in .ci/run."""
+module by ``python3 -m mypy.stubtest v2md._engine`` in .ci/run.
+
+The surface is what the daemon uses (v2md/audio/capture.py). A ring is written only by
+the engine thread it is created with (capture device, WAV file or decoded samples) and
+read by Python in the same process; nothing writes into it from Python."""
 
 from os import PathLike
 from pathlib import Path
@@ -9,20 +13,16 @@ import numpy as np
 import numpy.typing as npt
 
 __all__ = [
-    "DEFAULT_DIR",
     "SAMPLE_RATE",
     "DeviceError",
     "InputError",
     "Ring",
     "SegmentError",
-    "__version__",
     "input_devices",
     "remove_stale_segments",
 ]
 
-__version__: str
 SAMPLE_RATE: int
-DEFAULT_DIR: str
 
 class DeviceError(Exception):
     """The capture device is missing, busy, or refused every format."""
@@ -31,58 +31,35 @@ class InputError(Exception):
     """An audio file is missing, unreadable or not a supported format."""
 
 class SegmentError(Exception):
-    """A shared-memory segment could not be created, or an existing one was refused."""
+    """A ring's shared-memory segment could not be created or removed, or its directory read."""
 
 _Views = tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]
 
 @final
 class Ring:
-    """A 16 kHz mono float32 ring in a shared-memory segment, with its producer."""
+    """A 16 kHz mono float32 ring in a shared-memory segment under /dev/shm, written by the
+    engine thread it was created with and read from Python. No public constructor: use
+    capture(), from_wav() or from_samples()."""
 
-    def __new__(cls, capacity: int, directory: str | PathLike[str] | None = None) -> Ring:
-        """A ring that Python itself writes into with write()."""
     @staticmethod
-    def capture(device: str, capacity: int, directory: str | PathLike[str] | None = None) -> Ring:
-        """Capture from an ALSA device by name; raises DeviceError naming it."""
+    def capture(device: str, capacity: int) -> Ring:
+        """Capture from an ALSA device by name on a cpal thread; raises DeviceError naming it."""
     @staticmethod
-    def from_wav(
-        path: str | PathLike[str],
-        capacity: int,
-        realtime: bool,
-        directory: str | PathLike[str] | None = None,
-    ) -> Ring:
-        """Play a WAV file (any rate, channels, PCM or float); raises InputError."""
+    def from_wav(path: str | PathLike[str], capacity: int, realtime: bool) -> Ring:
+        """Play a WAV file (any rate, channels, PCM or float) from an engine thread; raises
+        InputError. realtime=False waits for the reader instead of dropping samples."""
     @staticmethod
-    def from_samples(
-        samples: npt.NDArray[np.float32],
-        capacity: int,
-        realtime: bool,
-        directory: str | PathLike[str] | None = None,
-    ) -> Ring:
-        """Play samples already decoded to 16 kHz mono."""
-    @staticmethod
-    def attach(path: str | PathLike[str]) -> Ring:
-        """Read another process's ring; raises SegmentError for a foreign or corrupt header."""
+    def from_samples(samples: npt.NDArray[np.float32], capacity: int, realtime: bool) -> Ring:
+        """Play samples already decoded to 16 kHz mono (copied first) from an engine thread."""
     @property
-    def path(self) -> Path: ...
-    @property
-    def capacity(self) -> int: ...
-    @property
-    def sample_rate(self) -> int: ...
+    def path(self) -> Path:
+        """The segment's file, named for this process (for logs; unlinked on close)."""
     @property
     def input_format(self) -> tuple[int, int]:
         """(rate, channels) the source delivers before conversion."""
     @property
-    def readable(self) -> int: ...
-    @property
     def overruns(self) -> int:
         """Samples dropped because the reader fell behind by more than the capacity."""
-    @property
-    def level(self) -> tuple[float, float]:
-        """(rms, peak) of the most recent chunk written."""
-    @property
-    def last_write_ns(self) -> int:
-        """CLOCK_MONOTONIC ns of the most recent write (compare with time.clock_gettime_ns)."""
     @property
     def ended(self) -> bool:
         """The producer stopped, reached the end, or failed; read it before views()."""
@@ -96,8 +73,6 @@ class Ring:
         """Read-only zero-copy views of the readable span (second non-empty only on wrap)."""
     def consume(self, n: int) -> None:
         """Release n samples to the producer; ValueError if fewer are readable."""
-    def write(self, samples: npt.NDArray[np.float32]) -> int:
-        """Append samples (Ring(capacity) only); returns how many fitted."""
     def stop(self) -> None:
         """Stop the producer; what is in the ring stays readable."""
     def close(self) -> None:
@@ -106,5 +81,5 @@ class Ring:
 def input_devices() -> list[str]:
     """ALSA devices that can capture, "default" first."""
 
-def remove_stale_segments(directory: str | PathLike[str] | None = None) -> int:
-    """Remove segments whose owning process is gone; returns how many."""
+def remove_stale_segments() -> int:
+    """Remove segments in /dev/shm whose owning process is gone; returns how many."""

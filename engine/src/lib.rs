@@ -1,9 +1,11 @@
 //! v2m audio engine: capture into a lock-free shared-memory ring, read zero-copy from Python.
 //!
-//! The Python API is one class, `Ring`, plus two functions. A ring is created together
-//! with its producer (a capture device, a WAV file, decoded samples, or Python itself);
-//! the producer runs on its own thread and never touches the GIL, and Python reads
-//! numpy views straight out of the mapped segment.
+//! The Python API is what the daemon uses (`v2md/audio/capture.py`): one class, `Ring`,
+//! plus two functions. A ring is created together with its producer, a capture device,
+//! a WAV file or decoded samples: only that engine thread ever writes into the ring. It
+//! runs without the GIL, and Python, in the same process, reads numpy views straight out
+//! of the mapped segment. Nothing writes into a ring from Python, and no other process
+//! reads one. The ring's own logic is tested in Rust (`engine/tests/ring.rs`).
 
 pub mod capture;
 pub mod feed;
@@ -47,21 +49,21 @@ pyo3::create_exception!(
     _engine,
     SegmentError,
     PyException,
-    "A shared-memory segment could not be created, or an existing one was refused."
+    "A ring's shared-memory segment could not be created or removed, or its directory read."
 );
 
 /// The readable span: its first part and the part that wrapped to the start.
 type TwoViews<'py> = (Bound<'py, PyArray1<f32>>, Bound<'py, PyArray1<f32>>);
 
+/// Where rings are created (the tests of the ring itself use other directories).
 const DEFAULT_DIR: &str = "/dev/shm";
 
-/// Who writes into a ring.
+/// The engine thread that writes into a ring: its only writer.
 enum Writer {
-    Python(Producer),
     Device(Capture),
     File(JoinHandle<()>),
-    /// Another process's ring, or a producer that already stopped.
-    None,
+    /// The producer was stopped.
+    Stopped,
 }
 
 /// Keeps the mapping alive for as long as a numpy view over it exists, even after close().
@@ -70,14 +72,14 @@ struct SegmentOwner {
     _segment: Arc<Segment>,
 }
 
+/// A 16 kHz mono float32 ring in a shared-memory segment, written by the engine thread
+/// it was created with (capture device, WAV file or decoded samples) and read from Python.
 #[pyclass(frozen, module = "v2md._engine")]
 struct Ring {
     shared: Arc<Shared>,
     consumer: Mutex<Consumer>,
     writer: Mutex<Writer>,
     input: (u32, u16),
-    /// Created here (unlinked on close) rather than attached to another process's ring.
-    owner: bool,
     closed: AtomicBool,
     /// The base object of every view, made once: views are taken on each wake-up.
     view_base: PyOnceLock<Py<SegmentOwner>>,
@@ -87,10 +89,9 @@ fn segment_error(e: impl std::fmt::Display) -> PyErr {
     SegmentError::new_err(e.to_string())
 }
 
-fn new_segment(capacity: u64, directory: Option<PathBuf>) -> PyResult<Arc<Segment>> {
-    let dir = directory.unwrap_or_else(|| PathBuf::from(DEFAULT_DIR));
-    Segment::create(&dir, capacity, TARGET_RATE)
-        .map_err(|e| segment_error(format!("cannot create a ring in {}: {e}", dir.display())))
+fn new_segment(capacity: u64) -> PyResult<Arc<Segment>> {
+    Segment::create(Path::new(DEFAULT_DIR), capacity, TARGET_RATE)
+        .map_err(|e| segment_error(format!("cannot create a ring in {DEFAULT_DIR}: {e}")))
 }
 
 impl Ring {
@@ -113,19 +114,13 @@ impl Ring {
             consumer: Mutex::new(consumer),
             writer: Mutex::new(writer),
             input,
-            owner: true,
             closed: AtomicBool::new(false),
             view_base: PyOnceLock::new(),
         })
     }
 
-    fn from_frames(
-        frames: Box<dyn Frames>,
-        capacity: u64,
-        realtime: bool,
-        directory: Option<PathBuf>,
-    ) -> PyResult<Self> {
-        let segment = new_segment(capacity, directory)?;
+    fn from_frames(frames: Box<dyn Frames>, capacity: u64, realtime: bool) -> PyResult<Self> {
+        let segment = new_segment(capacity)?;
         Self::build(segment, |producer, shared| {
             let input = (frames.rate(), frames.channels());
             let feed = Feed::new(producer, shared.clone(), input.0, input.1, !realtime)
@@ -138,7 +133,7 @@ impl Ring {
 
     fn take_writer(&self) -> Writer {
         let mut writer = self.writer.lock().unwrap_or_else(|e| e.into_inner());
-        std::mem::replace(&mut *writer, Writer::None)
+        std::mem::replace(&mut *writer, Writer::Stopped)
     }
 
     fn check_open(&self) -> PyResult<()> {
@@ -174,26 +169,10 @@ impl Ring {
 
 #[pymethods]
 impl Ring {
-    /// A ring that Python itself writes into with `write()`.
-    #[new]
-    #[pyo3(signature = (capacity, directory=None))]
-    fn new(capacity: u64, directory: Option<PathBuf>) -> PyResult<Self> {
-        let segment = new_segment(capacity, directory)?;
-        Self::build(segment, |producer, _| {
-            Ok((Writer::Python(producer), (TARGET_RATE, 1)))
-        })
-    }
-
-    /// Capture from the ALSA device `device` (e.g. "default", "plughw:1,0").
+    /// Capture from the ALSA device `device` (e.g. "default", "plughw:1,0") on a cpal thread.
     #[staticmethod]
-    #[pyo3(signature = (device, capacity, directory=None))]
-    fn capture(
-        py: Python<'_>,
-        device: &str,
-        capacity: u64,
-        directory: Option<PathBuf>,
-    ) -> PyResult<Self> {
-        let segment = new_segment(capacity, directory)?;
+    fn capture(py: Python<'_>, device: &str, capacity: u64) -> PyResult<Self> {
+        let segment = new_segment(capacity)?;
         Self::build(segment, |producer, shared| {
             let feed_shared = shared.clone();
             let shared = shared.clone();
@@ -208,68 +187,30 @@ impl Ring {
         })
     }
 
-    /// Play a WAV file (any rate, channels, PCM or float) into the ring.
+    /// Play a WAV file (any rate, channels, PCM or float) into the ring from an engine thread.
     #[staticmethod]
-    #[pyo3(signature = (path, capacity, realtime, directory=None))]
-    fn from_wav(
-        path: PathBuf,
-        capacity: u64,
-        realtime: bool,
-        directory: Option<PathBuf>,
-    ) -> PyResult<Self> {
+    fn from_wav(path: PathBuf, capacity: u64, realtime: bool) -> PyResult<Self> {
         let wav = file::open_wav(&path)
             .map_err(|e| InputError::new_err(format!("{}: {e}", path.display())))?;
-        Self::from_frames(Box::new(wav), capacity, realtime, directory)
+        Self::from_frames(Box::new(wav), capacity, realtime)
     }
 
-    /// Play samples already decoded to 16 kHz mono float32 into the ring.
+    /// Play samples already decoded to 16 kHz mono float32 into the ring from an engine
+    /// thread (they are copied first).
     #[staticmethod]
-    #[pyo3(signature = (samples, capacity, realtime, directory=None))]
     fn from_samples(
         samples: PyReadonlyArray1<'_, f32>,
         capacity: u64,
         realtime: bool,
-        directory: Option<PathBuf>,
     ) -> PyResult<Self> {
         let samples = samples.as_array().to_vec();
-        Self::from_frames(
-            Box::new(file::Decoded::new(samples)),
-            capacity,
-            realtime,
-            directory,
-        )
+        Self::from_frames(Box::new(file::Decoded::new(samples)), capacity, realtime)
     }
 
-    /// Read another process's ring; refuses a foreign or corrupt header.
-    #[staticmethod]
-    fn attach(path: PathBuf) -> PyResult<Self> {
-        let segment =
-            Segment::open(&path).map_err(|e| segment_error(format!("{}: {e}", path.display())))?;
-        let shared = Shared::new(segment.clone()).map_err(segment_error)?;
-        Ok(Self {
-            shared,
-            consumer: Mutex::new(ring::attach(segment)),
-            writer: Mutex::new(Writer::None),
-            input: (TARGET_RATE, 1),
-            owner: false,
-            closed: AtomicBool::new(false),
-            view_base: PyOnceLock::new(),
-        })
-    }
-
+    /// The segment's file, named for this process (for logs; unlinked on close).
     #[getter]
     fn path(&self) -> PathBuf {
         self.shared.segment.path().to_owned()
-    }
-
-    #[getter]
-    fn capacity(&self) -> u64 {
-        self.shared.segment.capacity()
-    }
-
-    #[getter]
-    fn sample_rate(&self) -> u32 {
-        self.shared.segment.sample_rate()
     }
 
     /// (rate, channels) the source delivers before conversion to 16 kHz mono.
@@ -278,27 +219,10 @@ impl Ring {
         self.input
     }
 
-    #[getter]
-    fn readable(&self) -> u64 {
-        self.shared.segment.readable()
-    }
-
     /// Samples dropped because the reader fell behind by more than the capacity.
     #[getter]
     fn overruns(&self) -> u64 {
         self.shared.segment.overruns()
-    }
-
-    /// (rms, peak) of the most recent chunk written.
-    #[getter]
-    fn level(&self) -> (f32, f32) {
-        self.shared.segment.level()
-    }
-
-    /// CLOCK_MONOTONIC nanoseconds of the most recent write (time.clock_gettime_ns).
-    #[getter]
-    fn last_write_ns(&self) -> u64 {
-        self.shared.segment.last_write_ns()
     }
 
     /// True once the producer has ended (stopped, end of file, or failed). Check it
@@ -369,22 +293,6 @@ impl Ring {
         Ok(())
     }
 
-    /// Append samples (only for a ring created with `Ring(capacity)`); returns how many
-    /// fitted, the rest counting as overruns.
-    fn write(&self, samples: PyReadonlyArray1<'_, f32>) -> PyResult<usize> {
-        self.check_open()?;
-        let mut writer = self.writer.lock().unwrap_or_else(|e| e.into_inner());
-        let Writer::Python(producer) = &mut *writer else {
-            return Err(PyValueError::new_err(
-                "this ring is written by its own source",
-            ));
-        };
-        let samples = samples.as_slice()?;
-        let n = producer.write(samples);
-        self.shared.wake_reader();
-        Ok(n)
-    }
-
     /// Stop the producer; samples already in the ring stay readable.
     fn stop(&self, py: Python<'_>) {
         let writer = self.take_writer();
@@ -398,10 +306,7 @@ impl Ring {
             return Ok(());
         }
         self.stop(py);
-        if self.owner {
-            self.shared.segment.unlink().map_err(segment_error)?;
-        }
-        Ok(())
+        self.shared.segment.unlink().map_err(segment_error)
     }
 }
 
@@ -409,9 +314,7 @@ impl Drop for Ring {
     fn drop(&mut self) {
         if !self.closed.swap(true, Ordering::AcqRel) {
             halt(&self.shared, self.take_writer());
-            if self.owner {
-                let _ = self.shared.segment.unlink();
-            }
+            let _ = self.shared.segment.unlink();
         }
     }
 }
@@ -424,7 +327,7 @@ fn halt(shared: &Shared, writer: Writer) {
         Writer::File(thread) => {
             let _ = thread.join();
         }
-        Writer::Python(_) | Writer::None => {}
+        Writer::Stopped => {}
     }
     if shared.segment.state() == State::Running {
         shared.segment.set_state(State::Ended);
@@ -439,20 +342,16 @@ fn input_devices(py: Python<'_>) -> PyResult<Vec<String>> {
         .map_err(DeviceError::new_err)
 }
 
-/// Remove ring segments whose owning process is gone; returns how many.
+/// Remove ring segments in /dev/shm whose owning process is gone; returns how many.
 #[pyfunction]
-#[pyo3(signature = (directory=None))]
-fn remove_stale_segments(directory: Option<PathBuf>) -> PyResult<usize> {
-    let dir = directory.unwrap_or_else(|| PathBuf::from(DEFAULT_DIR));
-    ring::remove_stale(Path::new(&dir))
-        .map_err(|e| segment_error(format!("{}: {e}", dir.display())))
+fn remove_stale_segments() -> PyResult<usize> {
+    ring::remove_stale(Path::new(DEFAULT_DIR))
+        .map_err(|e| segment_error(format!("{DEFAULT_DIR}: {e}")))
 }
 
 #[pymodule]
 fn _engine(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add("SAMPLE_RATE", TARGET_RATE)?;
-    m.add("DEFAULT_DIR", DEFAULT_DIR)?;
     m.add("DeviceError", m.py().get_type::<DeviceError>())?;
     m.add("InputError", m.py().get_type::<InputError>())?;
     m.add("SegmentError", m.py().get_type::<SegmentError>())?;

@@ -1,14 +1,18 @@
 //! Single-producer single-consumer ring of f32 samples in a shared-memory file.
 //!
-//! The segment is a plain file (under `/dev/shm` by default) so that another process
-//! can map it; its layout is documented in `engine/README.md`. Positions are monotonic
-//! sample counters, so `write_pos - read_pos` is the readable span and no slot is wasted.
-//! When the reader falls behind, the writer drops the newest samples (it never moves the
-//! reader's position) and adds exactly that many to the overrun counter.
+//! The segment is a named file (under `/dev/shm` by default), created and mapped by the
+//! one process that both writes and reads it: the producer is the engine's own capture or
+//! file thread, the consumer the Python reader of that same process. The name exists so
+//! that a daemon that died can be cleaned up after ([`remove_stale`] reads the header of
+//! such a file without mapping it); no other process attaches to a ring. The layout is
+//! documented in `engine/README.md`. Positions are monotonic sample counters, so
+//! `write_pos - read_pos` is the readable span and no slot is wasted. When the reader
+//! falls behind, the writer drops the newest samples (it never moves the reader's
+//! position) and adds exactly that many to the overrun counter.
 
 use std::fmt;
 use std::fs::{File, OpenOptions};
-use std::io;
+use std::io::{self, Read};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -34,12 +38,9 @@ const OFF_STATE: usize = 36;
 // so the two sides never contend for a line.
 const OFF_WRITE_POS: usize = 64;
 const OFF_OVERRUNS: usize = 72;
-const OFF_LEVEL_RMS: usize = 80;
-const OFF_LEVEL_PEAK: usize = 84;
-const OFF_LAST_WRITE_NS: usize = 88;
 const OFF_READ_POS: usize = 128;
 
-/// Lifecycle of the producer, stored in the header so any reader can see it.
+/// Lifecycle of the producer, stored in the header beside the positions.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum State {
     Running = 0,
@@ -47,7 +48,7 @@ pub enum State {
     Failed = 2,
 }
 
-/// Why an existing segment was refused.
+/// Why an existing file was not taken for a v2m ring.
 #[derive(Debug, PartialEq, Eq)]
 pub enum HeaderError {
     TooShort(u64),
@@ -88,8 +89,8 @@ impl From<io::Error> for OpenError {
     }
 }
 
-/// One mapped segment. The mapping lives as long as any handle (or numpy view) holds
-/// the `Arc`; `unlink` removes only the name.
+/// One mapped segment, created by this process. The mapping lives as long as any handle
+/// (or numpy view) holds the `Arc`; `unlink` removes only the name.
 pub struct Segment {
     map: MmapMut,
     path: PathBuf,
@@ -137,44 +138,12 @@ impl Segment {
         }))
     }
 
-    /// Map an existing segment, refusing anything whose header is not a sound v2m ring.
-    pub fn open(path: &Path) -> Result<Arc<Self>, OpenError> {
-        let file = OpenOptions::new().read(true).write(true).open(path)?;
-        let len = file.metadata()?.len();
-        if len < HEADER_SIZE as u64 {
-            return Err(OpenError::Header(HeaderError::TooShort(len)));
-        }
-        // SAFETY: the length was checked; the header is validated before any use.
-        let map = unsafe { MmapMut::map_mut(&file)? };
-        let capacity = validate(&map, len).map_err(OpenError::Header)?;
-        Ok(Arc::new(Self {
-            map,
-            path: path.to_owned(),
-            capacity,
-        }))
-    }
-
     pub fn path(&self) -> &Path {
         &self.path
     }
 
-    pub fn capacity(&self) -> u64 {
-        self.capacity
-    }
-
-    pub fn sample_rate(&self) -> u32 {
-        get_u32(&self.map, OFF_SAMPLE_RATE)
-    }
-
-    pub fn owner_pid(&self) -> u32 {
-        get_u32(&self.map, OFF_OWNER_PID)
-    }
-
     pub fn unlink(&self) -> io::Result<()> {
-        match std::fs::remove_file(&self.path) {
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-            other => other,
-        }
+        remove(&self.path)
     }
 
     fn u64_at(&self, off: usize) -> &AtomicU64 {
@@ -192,32 +161,24 @@ impl Segment {
         unsafe { self.map.as_ptr().add(HEADER_SIZE) as *mut f32 }
     }
 
-    pub fn write_pos(&self) -> u64 {
+    fn write_pos(&self) -> u64 {
         self.u64_at(OFF_WRITE_POS).load(Ordering::Acquire)
     }
 
-    pub fn read_pos(&self) -> u64 {
+    fn read_pos(&self) -> u64 {
         self.u64_at(OFF_READ_POS).load(Ordering::Acquire)
     }
 
+    /// Samples written and not yet consumed: at most the capacity, whatever the
+    /// mapped positions say (see [`Consumer::spans`]).
     pub fn readable(&self) -> u64 {
-        self.write_pos() - self.read_pos()
+        self.write_pos()
+            .wrapping_sub(self.read_pos())
+            .min(self.capacity)
     }
 
     pub fn overruns(&self) -> u64 {
         self.u64_at(OFF_OVERRUNS).load(Ordering::Relaxed)
-    }
-
-    /// (rms, peak) of the most recent chunk written.
-    pub fn level(&self) -> (f32, f32) {
-        let rms = self.u32_at(OFF_LEVEL_RMS).load(Ordering::Relaxed);
-        let peak = self.u32_at(OFF_LEVEL_PEAK).load(Ordering::Relaxed);
-        (f32::from_bits(rms), f32::from_bits(peak))
-    }
-
-    /// CLOCK_MONOTONIC nanoseconds of the most recent write.
-    pub fn last_write_ns(&self) -> u64 {
-        self.u64_at(OFF_LAST_WRITE_NS).load(Ordering::Acquire)
     }
 
     pub fn state(&self) -> State {
@@ -248,24 +209,25 @@ fn get_u64(map: &[u8], off: usize) -> u64 {
     u64::from_ne_bytes(map[off..off + 8].try_into().expect("8 bytes"))
 }
 
-/// Check a mapped header against the file length; return the capacity in samples.
-pub fn validate(map: &[u8], file_len: u64) -> Result<u64, HeaderError> {
-    if map.len() < HEADER_SIZE {
-        return Err(HeaderError::TooShort(map.len() as u64));
+/// Check a header (at least its first [`HEADER_SIZE`] bytes) against the file length;
+/// return the capacity in samples.
+fn validate(header: &[u8], file_len: u64) -> Result<u64, HeaderError> {
+    if header.len() < HEADER_SIZE {
+        return Err(HeaderError::TooShort(header.len() as u64));
     }
-    if map[OFF_MAGIC..OFF_MAGIC + 8] != MAGIC {
+    if header[OFF_MAGIC..OFF_MAGIC + 8] != MAGIC {
         return Err(HeaderError::Magic);
     }
-    let version = get_u32(map, OFF_VERSION);
+    let version = get_u32(header, OFF_VERSION);
     if version != VERSION {
         return Err(HeaderError::Version(version));
     }
     let layout = |why: String| Err(HeaderError::Layout(why));
-    let header_size = get_u32(map, OFF_HEADER_SIZE);
+    let header_size = get_u32(header, OFF_HEADER_SIZE);
     if header_size as usize != HEADER_SIZE {
         return layout(format!("header size {header_size}, expected {HEADER_SIZE}"));
     }
-    let capacity = get_u64(map, OFF_CAPACITY);
+    let capacity = get_u64(header, OFF_CAPACITY);
     let expected = capacity
         .checked_mul(4)
         .and_then(|b| b.checked_add(HEADER_SIZE as u64));
@@ -274,23 +236,41 @@ pub fn validate(map: &[u8], file_len: u64) -> Result<u64, HeaderError> {
             "capacity {capacity} does not match {file_len} bytes"
         ));
     }
-    if get_u32(map, OFF_SAMPLE_RATE) == 0 {
+    if get_u32(header, OFF_SAMPLE_RATE) == 0 {
         return layout("sample rate 0".into());
     }
-    let channels = get_u32(map, OFF_CHANNELS);
+    let channels = get_u32(header, OFF_CHANNELS);
     if channels != 1 {
         return layout(format!("{channels} channels, expected 1"));
     }
-    let (w, r) = (get_u64(map, OFF_WRITE_POS), get_u64(map, OFF_READ_POS));
+    let (w, r) = (
+        get_u64(header, OFF_WRITE_POS),
+        get_u64(header, OFF_READ_POS),
+    );
     if r > w || w - r > capacity {
         return layout(format!(
             "positions write={w} read={r} exceed capacity {capacity}"
         ));
     }
-    if get_u32(map, OFF_STATE) > State::Failed as u32 {
-        return layout(format!("state {}", get_u32(map, OFF_STATE)));
+    if get_u32(header, OFF_STATE) > State::Failed as u32 {
+        return layout(format!("state {}", get_u32(header, OFF_STATE)));
     }
     Ok(capacity)
+}
+
+/// The owner pid recorded in the ring file at `path`, once its header is validated
+/// against the file's size. The header is read with `read(2)`, never mapped: a file that
+/// is truncated or rewritten meanwhile is refused with an error (a short read is
+/// [`HeaderError::TooShort`]) and cannot fault this process the way a stale mapping would.
+pub fn owner_of(path: &Path) -> Result<u32, OpenError> {
+    let mut file = File::open(path)?;
+    let len = file.metadata()?.len();
+    let mut header = Vec::with_capacity(HEADER_SIZE);
+    file.by_ref()
+        .take(HEADER_SIZE as u64)
+        .read_to_end(&mut header)?;
+    validate(&header, len).map_err(OpenError::Header)?;
+    Ok(get_u32(&header, OFF_OWNER_PID))
 }
 
 fn create_unique(dir: &Path) -> io::Result<(File, PathBuf)> {
@@ -314,7 +294,7 @@ fn create_unique(dir: &Path) -> io::Result<(File, PathBuf)> {
     }
 }
 
-/// The writing half. Exactly one exists per segment in this process.
+/// The writing half: held by the engine's own capture or file thread, one per segment.
 pub struct Producer {
     seg: Arc<Segment>,
     /// Last read position seen: the reader's cache line is loaded only when this
@@ -322,7 +302,7 @@ pub struct Producer {
     read_seen: u64,
 }
 
-/// The reading half. Exactly one exists per segment.
+/// The reading half: held by the Python reader of the same process, one per segment.
 pub struct Consumer {
     seg: Arc<Segment>,
 }
@@ -338,11 +318,6 @@ pub fn split(seg: Arc<Segment>) -> (Producer, Consumer) {
     )
 }
 
-/// A consumer for a segment mapped with [`Segment::open`] (another process's ring).
-pub fn attach(seg: Arc<Segment>) -> Consumer {
-    Consumer { seg }
-}
-
 impl Producer {
     pub fn segment(&self) -> &Arc<Segment> {
         &self.seg
@@ -352,12 +327,15 @@ impl Producer {
     pub fn fits(&mut self, wanted: usize) -> usize {
         let seg = &*self.seg;
         let w = seg.u64_at(OFF_WRITE_POS).load(Ordering::Relaxed);
-        let mut free = seg.capacity - (w - self.read_seen);
-        if free < wanted as u64 {
+        // Clamped like the reader's span: whatever the mapped positions say, what is
+        // written fits in the sample area.
+        let free = |read: u64| seg.capacity - w.wrapping_sub(read).min(seg.capacity);
+        let mut free_now = free(self.read_seen);
+        if free_now < wanted as u64 {
             self.read_seen = seg.read_pos();
-            free = seg.capacity - (w - self.read_seen);
+            free_now = free(self.read_seen);
         }
-        wanted.min(free as usize)
+        wanted.min(free_now as usize)
     }
 
     /// Append as many samples as fit; count the rest as overruns. Returns how many were written.
@@ -379,17 +357,8 @@ impl Producer {
             seg.u64_at(OFF_OVERRUNS)
                 .fetch_add(dropped, Ordering::Relaxed);
         }
-        if !samples.is_empty() {
-            let (rms, peak) = level_of(samples);
-            seg.u32_at(OFF_LEVEL_RMS)
-                .store(rms.to_bits(), Ordering::Relaxed);
-            seg.u32_at(OFF_LEVEL_PEAK)
-                .store(peak.to_bits(), Ordering::Relaxed);
-        }
-        seg.u64_at(OFF_LAST_WRITE_NS)
-            .store(monotonic_ns(), Ordering::Relaxed);
         seg.u64_at(OFF_WRITE_POS)
-            .store(w + n as u64, Ordering::Release);
+            .store(w.wrapping_add(n as u64), Ordering::Release);
         n
     }
 }
@@ -399,11 +368,19 @@ impl Consumer {
         &self.seg
     }
 
-    /// The readable span as (offset of the first part, its length, length of the wrapped part).
+    /// Samples readable from `r`. Only this process's producer moves the write
+    /// position, but the mapping is a file: whatever it holds, the span never exceeds the
+    /// capacity, so a view built from it stays inside the sample area.
+    fn available(&self, r: u64) -> u64 {
+        self.seg.write_pos().wrapping_sub(r).min(self.seg.capacity)
+    }
+
+    /// The readable span as (offset of the first part, its length, length of the wrapped
+    /// part); both parts lie inside the sample area.
     pub fn spans(&self) -> (usize, usize, usize) {
         let seg = &*self.seg;
         let r = seg.u64_at(OFF_READ_POS).load(Ordering::Relaxed);
-        let avail = (seg.write_pos() - r) as usize;
+        let avail = self.available(r) as usize;
         let start = (r % seg.capacity) as usize;
         let first = avail.min(seg.capacity as usize - start);
         (start, first, avail - first)
@@ -427,52 +404,14 @@ impl Consumer {
     pub fn consume(&mut self, n: u64) -> Result<(), u64> {
         let seg = &*self.seg;
         let r = seg.u64_at(OFF_READ_POS).load(Ordering::Relaxed);
-        let avail = seg.write_pos() - r;
+        let avail = self.available(r);
         if n > avail {
             return Err(avail);
         }
-        seg.u64_at(OFF_READ_POS).store(r + n, Ordering::Release);
+        seg.u64_at(OFF_READ_POS)
+            .store(r.wrapping_add(n), Ordering::Release);
         Ok(())
     }
-}
-
-/// (rms, peak) of a chunk. Eight independent f32 lanes let the compiler vectorise it
-/// (it runs on every chunk in the capture thread); each block of 1024 samples is summed
-/// into an f64 so long chunks keep their precision.
-pub fn level_of(samples: &[f32]) -> (f32, f32) {
-    const LANES: usize = 8;
-    let (mut total, mut peak) = (0.0f64, [0.0f32; LANES]);
-    for block in samples.chunks(1024) {
-        let mut sum = [0.0f32; LANES];
-        let lanes = block.chunks_exact(LANES);
-        for (i, &s) in lanes.remainder().iter().enumerate() {
-            sum[i] += s * s;
-            peak[i] = if s.abs() > peak[i] { s.abs() } else { peak[i] };
-        }
-        for frame in lanes {
-            for i in 0..LANES {
-                sum[i] += frame[i] * frame[i];
-                peak[i] = if frame[i].abs() > peak[i] {
-                    frame[i].abs()
-                } else {
-                    peak[i]
-                };
-            }
-        }
-        total += sum.iter().map(|&v| f64::from(v)).sum::<f64>();
-    }
-    let peak = peak.iter().fold(0.0f32, |m, &v| if v > m { v } else { m });
-    ((total / samples.len().max(1) as f64).sqrt() as f32, peak)
-}
-
-pub fn monotonic_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: CLOCK_MONOTONIC is always available and `ts` is a valid out-pointer.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
 /// Remove segments in `dir` whose owning process (pid in the name) no longer exists.
@@ -491,14 +430,22 @@ pub fn remove_stale(dir: &Path) -> io::Result<usize> {
         else {
             continue;
         };
-        let Ok(seg) = Segment::open(&path) else {
+        let Ok(owner) = owner_of(&path) else {
             continue;
         };
-        if !process_alive(pid) && !process_alive(seg.owner_pid()) && seg.unlink().is_ok() {
+        if !process_alive(pid) && !process_alive(owner) && remove(&path).is_ok() {
             removed += 1;
         }
     }
     Ok(removed)
+}
+
+/// Remove a name; one already gone counts as removed.
+fn remove(path: &Path) -> io::Result<()> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        other => other,
+    }
 }
 
 fn process_alive(pid: u32) -> bool {

@@ -1,11 +1,11 @@
 """Audio sources: one capture session per recording, float32 mono 16 kHz.
 
 The default backend is the Rust engine (``v2md._engine``): a device, WAV file or
-decoded file is written into a shared-memory ring by a thread that never takes the
-GIL, and the reader wakes on the ring's eventfd through ``loop.add_reader``, so an
-idle recording costs no wake-ups. The ``sounddevice`` backend captures through
-PortAudio instead of the engine's ALSA capture; it keeps the same interface,
-including eventfd wake-ups and exact overrun counts.
+decoded file is written into a shared-memory ring by the engine's own thread (the ring's
+only writer), which never takes the GIL, and the reader wakes on the ring's eventfd
+through ``loop.add_reader``, so an idle recording costs no wake-ups. The
+``sounddevice`` backend captures through PortAudio instead of the engine's ALSA capture;
+it keeps the same interface, including eventfd wake-ups and exact overrun counts.
 """
 
 from __future__ import annotations
@@ -46,8 +46,6 @@ class AudioSource(Protocol):
     def error(self) -> AudioDeviceError | None: ...
     @property
     def overruns(self) -> int: ...
-    @property
-    def level(self) -> tuple[float, float]: ...
 
 
 def _cannot_open(device: str, cause: str) -> AudioDeviceError:
@@ -180,10 +178,6 @@ class EngineSource:
     def overruns(self) -> int:
         return self._ring.overruns if self._ring is not None else self._overruns
 
-    @property
-    def level(self) -> tuple[float, float]:
-        return self._ring.level if self._ring is not None else (0.0, 0.0)
-
 
 def _decode(path: Path, wav_error: Exception) -> np.ndarray:
     # Imported here: PyAV loads only when a file is not a WAV.
@@ -215,7 +209,6 @@ class SoundDeviceSource:
         self._blocks: collections.deque[np.ndarray] = collections.deque()
         self._buffered = 0
         self._overruns = 0
-        self._level = (0.0, 0.0)
         self._stream: Any = None
         self._stopping = False
         self._ended = False
@@ -261,7 +254,6 @@ class SoundDeviceSource:
             if block.size:
                 self._blocks.append(block)
                 self._buffered += block.size
-                self._level = (float(np.sqrt(np.mean(block * block))), float(np.abs(block).max()))
         os.eventfd_write(self._fd, 1)
 
     def _on_finished(self) -> None:
@@ -310,10 +302,6 @@ class SoundDeviceSource:
     @property
     def overruns(self) -> int:
         return self._overruns
-
-    @property
-    def level(self) -> tuple[float, float]:
-        return self._level
 
 
 def open_source(
