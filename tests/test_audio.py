@@ -7,13 +7,11 @@ import contextlib
 import os
 import shutil
 import subprocess
-import sys
 import wave
 from pathlib import Path
 
 import numpy as np
 import pytest
-from harness import ROOT
 
 from v2md import _engine
 from v2md.audio.capture import (
@@ -21,7 +19,6 @@ from v2md.audio.capture import (
     EngineSource,
     SoundDeviceSource,
     _Wakeup,
-    cleanup_stale_segments,
     list_input_devices,
     open_source,
 )
@@ -243,43 +240,3 @@ def test_open_source_picks_the_backend_and_file_overrides() -> None:
 
 def test_device_listing_starts_with_the_default_device() -> None:
     assert list_input_devices()[0] == "default"
-
-
-# A process that makes a ring and dies without closing it, as a killed daemon does.
-DIES_HOLDING_A_RING = """
-import os, sys
-from v2md import _engine
-ring = _engine.Ring(4000, directory=sys.argv[1])
-print(ring.path, flush=True)
-os._exit(0)
-"""
-
-
-def test_stale_cleanup_removes_only_the_rings_of_dead_processes(tmp_path) -> None:
-    dead = subprocess.run(
-        [sys.executable, "-c", DIES_HOLDING_A_RING, str(tmp_path)],
-        capture_output=True,
-        text=True,
-        check=True,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )
-    stale = Path(dead.stdout.strip())
-    assert stale.parent == tmp_path and stale.is_file()
-    # Named like a dead process's ring, but not one: never someone else's file to delete.
-    foreign = stale.with_name(f"{stale.name}9")
-    foreign.write_bytes(b"not a ring" * 100)
-    live = _engine.Ring(4000, directory=tmp_path)
-    try:
-        assert cleanup_stale_segments(tmp_path) == 1
-        assert not stale.exists()
-        assert live.path.is_file() and foreign.is_file()
-        assert cleanup_stale_segments(tmp_path) == 0
-    finally:
-        live.close()
-    assert not live.path.exists()
-
-
-def test_stale_cleanup_of_a_missing_directory_removes_nothing_and_says_so(tmp_path, caplog) -> None:
-    assert cleanup_stale_segments(tmp_path / "missing") == 0
-    assert "could not look for stale audio segments" in caplog.text
-    assert str(tmp_path / "missing") in caplog.text

@@ -333,11 +333,10 @@ def list_input_devices(backend: str = "engine") -> list[str]:
         raise AudioDeviceError(f"cannot list ALSA devices: {exc}") from None
 
 
-def cleanup_stale_segments(directory: Path | None = None) -> int:
-    """Remove ring segments left in /dev/shm (or ``directory``) by daemons that died;
-    return how many."""
+def cleanup_stale_segments() -> int:
+    """Remove ring segments left in /dev/shm by daemons that died; return how many."""
     try:
-        return _engine.remove_stale_segments(directory)
+        return _engine.remove_stale_segments()
     except _engine.SegmentError as exc:
         log.warning("could not look for stale audio segments: %s", exc)
         return 0
