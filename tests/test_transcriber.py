@@ -12,7 +12,6 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import speech
-from harness import assert_eventually
 
 from v2md.asr import models
 from v2md.asr.types import ModelState
@@ -83,16 +82,40 @@ async def test_idle_worker_leaves_no_timer_to_wake_the_daemon(fake_model, monkey
     await worker.close()
 
 
-async def test_idle_unload_timer_is_armed_after_use_and_postponed_by_use(fake_model):
+class LoopClock:
+    """The running loop's clock, moved on by hand: its timers fire when their time comes
+    on it, without the test waiting for real. Also the worker's clock, so both agree."""
+
+    def __init__(self, monkeypatch) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._real = self._loop.time
+        self._ahead = 0.0
+        monkeypatch.setattr(self._loop, "time", self)
+
+    def __call__(self) -> float:
+        return self._real() + self._ahead
+
+    async def advance(self, seconds: float) -> None:
+        """Move on ``seconds``; returns once every timer due by then has run."""
+        self._ahead += seconds
+        # A timer due now runs after those due earlier: when it has, they have.
+        caught_up = self._loop.create_future()
+        self._loop.call_at(self(), caught_up.set_result, None)
+        await caught_up
+
+
+async def test_idle_unload_timer_is_armed_after_use_and_postponed_by_use(fake_model, monkeypatch):
+    clock = LoopClock(monkeypatch)
     recorder = Recorder()
-    worker = WhisperWorker(WhisperConfig(idle_unload_s=3), recorder)
+    worker = WhisperWorker(WhisperConfig(idle_unload_s=3), recorder, clock=clock)
     audio = np.zeros(16_000, dtype=np.float32)
     await worker.transcribe(audio)
-    await asyncio.sleep(2)
+    await clock.advance(2)
     await worker.transcribe(audio)  # a use restarts the idle period
-    await asyncio.sleep(2)  # 4 s since the first use, 2 s since the second
+    await clock.advance(2)  # 4 s since the first use, 2 s since the second
     assert worker.state == ModelState.READY
-    await assert_eventually(lambda: worker.state == ModelState.UNLOADED, timeout=10)
+    await clock.advance(1.1)  # 3 s since the second use
+    assert worker.state == ModelState.UNLOADED
     assert "idle for 3 s" in recorder.details[-1]
     await worker.transcribe(audio)  # reloads on use
     assert worker.state == ModelState.READY
