@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 import speech
+from fake_hub import bundled_model_dir
 from harness import Watch, assert_eventually, model_state_is, running_daemon
 
 from v2md import INTERFACE
-from v2md.asr.models import _bundled_path
 from v2md.errors import ERROR_PREFIX
 
 pytestmark = pytest.mark.slow
@@ -34,9 +34,7 @@ class WyomingServer:
     """``wyoming-faster-whisper`` serving the bundled tiny.en on a free loopback port."""
 
     def __init__(self, data_dir: Path, cpu_threads: int = 1) -> None:
-        model = _bundled_path()
-        if model is None:
-            raise RuntimeError("the bundled tiny.en model is not installed")
+        model = bundled_model_dir()
         data_dir.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         self.log_path = data_dir / "server.log"
