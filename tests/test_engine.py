@@ -6,14 +6,14 @@ from __future__ import annotations
 import asyncio
 import os
 import selectors
-import threading
+import wave
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from v2md import _engine
-from v2md.audio.capture import _Wakeup
+from v2md.audio.capture import EngineSource
 
 
 @pytest.fixture
@@ -84,36 +84,33 @@ class CountingSelector(selectors.DefaultSelector):
 
 
 def test_reader_sleeps_on_the_eventfd_until_a_write_wakes_it(tmp_path: Path) -> None:
-    ring = _engine.Ring(1000, directory=tmp_path)
+    # Played at real time, the file reaches the ring a 20 ms chunk at a time: a reader
+    # that polled would wake up between chunks and find nothing.
+    path = tmp_path / "half-second.wav"
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(16000)
+        out.writeframes(np.arange(8000, dtype="<i2").tobytes())
+    source = EngineSource("file", 16000, file=path, realtime=True)
     selector = CountingSelector()
 
-    async def read_once() -> None:
-        wakeup = _Wakeup(ring.fileno(), ring.drain_wakeups)
-        try:
-            wakeup.arm()
-            assert ring.views()[0].size == 0
-            written = threading.Event()
-
-            def writer() -> None:
-                # Long enough that a polling reader would loop many times meanwhile.
-                written.wait(0.3)
-                ring.write(np.arange(4, dtype=np.float32))
-
-            thread = threading.Thread(target=writer)
-            thread.start()
-            await asyncio.wait_for(wakeup.wait(), timeout=10)
-            thread.join()
-        finally:
-            wakeup.close()
+    async def read_all() -> list[np.ndarray]:
+        source.start()
+        chunks = []
+        while (chunk := await asyncio.wait_for(source.read(), timeout=10)).size:
+            chunks.append(chunk)
+        return chunks
 
     loop = asyncio.SelectorEventLoop(selector)
     try:
-        loop.run_until_complete(read_once())
+        chunks = loop.run_until_complete(read_all())
         assert selector.idle_wakeups == 0
-        assert ring.views()[0].tolist() == [0, 1, 2, 3]
+        assert len(chunks) > 1  # woken for each chunk, not once at the end
+        assert np.concatenate(chunks).size == 8000
     finally:
         loop.close()
-        ring.close()
+        source.close()
 
 
 def test_close_unlinks_the_segment_and_is_idempotent(tmp_path: Path) -> None:
