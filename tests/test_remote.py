@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import logging
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
-from v2md import daemon
 from v2md.asr.types import ModelState
 from v2md.config import ConfigError, WhisperConfig, load_config
 from v2md.errors import InvalidStateError, ModelError, OperationTimeoutError, V2MError
@@ -146,20 +143,6 @@ async def test_a_describe_failure_is_the_failed_model_state():
         await remote.load()
     assert states == [ModelState.LOADING, ModelState.FAILED]
     assert remote.model_name == "Fake server tcp://box:10300"
-
-
-async def test_a_server_silent_at_start_up_is_logged_and_the_start_up_goes_on(caplog):
-    remote, states, _, _ = worker(FakeEngine("hang"), FakeLocal(), remote_timeout_s=0.05)
-    recovered = []
-
-    async def recover() -> None:  # a dead daemon's dictation is still kept, model or not
-        recovered.append(True)
-
-    with caplog.at_level(logging.ERROR, logger="v2md"):
-        await daemon._load_model(SimpleNamespace(worker=remote), SimpleNamespace(recover=recover))
-    assert states == [ModelState.LOADING, ModelState.FAILED]
-    assert recovered == [True]
-    assert "did not answer within 0.05 s" in caplog.text
 
 
 async def test_pauses_only_live_text_shows_nothing_while_speaking():
