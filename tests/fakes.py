@@ -179,7 +179,7 @@ class FakeWorker:
         text: str | Callable[[Audio], str] = "hello world",
         *,
         timeline: Sequence[Word] = (),
-        hearing: Hearing = _as_heard,
+        hearing: Hearing | None = None,
         fail: Exception | None = None,
         model_name: str = "fake",
         language: str = "auto",
@@ -187,7 +187,7 @@ class FakeWorker:
     ) -> None:
         self._text = text
         self.timeline = list(timeline)
-        self._hearing = hearing
+        self._hearing = hearing or _as_heard
         self.fail = fail
         self.gate = asyncio.Event()
         self.gate.set()
