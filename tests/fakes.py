@@ -21,6 +21,10 @@ StateLog            a worker's ``on_state``: the model states it went through
 Reading             a clock or a memory gauge, set by hand
 Actions             the workflow's start, stop and toggle, as ``Shortcuts`` takes them
 ==================  ==============================================================
+
+Stand-ins that speak a wire protocol have modules of their own (``fake_portal``,
+``fake_hub``, ``fake_llm_servers``, ``fake_transcription_server``); what a client of
+the daemon's bus sees is ``harness.Watch``.
 """
 
 from __future__ import annotations
