@@ -19,6 +19,7 @@ FakeEngine          ``remote.worker.RemoteEngine``: a speech server's answers
 FakeModel           what ``asr.models.load`` gives ``WhisperWorker``: a loaded model
 StateLog            a worker's ``on_state``: the model states it went through
 Reading             a clock or a memory gauge, set by hand
+LoopClock           the event loop's clock, moved on by hand: its timers fire at once
 Actions             the workflow's start, stop and toggle, as ``Shortcuts`` takes them
 ==================  ==============================================================
 
@@ -37,6 +38,7 @@ from types import SimpleNamespace
 from typing import TYPE_CHECKING
 
 import numpy as np
+import pytest
 
 from v2md.asr.downloads import LocalModel
 from v2md.asr.types import ModelState, Word
@@ -511,6 +513,29 @@ class Reading:
         return self.value
 
 
+class LoopClock:
+    """The running loop's clock, moved on by hand: the loop's timers fire when their time
+    comes on it, without the test waiting for real. Pass it as the code's clock too, so
+    that both agree."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._real = self._loop.time
+        self._ahead = 0.0
+        monkeypatch.setattr(self._loop, "time", self)
+
+    def __call__(self) -> float:
+        return self._real() + self._ahead
+
+    async def advance(self, seconds: float) -> None:
+        """Move on ``seconds``; returns once every timer due by then has run."""
+        self._ahead += seconds
+        # A timer due now runs after those due earlier: when it has, they have.
+        caught_up: asyncio.Future[None] = self._loop.create_future()
+        self._loop.call_at(self(), caught_up.set_result, None)
+        await caught_up
+
+
 class Actions:
     """The workflow's start, stop and toggle as a log; ``fail_*`` make them raise."""
 
@@ -561,5 +586,6 @@ if TYPE_CHECKING:  # each fake against the contract it stands for
     _engine: RemoteEngine = FakeEngine("text")
     _on_state: Callable[[ModelState, str], None] = StateLog()
     _clock: Callable[[], float] = Reading(0.0)
+    _loop_clock: Callable[[], float] = LoopClock(pytest.MonkeyPatch())
     _actions: tuple[Action, Action, Action] = (Actions().start, Actions().stop, Actions().toggle)
     _report: Callable[[V2MError], Awaitable[None]] = Actions().report

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import speech
-from fakes import FakeModel, Reading, StateLog
+from fakes import FakeModel, LoopClock, Reading, StateLog
 
 from v2md.asr import models
 from v2md.asr.types import ModelState
@@ -50,28 +50,6 @@ async def test_idle_worker_leaves_no_timer_to_wake_the_daemon(fake_model, monkey
     # are harmless.
     assert [timer for timer in armed if not timer.cancelled()] == []
     await worker.close()
-
-
-class LoopClock:
-    """The running loop's clock, moved on by hand: its timers fire when their time comes
-    on it, without the test waiting for real. Also the worker's clock, so both agree."""
-
-    def __init__(self, monkeypatch) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._real = self._loop.time
-        self._ahead = 0.0
-        monkeypatch.setattr(self._loop, "time", self)
-
-    def __call__(self) -> float:
-        return self._real() + self._ahead
-
-    async def advance(self, seconds: float) -> None:
-        """Move on ``seconds``; returns once every timer due by then has run."""
-        self._ahead += seconds
-        # A timer due now runs after those due earlier: when it has, they have.
-        caught_up = self._loop.create_future()
-        self._loop.call_at(self(), caught_up.set_result, None)
-        await caught_up
 
 
 async def test_idle_unload_timer_is_armed_after_use_and_postponed_by_use(fake_model, monkeypatch):
