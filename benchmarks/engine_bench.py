@@ -49,7 +49,7 @@ import time
 import numpy as np
 
 from v2md import _engine
-from v2md.audio.capture import _Wakeup
+from v2md.audio.capture import Wakeup
 from v2md.audio.format import SAMPLE_RATE as RATE
 
 CHUNK = 320  # 20 ms, what the engine's file producer and a typical device deliver
@@ -108,7 +108,7 @@ async def engine_throughput(samples: np.ndarray, out: np.ndarray) -> tuple[float
     Also returns how many reads it took.
     """
     ring = _engine.Ring.from_samples(samples, 10 * RATE, False)
-    wakeup = _Wakeup(ring.fileno(), ring.drain_wakeups)
+    wakeup = Wakeup(ring.fileno(), ring.drain_wakeups)
     got = reads = 0
     try:
         with Meter() as meter:
@@ -201,7 +201,7 @@ async def engine_latency(seconds: float) -> list[float]:
             stamps.append(now_ns())
             os.write(pipe, silence)
 
-    wakeup = _Wakeup(ring.fileno(), ring.drain_wakeups)
+    wakeup = Wakeup(ring.fileno(), ring.drain_wakeups)
     out = np.empty(RATE, np.float32)
     latencies = []
     got = 0
@@ -320,7 +320,7 @@ async def main(quick: bool) -> None:
 
     # Nothing arrives: the engine's file thread waits on an empty pipe.
     ring, pipe = piped_wav(1 << 30)
-    wakeup = _Wakeup(ring.fileno(), ring.drain_wakeups)
+    wakeup = Wakeup(ring.fileno(), ring.drain_wakeups)
 
     async def park_on_ring() -> None:
         wakeup.arm()

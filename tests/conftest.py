@@ -10,9 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import speech
+from dbus_fast import Variant
 from dbus_fast.aio import MessageBus
-from harness import STARTED, Daemon
+from harness import STARTED, Daemon, assert_eventually
 
+from v2md import INTERFACE
 from v2md.client import dictation_proxy
 from v2md.privatebus import PrivateBus
 
@@ -90,7 +92,7 @@ def speech_file(tmp_path_factory) -> SpeechFile:
 
 
 @pytest.fixture(scope="module")
-def daemon(private_bus, speech_file, tmp_path_factory):
+def shared_daemon(private_bus, speech_file, tmp_path_factory):
     """One v2md per test module, recording from the speech file at real time."""
     d = Daemon(
         private_bus,
@@ -101,6 +103,40 @@ def daemon(private_bus, speech_file, tmp_path_factory):
     asyncio.run(d.wait_ready())
     yield d
     d.stop()
+
+
+async def _as_started(d: Daemon) -> None:
+    """Put back what a test can change of a daemon through its bus API: no recording, the
+    language it started with, an empty history."""
+    bus = await MessageBus(bus_address=d.bus.address).connect()
+    try:
+        iface, props = await dictation_proxy(bus)
+
+        async def state() -> str:
+            return (await props.call_get(INTERFACE, "State")).value
+
+        async def idle() -> bool:
+            return await state() == "idle"
+
+        if await state() == "recording":
+            await iface.call_cancel()
+        await assert_eventually(idle, timeout=60)
+        await props.call_set(INTERFACE, "Language", Variant("s", "auto"))
+        await iface.call_clear_history()
+    finally:
+        bus.disconnect()
+
+
+@pytest.fixture
+def daemon(shared_daemon):
+    """The module's v2md, as it started: what the test changed is put back after it."""
+    yield shared_daemon
+    assert shared_daemon.alive(), "the daemon died during the test"
+    loop = asyncio.new_event_loop()  # its own: no loop runs while a fixture is torn down
+    try:
+        loop.run_until_complete(_as_started(shared_daemon))
+    finally:
+        loop.close()
 
 
 @pytest.fixture

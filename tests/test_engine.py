@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from v2md import _engine
-from v2md.audio.capture import _Wakeup
+from v2md.audio.capture import Wakeup
 from v2md.audio.format import SAMPLE_RATE
 
 
@@ -30,7 +30,7 @@ def address(a: np.ndarray) -> int:
 async def until(ring: _engine.Ring, ready) -> None:
     """Sleep on the ring's eventfd until ``ready()``; it is woken by a write into an empty
     ring (views() found it empty) and by the end of the stream."""
-    wakeup = _Wakeup(ring.fileno(), ring.drain_wakeups)
+    wakeup = Wakeup(ring.fileno(), ring.drain_wakeups)
     try:
         while True:
             wakeup.arm()
@@ -134,7 +134,7 @@ def test_reader_sleeps_on_the_eventfd_until_a_write_wakes_it() -> None:
     selector = CountingSelector()
 
     async def read_once() -> None:
-        wakeup = _Wakeup(ring.fileno(), ring.drain_wakeups)
+        wakeup = Wakeup(ring.fileno(), ring.drain_wakeups)
         try:
             wakeup.arm()
             assert ring.views()[0].size == 0

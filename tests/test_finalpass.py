@@ -9,7 +9,7 @@ import wave
 from collections import Counter
 
 import numpy as np
-from fakes import FakeSource, FakeVAD
+from fakes import FakeSessionEvents, FakeSource, FakeStream, FakeVAD, FakeWorker
 
 from v2md.asr.finalpass import WINDOW_S, FinalPass
 from v2md.audio.format import SAMPLE_RATE
@@ -28,29 +28,33 @@ def pause(seconds: float) -> np.ndarray:
     return np.zeros(round(seconds * SAMPLE_RATE), np.float32)
 
 
-class SpellingDecoder:
-    """Reads the words back out of the audio; can be held up like a busy worker."""
+class Speller:
+    """A worker's text for this module's audio: reads the words back out of it, counting
+    the decodes that heard each word."""
 
     def __init__(self, *, disagree: bool = False) -> None:
-        self.decoded: list[int] = []  # samples per decode
-        self.times_heard: Counter[int] = Counter()  # decodes that heard each word
-        self.gate = asyncio.Event()
-        self.gate.set()
+        self.times_heard: Counter[int] = Counter()
+        self.decodes = 0
         # Each decode marks its first word differently, as a decoder with more context
         # may spell it: no two decodes from one start ever agree.
         self._disagree = disagree
 
-    async def transcribe_speech(self, audio: np.ndarray) -> str:
-        self.decoded.append(audio.size)
-        await self.gate.wait()
+    def __call__(self, audio: np.ndarray) -> str:
+        self.decodes += 1
         values = audio[audio > 0]
         keep = np.r_[True, values[1:] != values[:-1]] if values.size else values.astype(bool)
         numbers = [int(v) - 1 for v in values[keep]]
         self.times_heard.update(numbers)
         words = [f"w{n}" for n in numbers]
         if self._disagree and words:
-            words[0] += "*" * len(self.decoded)
+            words[0] += "*" * self.decodes
         return " ".join(words)
+
+
+def spelling(*, disagree: bool = False) -> FakeWorker:
+    """A worker that spells out the words in the audio; it can be held up like a busy one
+    (its ``gate``)."""
+    return FakeWorker(Speller(disagree=disagree))
 
 
 def said(count: int) -> str:
@@ -88,19 +92,20 @@ PAD = SAMPLE_RATE // 10
 
 
 async def test_each_stretch_is_decoded_a_bounded_number_of_times_however_long_the_dictation():
-    decoder = SpellingDecoder()
+    speller = Speller()
+    decoder = FakeWorker(speller)
     recording = Recording(FinalPass(decoder))
     for _ in range(120):  # ten minutes: 120 sentences of 8 words and a 1 s pause
         await recording.sentence()
     assert await recording.final.finish(recording.samples) == said(recording.words)
     # Settled text is never decoded again: each word is heard by a few decodes at most,
     # whatever the length, and no window grows with the dictation.
-    assert max(decoder.times_heard.values()) <= 3
+    assert max(speller.times_heard.values()) <= 3
     assert max(decoder.decoded) <= 12 * SAMPLE_RATE  # two sentences and their pauses
 
 
 async def test_a_stop_right_after_speech_decodes_only_the_unsettled_tail():
-    decoder = SpellingDecoder()
+    decoder = spelling()
     recording = Recording(FinalPass(decoder))
     for _ in range(20):
         await recording.sentence()
@@ -112,7 +117,7 @@ async def test_a_stop_right_after_speech_decodes_only_the_unsettled_tail():
 
 
 async def test_a_stop_after_a_pause_decodes_nothing_more():
-    decoder = SpellingDecoder()
+    decoder = spelling()
     recording = Recording(FinalPass(decoder))
     for _ in range(5):
         await recording.sentence()
@@ -122,7 +127,7 @@ async def test_a_stop_after_a_pause_decodes_nothing_more():
 
 
 async def test_a_speculative_decode_whose_speech_resumes_loses_and_doubles_no_word():
-    decoder = SpellingDecoder()
+    decoder = spelling()
     recording = Recording(FinalPass(decoder))
     await recording.sentence()
     # Speech goes quiet for 0.2 s: the session starts the final decode before the VAD
@@ -141,7 +146,7 @@ async def test_a_speculative_decode_whose_speech_resumes_loses_and_doubles_no_wo
 
 
 async def test_a_window_where_decodes_never_agree_still_ends_at_the_window_limit():
-    decoder = SpellingDecoder(disagree=True)
+    decoder = spelling(disagree=True)
     recording = Recording(FinalPass(decoder))
     for _ in range(12):  # 60 s
         await recording.sentence()
@@ -151,7 +156,7 @@ async def test_a_window_where_decodes_never_agree_still_ends_at_the_window_limit
 
 
 async def test_silence_before_speech_is_dropped_but_a_lead_in_is_kept():
-    decoder = SpellingDecoder()
+    decoder = spelling()
     final = FinalPass(decoder)
     final.append(pause(30.0))
     final.drop_silence(30 * SAMPLE_RATE)
@@ -163,39 +168,10 @@ async def test_silence_before_speech_is_dropped_but_a_lead_in_is_kept():
 def session(decoder, chunks, cfg=None):
     """A live session over ``chunks``: (session, its source, its events, its final pass)."""
     source = FakeSource(chunks)
-    events = Events()
+    events = FakeSessionEvents()
     final = FinalPass(decoder)
-    live = LiveSession(cfg or Config(), source, NoProvisional(), final, FakeVAD(), events)
+    live = LiveSession(cfg or Config(), source, FakeStream(live=False), final, FakeVAD(), events)
     return live, source, events, final
-
-
-class NoProvisional:
-    def append(self, samples):
-        pass
-
-    async def update(self, end_sample=None):
-        return None
-
-    def rebase(self, sample, text):
-        return text
-
-
-class Events:
-    def __init__(self):
-        self.errors = []
-        self.texts = []
-
-    def speech_active_changed(self, active):
-        pass
-
-    def provisional_text(self, text):
-        self.texts.append(text)
-
-    def error(self, error):
-        self.errors.append(error)
-
-    def ended(self, reason):
-        pass
 
 
 def dictation(sentences: int, words: int = 8, pause_s: float = 1.0) -> list[np.ndarray]:
@@ -213,7 +189,7 @@ async def until(condition, timeout=10.0):
 
 
 async def test_a_worker_that_stalls_for_a_minute_loses_no_audio():
-    decoder = SpellingDecoder()
+    decoder = spelling()
     decoder.gate.clear()  # busy with something else
     chunks = dictation(12)  # 12 sentences, 60 s
     live, _source, events, _final = session(decoder, chunks)
@@ -225,7 +201,7 @@ async def test_a_worker_that_stalls_for_a_minute_loses_no_audio():
 
 
 async def test_ten_minutes_of_dictation_stay_bounded_in_memory_and_decode_size():
-    decoder = SpellingDecoder()
+    decoder = spelling()
     chunks = dictation(120)  # 600 s
     live, source, _events, final = session(decoder, [])
     await live.start()
@@ -245,7 +221,7 @@ async def test_past_capacity_the_oldest_audio_goes_to_one_wav_reported_first_and
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path))
     cfg = Config()
     cfg.audio.capacity_s = 70
-    decoder = SpellingDecoder()
+    decoder = spelling()
     decoder.gate.clear()  # never gets to decode in time
     chunks = dictation(40)  # 200 s: past capacity three times, 60 s spilled each time
     live, source, events, final = session(decoder, chunks, cfg)
@@ -268,25 +244,15 @@ async def test_past_capacity_the_oldest_audio_goes_to_one_wav_reported_first_and
     # The file holds the oldest audio in order (words clip to full scale as PCM) and the
     # final text picks up where it ends: nothing is lost or said twice.
     assert np.array_equal(pcm // 32767, np.clip(audio[: pcm.size], 0, 1).astype("<i2"))
-    assert text == await SpellingDecoder().transcribe_speech(audio[pcm.size :])
-
-
-class CountingProvisional(NoProvisional):
-    """Notes, for each provisional update, how many full-context decodes had begun."""
-
-    def __init__(self, decoder: SpellingDecoder) -> None:
-        self._decoder = decoder
-        self.started: list[int] = []
-
-    async def update(self, end_sample=None):
-        self.started.append(len(self._decoder.decoded))
-        return None
+    assert text == Speller()(audio[pcm.size :])
 
 
 async def test_no_provisional_update_waits_behind_a_full_context_decode():
-    decoder = SpellingDecoder()
+    decoder = spelling()
     decoder.gate.clear()  # the pause's decode stays in flight
-    provisional = CountingProvisional(decoder)
+    # For each provisional update, how many full-context decodes had begun.
+    started: list[int] = []
+    provisional = FakeStream(live=False, on_update=lambda: started.append(len(decoder.decoded)))
     chunks = dictation(3)  # speech, a pause, more speech while that pause is decoded
     ticks = iter(range(10**6))  # every update is due
     live = LiveSession(
@@ -295,24 +261,24 @@ async def test_no_provisional_update_waits_behind_a_full_context_decode():
         provisional,
         FinalPass(decoder),
         FakeVAD(),
-        Events(),
+        FakeSessionEvents(),
         clock=lambda: float(next(ticks)),
     )
     await live.start()
     await until(lambda: live.samples == sum(c.size for c in chunks))
     assert decoder.decoded, "the first pause was not decoded"
-    assert provisional.started, "no provisional update while speaking"
-    assert all(begun == 0 for begun in provisional.started)
+    assert started, "no provisional update while speaking"
+    assert all(begun == 0 for begun in started)
     decoder.gate.set()
     assert await live.finish() == said(3 * 8)
 
 
 async def test_the_final_decode_starts_before_the_vad_declares_the_pause():
-    decoder = SpellingDecoder()
+    decoder = spelling()
     source = FakeSource()
     final = FinalPass(decoder)
     vad = FakeVAD(hangover_ms=300)  # speech stays active 300 ms into silence, as Silero's
-    live = LiveSession(Config(), source, NoProvisional(), final, vad, Events())
+    live = LiveSession(Config(), source, FakeStream(live=False), final, vad, FakeSessionEvents())
     await live.start()
     audio = np.concatenate([spoken(0, 8), pause(1.0), spoken(8, 8), pause(0.2)])
     for chunk in np.split(audio, audio.size // (SAMPLE_RATE // 10)):
@@ -327,22 +293,17 @@ async def test_the_final_decode_starts_before_the_vad_declares_the_pause():
 
 
 async def test_a_recording_holds_file_transcription_until_it_ends():
-    holds = []
-
-    def hold_files():
-        holds.append("held")
-        return lambda: holds.append("released")
-
+    worker = spelling()
     live = LiveSession(
         Config(),
         FakeSource(dictation(1)),
-        NoProvisional(),
-        FinalPass(SpellingDecoder()),
+        FakeStream(live=False),
+        FinalPass(worker),
         FakeVAD(),
-        Events(),
-        hold_files=hold_files,
+        FakeSessionEvents(),
+        hold_files=worker.hold_files,
     )
     await live.start()
-    assert holds == ["held"]
+    assert worker.held == 1
     assert await live.finish() == said(8)
-    assert holds == ["held", "released"]
+    assert worker.held == 0

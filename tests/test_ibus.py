@@ -13,7 +13,7 @@ import pytest
 import recorded
 import speech
 from fake_llm_servers import FakeOllama
-from harness import assert_eventually, running_daemon
+from harness import Watch, assert_eventually, running_daemon
 from ibus_desktop import GtkWindow, IBusDaemon, Xvfb, clipboard, need_desktop, set_clipboard
 
 from v2md import INTERFACE
@@ -73,14 +73,6 @@ def settings(xvfb, ibus, wav, **more: str) -> dict[str, str]:
         "V2M_AUDIO__REALTIME": "true",
         **more,
     }
-
-
-class Seen:
-    def __init__(self, iface) -> None:
-        self.finals: list[str] = []
-        self.errors: list[tuple[str, str]] = []
-        iface.on_transcription_updated(lambda text, final: final and self.finals.append(text))
-        iface.on_error(lambda name, message: self.errors.append((name, message)))
 
 
 async def speak_until_preedit(iface, window: GtkWindow) -> None:
@@ -167,7 +159,7 @@ async def test_a_lost_field_is_a_delivery_error_with_the_text_kept(
         iface,
         props,
     ):
-        seen = Seen(iface)
+        seen = Watch(iface)
         await speak_until_preedit(iface, window)
         if event == "focus moved":
             await window.command("focus second")

@@ -23,7 +23,7 @@ import pytest
 import speech
 from dbus_fast import DBusError
 from fake_hub import FakeHub, bundled_model_dir, files_of, serving
-from harness import ROOT, assert_eventually, read_until_closed, running_daemon
+from harness import ROOT, Watch, assert_eventually, read_until_closed, running_daemon
 
 from v2md import INTERFACE
 from v2md.asr import downloads
@@ -61,23 +61,6 @@ def snapshot(tmp_path: Path) -> Path:
     return path
 
 
-class Watch:
-    """ModelState and ModelProgress as a client sees them change."""
-
-    def __init__(self, props) -> None:
-        self.states: list[str] = []
-        self.progress: list[float] = []
-        props.on_properties_changed(self._changed)
-
-    def _changed(self, interface: str, changed: dict, _invalidated: list) -> None:
-        if interface != INTERFACE:
-            return
-        if "ModelState" in changed:
-            self.states.append(changed["ModelState"].value)
-        if "ModelProgress" in changed:
-            self.progress.append(changed["ModelProgress"].value)
-
-
 async def state_is(props, expected: str) -> bool:
     return (await props.call_get(INTERFACE, "ModelState")).value == expected
 
@@ -89,17 +72,19 @@ async def test_a_model_not_on_this_machine_downloads_with_progress_then_transcri
     hub.pace_s = 0.002  # about 2.5 s for model.bin: progress in between
     settings = {"V2M_WHISPER__MODEL": REPO, **hub_env(hub, tmp_path)}
     async with running_daemon(own_bus, tmp_path / "home", **settings) as (daemon, iface, props):
-        watch = Watch(props)
+        watch = Watch(iface, props)
         await assert_eventually(lambda: state_is(props, "downloading"), timeout=30)
         with pytest.raises(DBusError) as info:  # one download at a time
             await iface.call_pull_model("v2m-test/another")
         assert info.value.type == ERROR_PREFIX + "Busy"
         assert f"{REPO!r} is downloading" in info.value.text
         hub.gate.set()
-        await assert_eventually(lambda: "ready" in watch.states, timeout=120)
+        await assert_eventually(lambda: "ready" in watch.model_states, timeout=120)
         await assert_eventually(lambda: watch.progress and watch.progress[-1] == 1.0)
 
-        assert watch.states[watch.states.index("ready") - 1] == "loading"  # after the download
+        assert (
+            watch.model_states[watch.model_states.index("ready") - 1] == "loading"
+        )  # after the download
         assert all(a <= b for a, b in itertools.pairwise(watch.progress)), watch.progress
         assert any(0.0 < f < 1.0 for f in watch.progress), watch.progress
         assert watch.progress.count(1.0) == 1

@@ -109,6 +109,20 @@ async def test_a_new_daemon_restores_the_grant_from_the_token_file(portal, bus, 
     assert portal.dialogs[REMOTE_DESKTOP] == 1
 
 
+async def test_a_line_break_is_typed_as_configured_shift_return_or_return(
+    portal, bus, tools, tmp_path
+):
+    text = "Dear Anna,\n\nThanks."
+    shifted = portal_delivery(
+        bus, tools, tmp_path / "token", typing_tool="portal", newline="shift-return"
+    )
+    await shifted.deliver(text)
+    assert portal.typed == text and portal.shifted == ["\n", "\n"]
+    assert portal.dropped == [] and portal.held == set()
+    await portal_delivery(bus, tools, tmp_path / "token", typing_tool="portal").deliver(text)
+    assert portal.typed == text * 2 and portal.shifted == ["\n", "\n"]  # plain Return
+
+
 async def test_paste_mode_presses_the_chord_through_the_portal(portal, bus, tools, tmp_path):
     delivery = portal_delivery(bus, tools, tmp_path / "token", type=False, paste=True)
     await delivery.deliver(HOSTILE)

@@ -15,7 +15,7 @@ import pytest
 import speech
 from fake_llm_servers import FakeOllama
 from fake_portal import REGISTRY, REMOTE_DESKTOP, SHORTCUTS, FakePortal
-from harness import NotificationServer, assert_eventually, running_daemon
+from harness import NotificationServer, Watch, assert_eventually, running_daemon
 
 from v2md import BUS_NAME, INTERFACE
 from v2md.errors import ERROR_PREFIX
@@ -31,26 +31,6 @@ MAX_WER = 20.0
 
 WL_COPY = '#!/bin/sh\ncat > "$CLIP"\n'
 WL_PASTE = '#!/bin/sh\n[ -s "$CLIP" ] || { echo "Nothing is copied" >&2; exit 1; }\ncat "$CLIP"\n'
-
-
-class Finals:
-    """The final texts, Error signals and states a client of the daemon sees."""
-
-    def __init__(self, iface, props=None) -> None:
-        self.texts: list[str] = []
-        self.errors: list[tuple[str, str]] = []
-        self.states: list[str] = []
-        self.speech: list[tuple[float, bool]] = []
-        iface.on_transcription_updated(lambda text, final: final and self.texts.append(text))
-        iface.on_error(lambda name, message: self.errors.append((name, message)))
-        if props is not None:
-            props.on_properties_changed(self._changed)
-
-    def _changed(self, interface, changed, _invalidated) -> None:
-        if interface == INTERFACE and "State" in changed:
-            self.states.append(changed["State"].value)
-        if interface == INTERFACE and "SpeechActive" in changed:
-            self.speech.append((time.monotonic(), changed["SpeechActive"].value))
 
 
 @pytest.fixture
@@ -81,12 +61,12 @@ async def portal(own_bus, tmp_path):
     fake.stop()
 
 
-async def dictate(iface, finals: Finals) -> str:
+async def dictate(iface, watch: Watch) -> str:
     """One dictation that ends with its input; its final text."""
-    count = len(finals.texts)
+    count = len(watch.finals)
     await iface.call_start()
-    await assert_eventually(lambda: len(finals.texts) > count, timeout=60)
-    return finals.texts[-1]
+    await assert_eventually(lambda: len(watch.finals) > count, timeout=60)
+    return watch.finals[-1]
 
 
 async def test_auto_types_through_the_portal_and_keeps_its_session(
@@ -99,9 +79,9 @@ async def test_auto_types_through_the_portal_and_keeps_its_session(
             "V2M_LLM__AUTO_REFINE": "true",
         }
         async with running_daemon(own_bus, tmp_path, **settings, **refine) as (_, iface, _):
-            finals = Finals(iface)
+            watch = Watch(iface)
             for count in (1, 2):
-                text = await dictate(iface, finals)
+                text = await dictate(iface, watch)
                 assert speech.wer(SENTENCE, text) <= MAX_WER, text
                 # the text is whole at the last press; its release comes after
                 await assert_eventually(
@@ -118,7 +98,7 @@ async def test_auto_types_through_the_portal_and_keeps_its_session(
             assert portal.dialogs[REMOTE_DESKTOP] == 1
             token = tmp_path / "state" / "v2m" / "remote-desktop.token"
             assert token.read_text() in portal.valid_tokens
-            assert finals.errors == []
+            assert watch.errors == []
 
 
 @pytest.mark.parametrize("failure", ["cancelled", "vanished"])
@@ -134,10 +114,10 @@ async def test_a_failed_portal_is_a_delivery_error_with_the_text_kept(
     settings["V2M_OUTPUT__TYPING_TOOL"] = "portal"
     try:
         async with running_daemon(own_bus, tmp_path, **settings) as (daemon, iface, props):
-            finals = Finals(iface)
-            text = await dictate(iface, finals)
-            await assert_eventually(lambda: finals.errors, timeout=20)
-            ((name, message),) = finals.errors
+            watch = Watch(iface)
+            text = await dictate(iface, watch)
+            await assert_eventually(lambda: watch.errors, timeout=20)
+            ((name, message),) = watch.errors
             assert name == ERROR_PREFIX + "Delivery"
             reason = {
                 "cancelled": "Start: the user cancelled the desktop portal's dialog",
@@ -176,7 +156,7 @@ async def test_push_to_talk_records_while_held_and_types_the_final_text(
 ):
     config = held_settings(settings, speech_file, push_to_talk="CTRL+ALT+space", toggle="")
     async with running_daemon(own_bus, tmp_path, **config) as (daemon, iface, props):
-        finals = Finals(iface, props)
+        watch = Watch(iface, props)
         await assert_eventually(lambda: portal.bound, timeout=20, message="nothing bound")
         assert portal.bound == {
             "toggle": {"description": "Start or stop dictation"},
@@ -187,18 +167,18 @@ async def test_push_to_talk_records_while_held_and_types_the_final_text(
         }
         pressed = time.monotonic()
         portal.press("push-to-talk")
-        await assert_eventually(lambda: finals.states == ["recording"], timeout=10)
+        await assert_eventually(lambda: watch.states == ["recording"], timeout=10)
         # Held through the speech: let go once the VAD has heard its end.
         speech_over = pressed + speech_file.speech_s
         await assert_eventually(
-            lambda: any(t > speech_over and not on for t, on in finals.speech), timeout=30
+            lambda: any(t > speech_over and not on for t, on in watch.speech), timeout=30
         )
-        assert finals.texts == []
+        assert watch.finals == []
         portal.press("push-to-talk", release=True)
-        await assert_eventually(lambda: finals.texts, timeout=30)
-        (text,) = finals.texts
+        await assert_eventually(lambda: watch.finals, timeout=30)
+        (text,) = watch.finals
         assert speech.wer(speech_file.text, text) <= MAX_WER, text
-        assert finals.states == ["recording", "transcribing", "idle"]
+        assert watch.states == ["recording", "transcribing", "idle"]
         await assert_eventually(lambda: portal.typed == text, timeout=20)
         assert portal.dialogs[SHORTCUTS] == 1
         # Known by its desktop file's name, told before any other call (the fake refuses
@@ -213,17 +193,17 @@ async def test_a_release_that_never_comes_ends_at_the_limit(
 ):
     config = held_settings(settings, speech_file, push_to_talk_limit_s="2")
     async with running_daemon(own_bus, tmp_path, **config) as (daemon, iface, props):
-        finals = Finals(iface, props)
+        watch = Watch(iface, props)
         await assert_eventually(lambda: portal.bound, timeout=20)
         portal.press("push-to-talk")
-        await assert_eventually(lambda: finals.texts, timeout=30)
-        assert finals.states == ["recording", "transcribing", "idle"]
+        await assert_eventually(lambda: watch.finals, timeout=30)
+        assert watch.states == ["recording", "transcribing", "idle"]
         portal.press("push-to-talk", release=True)  # late: stops nothing, breaks nothing
         portal.press("toggle")  # the toggle shortcut starts ...
-        await assert_eventually(lambda: finals.states[-1] == "recording", timeout=10)
+        await assert_eventually(lambda: watch.states[-1] == "recording", timeout=10)
         portal.press("toggle")  # ... and stops
-        await assert_eventually(lambda: len(finals.texts) == 2, timeout=30)
-        assert finals.errors == []
+        await assert_eventually(lambda: len(watch.finals) == 2, timeout=30)
+        assert watch.errors == []
     assert "push-to-talk held for 2 s without a release" in daemon.log()
 
 
@@ -233,11 +213,11 @@ async def test_without_the_shortcuts_portal_the_daemon_says_so_once_and_works(
     portal.offer -= {SHORTCUTS, REGISTRY}  # an xdg-desktop-portal before 1.19.3
     config = held_settings(settings, speech_file)
     async with running_daemon(own_bus, tmp_path, **config) as (daemon, iface, props):
-        finals = Finals(iface, props)
+        watch = Watch(iface, props)
         await assert_eventually(lambda: "global shortcuts are not available" in daemon.log())
         await iface.call_start()
         await iface.call_stop()
-        await assert_eventually(lambda: finals.texts, timeout=30)
+        await assert_eventually(lambda: watch.finals, timeout=30)
     assert daemon.log().count("global shortcuts are not available") == 1
     assert "v2mctl bind gnome|kde" in daemon.log()
     assert f"did not register {BUS_NAME}" in daemon.log()

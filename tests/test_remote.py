@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
-import logging
-from types import SimpleNamespace
-
 import numpy as np
 import pytest
+from fakes import FakeEngine, FakeWorker, Reading, StateLog
 
-from v2md import daemon
 from v2md.asr.streaming import PausesOnly
 from v2md.asr.types import ModelState
 from v2md.config import ConfigError, WhisperConfig, load_config
@@ -19,71 +15,31 @@ from v2md.remote.worker import RETRY_AFTER_S, RemoteWorker, shown_url
 SPEECH = np.full(16_000, 0.1, np.float32)  # what it says does not matter to the fakes
 
 
-class FakeEngine:
-    """A server whose answers are scripted: text, an exception to raise, or "hang"."""
-
-    name = "Fake server tcp://box:10300"
-
-    def __init__(self, *answers: str | Exception) -> None:
-        self.answers = list(answers)
-        self.asked: list[str | None] = []  # the language of each request
-        self.served = "large-v3"
-
-    async def describe(self) -> str:
-        return await self._next()
-
-    async def transcribe(self, audio: np.ndarray, language: str | None, deadline: float) -> str:
-        self.asked.append(language)
-        return await self._next()
-
-    async def _next(self) -> str:
-        answer = self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
-        if isinstance(answer, Exception):
-            raise answer
-        if answer == "hang":
-            await asyncio.Event().wait()
-        return answer
-
-    async def close(self) -> None: ...
-
-
-class FakeLocal:
-    """The local worker: its text says it is the local model's."""
-
-    language = "auto"
-
-    async def load(self) -> None: ...
-
-    async def transcribe_speech(self, audio: np.ndarray) -> str:
-        return "local text"
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def worker(engine, local=None, **cfg) -> tuple[RemoteWorker, list, list, Clock]:
-    states: list[ModelState] = []
+def worker(engine, local=None, **cfg) -> tuple[RemoteWorker, list, list, Reading]:
+    """A RemoteWorker over ``engine`` (and ``local``): it, the model states and errors it
+    reports, and its clock."""
+    states = StateLog()
     errors: list[V2MError] = []
-    clock = Clock()
+    clock = Reading(1000.0)
     settings = WhisperConfig(engine="wyoming", url="tcp://box:10300", remote_only=local is None)
     remote = RemoteWorker(
         engine,
         local,
         settings.model_copy(update=cfg),
-        on_state=lambda state, _detail: states.append(state),
+        on_state=states,
         on_error=errors.append,
         clock=clock,
     )
-    return remote, states, errors, clock
+    return remote, states.states, errors, clock
+
+
+def local_worker() -> FakeWorker:
+    """The local worker: its text says it is the local model's."""
+    return FakeWorker("local text")
 
 
 async def test_the_server_makes_the_final_text_and_model_names_it():
-    remote, states, errors, _ = worker(FakeEngine("large-v3", " Big model text. "), FakeLocal())
+    remote, states, errors, _ = worker(FakeEngine("large-v3", " Big model text. "), local_worker())
     await remote.load()
     assert states == [ModelState.LOADING, ModelState.READY]
     assert remote.model_name == "large-v3 on Fake server tcp://box:10300"
@@ -94,21 +50,21 @@ async def test_the_server_makes_the_final_text_and_model_names_it():
 async def test_a_failing_server_gives_the_local_text_one_error_then_rests():
     failure = ModelError("Fake server tcp://box:10300: cannot connect: refused")
     engine = FakeEngine(failure, "server text")
-    remote, states, errors, clock = worker(engine, FakeLocal())
+    remote, states, errors, clock = worker(engine, local_worker())
     assert await remote.transcribe_speech(SPEECH) == "local text"
     assert [type(e) for e in errors] == [ModelError]
     assert "cannot connect" in errors[0].message and "local model" in errors[0].message
     assert states[-1] == ModelState.FAILED
-    clock.now += RETRY_AFTER_S / 2
+    clock.value += RETRY_AFTER_S / 2
     assert await remote.transcribe_speech(SPEECH) == "local text"
     assert len(engine.asked) == 1 and len(errors) == 1  # resting: not asked, not reported
-    clock.now += RETRY_AFTER_S
+    clock.value += RETRY_AFTER_S
     assert await remote.transcribe_speech(SPEECH) == "server text"
     assert len(engine.asked) == 2 and states[-1] == ModelState.READY
 
 
 async def test_a_server_that_does_not_answer_times_out_to_the_local_text():
-    remote, _, errors, _ = worker(FakeEngine("hang"), FakeLocal(), remote_timeout_s=0.05)
+    remote, _, errors, _ = worker(FakeEngine("hang"), local_worker(), remote_timeout_s=0.05)
     assert await remote.transcribe_speech(SPEECH) == "local text"
     assert [type(e) for e in errors] == [OperationTimeoutError]
     assert "did not answer within 0.05 s" in errors[0].message
@@ -142,25 +98,11 @@ async def test_the_language_goes_to_the_server():
 
 async def test_a_describe_failure_is_the_failed_model_state():
     failure = ModelError("Fake server tcp://box:10300: cannot connect")
-    remote, states, _, _ = worker(FakeEngine(failure), FakeLocal())
+    remote, states, _, _ = worker(FakeEngine(failure), local_worker())
     with pytest.raises(ModelError):
         await remote.load()
     assert states == [ModelState.LOADING, ModelState.FAILED]
     assert remote.model_name == "Fake server tcp://box:10300"
-
-
-async def test_a_server_silent_at_start_up_is_logged_and_the_start_up_goes_on(caplog):
-    remote, states, _, _ = worker(FakeEngine("hang"), FakeLocal(), remote_timeout_s=0.05)
-    recovered = []
-
-    async def recover() -> None:  # a dead daemon's dictation is still kept, model or not
-        recovered.append(True)
-
-    with caplog.at_level(logging.ERROR, logger="v2md"):
-        await daemon._load_model(SimpleNamespace(worker=remote), SimpleNamespace(recover=recover))
-    assert states == [ModelState.LOADING, ModelState.FAILED]
-    assert recovered == [True]
-    assert "did not answer within 0.05 s" in caplog.text
 
 
 async def test_pauses_only_live_text_shows_nothing_while_speaking():

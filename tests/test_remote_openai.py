@@ -10,6 +10,7 @@ import pytest
 import speech
 from dbus_fast import DBusError
 from fake_transcription_server import TranscriptionServer
+from fakes import FakeWorker
 from harness import Watch, assert_eventually, model_state_is, running_daemon
 
 from v2md import INTERFACE
@@ -115,18 +116,10 @@ async def test_a_server_error_is_named_with_what_it_said(server):
 
 
 async def test_a_slow_answer_times_out_to_the_local_text(server):
-    class Local:
-        language = "auto"
-
-        async def transcribe_speech(self, audio: np.ndarray) -> str:
-            return "local text"
-
-        async def close(self) -> None: ...
-
     server.script("slow")
     errors = []
     cfg = settings(server, remote_only=False, remote_timeout_s=0.5)
-    remote = RemoteWorker(OpenAIEngine(cfg), Local(), cfg, on_error=errors.append)
+    remote = RemoteWorker(OpenAIEngine(cfg), FakeWorker("local text"), cfg, on_error=errors.append)
     try:
         assert await remote.transcribe_speech(SPEECH) == "local text"
     finally:

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 import speech
+from fake_hub import bundled_model_dir
 from harness import Watch, assert_eventually, model_state_is, running_daemon
 
 from v2md import INTERFACE
-from v2md.asr.models import _bundled_path
 from v2md.errors import ERROR_PREFIX
 
 pytestmark = pytest.mark.slow
@@ -34,9 +34,7 @@ class WyomingServer:
     """``wyoming-faster-whisper`` serving the bundled tiny.en on a free loopback port."""
 
     def __init__(self, data_dir: Path, cpu_threads: int = 1) -> None:
-        model = _bundled_path()
-        if model is None:
-            raise RuntimeError("the bundled tiny.en model is not installed")
+        model = bundled_model_dir()
         data_dir.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         self.log_path = data_dir / "server.log"
@@ -182,4 +180,37 @@ async def test_a_hanging_server_times_out_and_the_daemon_answers_meanwhile(own_b
             name, message = watch.errors[0]
             assert name == ERROR_PREFIX + "Timeout"
             assert url in message and "10 s" in message and "local model" in message
+            assert daemon.alive()
+
+
+async def test_a_server_silent_at_start_up_fails_the_model_and_the_start_up_goes_on(
+    own_bus, tmp_path
+):
+    text = speech.SENTENCES[2]
+    home = tmp_path / "home"
+    # What a daemon killed mid-dictation left: its capture file, held by no one.
+    capture = home / "state" / "v2m" / "capture"
+    capture.mkdir(parents=True)
+    speech.write_wav(capture / "capture-999999-0.wav", speech.speak(text))
+    with contextlib.closing(socket.socket()) as hung:
+        hung.bind(("127.0.0.1", 0))
+        hung.listen()
+        url = f"tcp://127.0.0.1:{hung.getsockname()[1]}"
+        settings = wyoming_settings(url, tmp_path / "unused.wav", V2M_WHISPER__REMOTE_TIMEOUT_S="1")
+        async with running_daemon(own_bus, home, **settings) as (daemon, iface, props):
+            await assert_eventually(lambda: model_state_is(props, "failed"), timeout=30)
+            await assert_eventually(lambda: "model not loaded" in daemon.log(), timeout=10)
+            said = [line for line in daemon.log().splitlines() if "model not loaded" in line]
+            assert len(said) == 1 and "did not answer within 1 s" in said[0], said
+            # The dead daemon's dictation is recovered all the same, by the local model.
+            rows = []
+
+            async def recovered() -> bool:
+                rows[:] = await iface.call_get_history(10)
+                return bool(rows)
+
+            await assert_eventually(recovered, timeout=120, message="nothing recovered")
+            ((_, raw, _),) = rows
+            assert speech.wer(text, raw) <= MAX_WER, raw
+            assert (await props.call_get(INTERFACE, "State")).value == "idle"
             assert daemon.alive()

@@ -13,40 +13,15 @@ import pytest
 from dbus_fast import Message, MessageType
 from dbus_fast.aio import MessageBus
 from fake_portal import REGISTRY, SHORTCUTS, FakePortal
+from fakes import Actions
 from harness import assert_eventually
 
 from v2md.config import ShortcutsConfig
 from v2md.desktop.global_shortcuts import Shortcuts
 from v2md.desktop.portal import Portal
-from v2md.errors import AudioDeviceError, InvalidStateError, ModelError, V2MError
+from v2md.errors import AudioDeviceError, InvalidStateError, ModelError
 
 APP_ID = "org.v2m.Dictation"
-
-
-class Actions:
-    """The workflow's start, stop and toggle as a log; ``fail_*`` make them raise."""
-
-    def __init__(self) -> None:
-        self.log: list[str] = []
-        self.reported: list[V2MError] = []
-        self.fail_start: V2MError | None = None
-        self.fail_stop: V2MError | None = None
-
-    async def start(self) -> None:
-        if self.fail_start is not None:
-            raise self.fail_start
-        self.log.append("start")
-
-    async def stop(self) -> None:
-        if self.fail_stop is not None:
-            raise self.fail_stop
-        self.log.append("stop")
-
-    async def toggle(self) -> None:
-        self.log.append("toggle")
-
-    async def report(self, error: V2MError) -> None:
-        self.reported.append(error)
 
 
 @pytest.fixture

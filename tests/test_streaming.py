@@ -8,6 +8,7 @@ import weakref
 
 import numpy as np
 import pytest
+from fakes import FakeWorker
 
 from v2md.asr.streaming import (
     COMMIT_MARGIN_S,
@@ -31,37 +32,20 @@ def words(*items: tuple[float, float, str]) -> list[Word]:
     return [Word(start, end, text) for start, end, text in items]
 
 
-class ScriptedWorker:
-    """Transcribes a fixed timeline of words: each word once its end is inside the audio.
-
-    It hears where the audio it receives begins on the timeline from the sound itself, as
-    a real model would: ``feed`` numbers every sample.
-    """
-
-    def __init__(self, timeline: list[Word], unstable_last: bool = False) -> None:
-        self.timeline = timeline
-        self.unstable_last = unstable_last
-        self.calls: list[tuple[float, float, str]] = []  # (start, seconds, prompt)
-        self.decodes = 0
-
-    async def transcribe(self, audio, *, prompt="", window_s=None):
-        start = heard_from(audio)
-        end = start + audio.size / SAMPLE_RATE
-        self.calls.append((start, audio.size / SAMPLE_RATE, prompt))
-        self.decodes += 1
-        heard = [w for w in self.timeline if w.start >= start - 0.5 and w.end <= end]
-        if self.unstable_last and heard:
-            # The word at the edge changes with every decode, like a half-heard word.
-            last = heard[-1]
-            period = "." if last.text.endswith(".") else ""
-            heard[-1] = Word(last.start, last.end, f" guess{self.decodes}{period}")
-        return [Word(w.start - start, w.end - start, w.text) for w in heard]
+def make(timeline: list[Word], hearing=None) -> tuple[ProvisionalText, FakeWorker]:
+    """A transcriber over a worker that hears ``timeline`` in the audio ``feed`` gives it
+    (and changes what it heard with ``hearing``, see fakes.FakeWorker)."""
+    worker = FakeWorker(timeline=timeline, hearing=hearing)
+    return ProvisionalText(worker, WhisperConfig()), worker
 
 
-def make(timeline: list[Word], **kwargs) -> tuple[ProvisionalText, ScriptedWorker]:
-    worker = ScriptedWorker(timeline, **kwargs)
-    stream = ProvisionalText(worker, WhisperConfig())  # type: ignore[arg-type]
-    return stream, worker
+def half_heard_last(heard: list[Word], _start: float, _end: float, decode: int) -> list[Word]:
+    """The word at the edge changes with every decode, like a half-heard word."""
+    if not heard:
+        return heard
+    last = heard[-1]
+    period = "." if last.text.endswith(".") else ""
+    return [*heard[:-1], Word(last.start, last.end, f" guess{decode}{period}")]
 
 
 # Samples fed to each transcriber so far: where the next chunk starts on its timeline.
@@ -75,11 +59,6 @@ def feed(stream: ProvisionalText, seconds: float) -> None:
     end = start + round(seconds * SAMPLE_RATE)
     stream.append(np.arange(start, end, dtype=np.float32))
     _fed[stream] = end
-
-
-def heard_from(audio: np.ndarray) -> float:
-    """Where fed ``audio`` begins on the timeline, in seconds."""
-    return float(audio[0]) / SAMPLE_RATE
 
 
 def sentence_timeline(count: int, words_per_sentence: int = 6, word_s: float = 0.4):
@@ -153,7 +132,7 @@ async def test_a_sentence_commits_once_two_decodes_agree_on_it_past_the_lookahea
 
 
 async def test_a_sentence_the_decodes_disagree_on_is_not_committed():
-    stream, _ = make(words((0.0, 0.4, " Steady."), (0.5, 0.9, " Edge.")), unstable_last=True)
+    stream, _ = make(words((0.0, 0.4, " Steady."), (0.5, 0.9, " Edge.")), half_heard_last)
     for _ in range(10):
         feed(stream, 0.5)
         await stream.update()
@@ -216,20 +195,13 @@ async def test_rebase_takes_full_context_text_and_decodes_only_what_follows():
 
 
 async def test_an_update_in_flight_when_rebased_is_discarded():
-    gate = asyncio.Event()
-
-    class Slow(ScriptedWorker):
-        async def transcribe(self, audio, *, prompt="", window_s=None):
-            await gate.wait()
-            return await super().transcribe(audio, prompt=prompt, window_s=window_s)
-
-    worker = Slow(sentence_timeline(1))
-    stream = ProvisionalText(worker, WhisperConfig())  # type: ignore[arg-type]
+    stream, worker = make(sentence_timeline(1))
+    worker.gate.clear()
     feed(stream, 3.0)
     update = asyncio.create_task(stream.update())
     await asyncio.sleep(0)
     stream.rebase(round(2.6 * SAMPLE_RATE), "Settled.")
-    gate.set()
+    worker.gate.set()
     assert await update is None
     assert stream.committed_text == "Settled."
 
@@ -247,13 +219,10 @@ async def test_ten_minute_dictation_keeps_the_decoded_tail_bounded():
 
 async def test_speech_without_agreement_is_forced_out_of_the_tail():
     # Every decode disagrees on every word: without a hard bound the tail would grow forever.
-    class Disagreeing(ScriptedWorker):
-        async def transcribe(self, audio, *, prompt="", window_s=None):
-            result = await super().transcribe(audio, prompt=prompt, window_s=window_s)
-            return [Word(w.start, w.end, f"{w.text}{self.decodes}") for w in result]
+    def disagreeing(heard, _start, _end, decode):
+        return [Word(w.start, w.end, f"{w.text}{decode}") for w in heard]
 
-    worker = Disagreeing(sentence_timeline(20, words_per_sentence=10))
-    stream = ProvisionalText(worker, WhisperConfig())  # type: ignore[arg-type]
+    stream, worker = make(sentence_timeline(20, words_per_sentence=10), disagreeing)
     for _ in range(200):
         feed(stream, 0.5)
         await stream.update()
@@ -263,15 +232,11 @@ async def test_speech_without_agreement_is_forced_out_of_the_tail():
 
 async def test_decodes_that_hear_nothing_lose_no_speech():
     # Whisper now and then returns nothing for real speech; only the VAD may call it a pause.
-    class Deaf(ScriptedWorker):
-        async def transcribe(self, audio, *, prompt="", window_s=None):
-            heard = await super().transcribe(audio, prompt=prompt, window_s=window_s)
-            end = heard_from(audio) + audio.size / SAMPLE_RATE
-            return [] if 4.0 < end < 13.0 else heard
+    def deaf(heard, _start, end, _decode):
+        return [] if 4.0 < end < 13.0 else heard
 
     timeline = sentence_timeline(3, words_per_sentence=10)
-    worker = Deaf(timeline)
-    stream = ProvisionalText(worker, WhisperConfig())  # type: ignore[arg-type]
+    stream, _ = make(timeline, deaf)
     shown = []
     for _ in range(30):
         feed(stream, 0.5)
@@ -290,14 +255,11 @@ def assert_never_takes_back(shown: list[str]) -> None:
 async def test_a_decode_that_misses_the_start_of_its_window_takes_no_word_back():
     # Every other decode misses what its window's first second holds, as Whisper does now and
     # then after a prompt, or when the window was cut just after a word began.
-    class Skipping(ScriptedWorker):
-        async def transcribe(self, audio, *, prompt="", window_s=None):
-            heard = await super().transcribe(audio, prompt=prompt, window_s=window_s)
-            return [w for w in heard if w.start >= 1.0] if self.decodes % 2 else heard
+    def skipping(heard, _start, _end, decode):
+        return [w for w in heard if w.start >= 1.0] if decode % 2 else heard
 
     timeline = sentence_timeline(4, words_per_sentence=8)
-    worker = Skipping(timeline)
-    stream = ProvisionalText(worker, WhisperConfig())  # type: ignore[arg-type]
+    stream, worker = make(timeline, skipping)
     shown = []
     for _ in range(40):
         feed(stream, 0.5)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import recorded
 import speech
-from fakes import FakeSource
+from fakes import FakeSessionEvents, FakeSource
 
 from v2md.asr.finalpass import FinalPass
 from v2md.asr.streaming import ProvisionalText
@@ -27,13 +27,6 @@ pytestmark = pytest.mark.slow
 TARGET_POINTS = 1.0
 
 
-class Quiet:
-    def speech_active_changed(self, active): ...
-    def provisional_text(self, text): ...
-    def error(self, error): ...
-    def ended(self, reason): ...
-
-
 async def dictate(worker: WhisperWorker, audio: np.ndarray) -> str:
     """The audio through a live session in 100 ms chunks, as fast as it is decoded."""
     cfg = Config()
@@ -44,7 +37,7 @@ async def dictate(worker: WhisperWorker, audio: np.ndarray) -> str:
         ProvisionalText(worker, cfg.whisper),
         FinalPass(worker),
         SileroVAD(cfg.vad),
-        Quiet(),
+        FakeSessionEvents(),
     )
     await session.start()
     while session.samples < audio.size:

@@ -7,12 +7,11 @@ import itertools
 import logging
 import os
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import speech
-from harness import assert_eventually
+from fakes import FakeModel, LoopClock, Reading, StateLog
 
 from v2md.asr import models
 from v2md.asr.types import ModelState
@@ -20,36 +19,6 @@ from v2md.asr.worker import WhisperWorker
 from v2md.audio import files as audiofile
 from v2md.config import WhisperConfig
 from v2md.errors import InvalidArgumentError, ModelError
-
-
-class Recorder:
-    def __init__(self) -> None:
-        self.states: list[ModelState] = []
-        self.details: list[str] = []
-
-    def __call__(self, state: ModelState, detail: str) -> None:
-        self.states.append(state)
-        self.details.append(detail)
-
-
-class Gauge:
-    """A settable stand-in for psutil's system memory reading."""
-
-    def __init__(self, percent: float = 40.0) -> None:
-        self.percent = percent
-
-    def __call__(self) -> float:
-        return self.percent
-
-
-class FakeModel:
-    """Stands in for a loaded model: decodes nothing, instantly."""
-
-    encoder_frames = 3000
-    model = SimpleNamespace(device="cpu", compute_type="int8")  # CTranslate2's model attributes
-
-    def segments(self, audio, frames, max_windows, options):
-        return []
 
 
 @pytest.fixture
@@ -83,16 +52,18 @@ async def test_idle_worker_leaves_no_timer_to_wake_the_daemon(fake_model, monkey
     await worker.close()
 
 
-async def test_idle_unload_timer_is_armed_after_use_and_postponed_by_use(fake_model):
-    recorder = Recorder()
-    worker = WhisperWorker(WhisperConfig(idle_unload_s=3), recorder)
+async def test_idle_unload_timer_is_armed_after_use_and_postponed_by_use(fake_model, monkeypatch):
+    clock = LoopClock(monkeypatch)
+    recorder = StateLog()
+    worker = WhisperWorker(WhisperConfig(idle_unload_s=3), recorder, clock=clock)
     audio = np.zeros(16_000, dtype=np.float32)
     await worker.transcribe(audio)
-    await asyncio.sleep(2)
+    await clock.advance(2)
     await worker.transcribe(audio)  # a use restarts the idle period
-    await asyncio.sleep(2)  # 4 s since the first use, 2 s since the second
+    await clock.advance(2)  # 4 s since the first use, 2 s since the second
     assert worker.state == ModelState.READY
-    await assert_eventually(lambda: worker.state == ModelState.UNLOADED, timeout=10)
+    await clock.advance(1.1)  # 3 s since the second use
+    assert worker.state == ModelState.UNLOADED
     assert "idle for 3 s" in recorder.details[-1]
     await worker.transcribe(audio)  # reloads on use
     assert worker.state == ModelState.READY
@@ -100,13 +71,13 @@ async def test_idle_unload_timer_is_armed_after_use_and_postponed_by_use(fake_mo
 
 
 async def test_memory_is_checked_after_each_use(fake_model):
-    recorder = Recorder()
-    gauge = Gauge(40.0)
+    recorder = StateLog()
+    gauge = Reading(40.0)
     worker = WhisperWorker(WhisperConfig(), recorder, memory_percent=gauge)
     audio = np.zeros(16_000, dtype=np.float32)
     await worker.transcribe(audio)
     assert worker.state == ModelState.READY
-    gauge.percent = 95.0
+    gauge.value = 95.0
     await worker.transcribe(audio)
     assert worker.state == ModelState.UNLOADED
     assert "95%" in recorder.details[-1]
@@ -128,7 +99,7 @@ def test_encoder_window_covers_audio_and_margin():
 
 
 async def test_missing_model_directory_fails_with_advice(tmp_path):
-    recorder = Recorder()
+    recorder = StateLog()
     worker = WhisperWorker(WhisperConfig(model=str(tmp_path / "nowhere")), recorder)
     with pytest.raises(ModelError, match=r"no model\.bin") as caught:
         await worker.load()
@@ -157,7 +128,7 @@ async def test_automatic_cuda_that_cannot_load_falls_back_to_cpu(monkeypatch, ca
     monkeypatch.setattr(models.ctranslate2, "get_cuda_device_count", lambda: 1)
     spec = models.resolve(WhisperConfig())
     assert (spec.device, spec.compute_type) == ("cuda", "float16")
-    recorder = Recorder()
+    recorder = StateLog()
     worker = WhisperWorker(WhisperConfig(), recorder)
     await worker.load()
     assert worker.state == ModelState.READY
@@ -250,20 +221,8 @@ async def test_transcribe_file_rejects_unreadable(tmp_path):
     await worker.close()
 
 
-class SegmentingModel(FakeModel):
-    """Decodes each block of a file into three segments, ending at its quarters."""
-
-    def __init__(self) -> None:
-        self.blocks_s: list[float] = []
-
-    def windows(self, audio, options):
-        seconds = audio.size / speech.SAMPLE_RATE
-        self.blocks_s.append(seconds)
-        return ((f" part {i}", seconds * i / 4) for i in range(1, 4))
-
-
 async def test_a_file_reports_its_progress_at_each_segment_and_block(monkeypatch, tmp_path):
-    model = SegmentingModel()
+    model = FakeModel()
     monkeypatch.setattr(models, "load", lambda spec, cpu_threads, on_download: model)
     wav = speech.write_wav(tmp_path / "long.wav", speech.silence(90))  # more than one block
     worker = WhisperWorker(WhisperConfig())
@@ -281,7 +240,7 @@ async def test_a_file_reports_its_progress_at_each_segment_and_block(monkeypatch
 
 
 async def test_a_file_that_states_no_length_reports_only_start_and_end(monkeypatch, tmp_path):
-    monkeypatch.setattr(models, "load", lambda spec, cpu_threads, on_download: SegmentingModel())
+    monkeypatch.setattr(models, "load", lambda spec, cpu_threads, on_download: FakeModel())
     monkeypatch.setattr(audiofile, "duration_s", lambda path: 0.0)
     wav = speech.write_wav(tmp_path / "long.wav", speech.silence(90))
     worker = WhisperWorker(WhisperConfig())
@@ -293,8 +252,8 @@ async def test_a_file_that_states_no_length_reports_only_start_and_end(monkeypat
 
 @pytest.mark.slow
 async def test_load_transcribe_and_unload_under_memory_pressure(tmp_path):
-    recorder = Recorder()
-    gauge = Gauge(40.0)
+    recorder = StateLog()
+    gauge = Reading(40.0)
     worker = WhisperWorker(WhisperConfig(), recorder, memory_percent=gauge)
     assert worker.model_name == "tiny.en (bundled)"
     await worker.load()
@@ -304,12 +263,12 @@ async def test_load_transcribe_and_unload_under_memory_pressure(tmp_path):
     worker.maintain()
     assert worker.state == ModelState.READY  # 40% is fine
 
-    gauge.percent = 95.0
+    gauge.value = 95.0
     worker.maintain()
     assert worker.state == ModelState.UNLOADED
     assert "95%" in recorder.details[-1] and "90%" in recorder.details[-1]
 
-    gauge.percent = 40.0
+    gauge.value = 40.0
     sentence = speech.SENTENCES[1]
     words = await worker.transcribe(speech.speak(sentence))  # reloads on use
     assert worker.state == ModelState.READY

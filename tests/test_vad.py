@@ -19,6 +19,7 @@ def spoken() -> tuple[np.ndarray, int, int]:
     sentence = speech.speak(speech.SENTENCES[1])
     lead = speech.silence(1.0)
     audio = np.concatenate([lead, sentence, speech.silence(1.5)])
+    audio.flags.writeable = False  # shared by the module's tests: none may change it
     return audio, lead.size, lead.size + sentence.size
 
 

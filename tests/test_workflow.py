@@ -7,7 +7,17 @@ import wave
 
 import numpy as np
 import pytest
-from fakes import FakeSource, FakeVAD
+from fakes import (
+    FakeDelivery,
+    FakeHistory,
+    FakeListener,
+    FakeLLM,
+    FakeNotifier,
+    FakeSource,
+    FakeStream,
+    FakeVAD,
+    FakeWorker,
+)
 from harness import assert_eventually
 
 from v2md.asr.finalpass import FinalPass
@@ -26,119 +36,20 @@ from v2md.session import LiveSession
 from v2md.workflow import RecordingWorkflow, State
 
 
-class FakeStream:
-    """Provisional text: says how many samples it has heard."""
-
-    def __init__(self):
-        self.heard = 0
-        self.updates: list[int | None] = []  # end_sample of each update
-
-    def append(self, samples):
-        self.heard += samples.size
-
-    async def update(self, end_sample=None):
-        self.updates.append(end_sample)
-        return f"{self.heard} samples"
-
-    def rebase(self, sample, text):
-        return text
-
-
-class FakeDecoder:
-    """The worker's full-context decode: ``final`` for any audio, after ``gate`` if given."""
-
-    def __init__(self, final="hello world", fail=None, gate=None):
-        self.final, self.fail, self.gate = final, fail, gate
-        self.decoded: list[int] = []  # samples in each decode
-
-    async def transcribe_speech(self, audio):
-        self.decoded.append(audio.size)
-        if self.gate is not None:
-            await self.gate.wait()
-        if self.fail:
-            raise self.fail
-        return self.final
-
-
-class FakeWorker:
-    model_name = "fake"
-    language = "auto"
-
-
-class FakeLLM:
-    def __init__(self, fail=None, gate=None):
-        self.fail, self.gate = fail, gate
-
-    async def refine(self, text):
-        if self.gate is not None:
-            await self.gate.wait()
-        if self.fail:
-            raise self.fail
-        return text.upper()
-
-
-class Recorder:
-    def __init__(self):
-        self.states: list[str] = []
-        self.texts: list[tuple[str, bool]] = []
-        self.errors: list[Exception] = []
-        self.speech: list[bool] = []
-
-    def state_changed(self, state):
-        self.states.append(str(state))
-
-    def speech_active_changed(self, active):
-        self.speech.append(active)
-
-    def transcription_updated(self, text, final):
-        self.texts.append((text, final))
-
-    def last_text_changed(self, text):
-        pass
-
-    def error(self, error):
-        self.errors.append(error)
-
-    @property
-    def finals(self):
-        return [t for t, final in self.texts if final]
-
-
-class FailingHistory:
-    def add(self, text, **details):
-        raise HistoryError("history /x/h.sqlite3: database or disk is full")
-
-
-class FakeNotifier:
-    def __init__(self):
-        self.shown: list[tuple[str, str, bool]] = []
-
-    async def notify(self, summary, body=""):
-        self.shown.append((summary, body, False))
-
-    async def alert(self, summary, body=""):
-        self.shown.append((summary, body, True))
-
-
 def make(
-    sources=None,
-    decoder=None,
+    sources=(),
+    worker=None,
     vad=False,
     llm=None,
     cfg=None,
-    delivered=None,
+    delivery=None,
     history=None,
     notifier=None,
-    delivery_error=None,
 ):
-    sources = iter(sources or [])
-
-    class Delivery:
-        async def deliver(self, text):
-            if delivery_error is not None:
-                raise delivery_error
-            delivered.append(text)
-
+    """A workflow over fakes: each recording takes the next of ``sources`` (then one of
+    a tenth of a second of sound), decoded by ``worker``."""
+    sources = iter(sources)
+    worker = worker or FakeWorker()
     cfg = cfg or Config()
 
     def open_session(events):
@@ -146,23 +57,23 @@ def make(
             cfg,
             next(sources, None) or FakeSource([np.ones(1600, np.float32)]),
             FakeStream(),
-            FinalPass(decoder or FakeDecoder()),
+            FinalPass(worker),
             FakeVAD() if vad else None,
             events,
         )
 
     features = Features(
-        worker=FakeWorker(),
+        worker=worker,
         open_session=open_session,
         llm=llm,
-        delivery=Delivery() if delivered is not None else None,
+        delivery=delivery,
         history=history,
         notifier=notifier,
     )
     wf = RecordingWorkflow(cfg, features)
-    rec = Recorder()
-    wf.attach(rec)
-    return wf, rec
+    listener = FakeListener()
+    wf.attach(listener)
+    return wf, listener
 
 
 async def test_start_stop_returns_final_text_once():
@@ -173,7 +84,7 @@ async def test_start_stop_returns_final_text_once():
     assert wf.state is State.IDLE
     assert rec.states == ["recording", "transcribing", "idle"]
     assert rec.finals == ["hello world"]
-    assert wf.last_text == "hello world"
+    assert wf.last_text == "hello world" and rec.last_texts == ["hello world"]
 
 
 async def test_wrong_state_calls_get_invalid_state():
@@ -198,8 +109,9 @@ async def test_cancel_drops_audio_and_text():
 
 
 async def test_second_stop_while_transcribing_is_busy():
-    gate = asyncio.Event()
-    wf, rec = make(decoder=FakeDecoder(gate=gate))
+    worker = FakeWorker()
+    worker.gate.clear()
+    wf, rec = make(worker=worker)
     await wf.start()
     first = asyncio.create_task(wf.stop())
     await assert_eventually(lambda: wf.state is State.TRANSCRIBING)
@@ -207,7 +119,7 @@ async def test_second_stop_while_transcribing_is_busy():
         await wf.stop()
     with pytest.raises(BusyError):
         await wf.cancel()
-    gate.set()
+    worker.gate.set()
     assert await first == "hello world"
     assert rec.finals == ["hello world"]
 
@@ -231,9 +143,7 @@ async def test_toggle_storm_from_many_clients_stays_consistent():
 async def test_failed_transcription_keeps_the_audio(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path))
     audio = np.full(1600, 0.25, np.float32)
-    wf, rec = make(
-        [FakeSource([audio])], decoder=FakeDecoder(fail=RuntimeError("decoder exploded"))
-    )
+    wf, rec = make([FakeSource([audio])], worker=FakeWorker(fail=RuntimeError("decoder exploded")))
     await wf.start()
     with pytest.raises(ModelError, match="kept in") as info:
         await wf.stop()
@@ -288,7 +198,7 @@ async def test_no_speech_gives_empty_text_without_decoding():
     wf, rec = make(
         [FakeSource([np.zeros(1600, np.float32)])],
         vad=True,
-        decoder=FakeDecoder(fail=AssertionError("must not decode")),
+        worker=FakeWorker(fail=AssertionError("must not decode")),
     )
     await wf.start()
     assert await wf.stop() == ""
@@ -303,31 +213,32 @@ async def test_provisional_text_is_announced_while_recording():
 
 
 async def test_a_pause_is_decoded_with_full_context_at_once_and_stop_reuses_it():
-    decoder = FakeDecoder()
+    worker = FakeWorker()
     source = FakeSource([np.ones(1600, np.float32)])
-    wf, rec = make([source], decoder=decoder, vad=True)
+    wf, rec = make([source], worker=worker, vad=True)
     await wf.start()
     # The speech went the provisional way (its text is shown) and no other: still speaking.
     await assert_eventually(lambda: source.starved and ("1600 samples", False) in rec.texts)
-    assert decoder.decoded == []
+    assert worker.decoded == []
     source.feed(np.zeros(8000, np.float32))
     # The pause brings a full-context decode at once, of the speech up to its end plus
     # 100 ms, not of the silence after it; its text is shown.
     await assert_eventually(lambda: ("hello world", False) in rec.texts)
-    assert decoder.decoded == [1600 + 1600]
+    assert worker.decoded == [1600 + 1600]
     assert await wf.stop() == "hello world"
-    assert decoder.decoded == [3200]  # nothing was said since: no decode at stop
+    assert worker.decoded == [3200]  # nothing was said since: no decode at stop
 
 
 async def test_llm_request_shows_processing_without_blocking_recording():
-    gate = asyncio.Event()
-    wf, _ = make(llm=FakeLLM(gate=gate))
+    llm = FakeLLM()
+    llm.gate.clear()
+    wf, _ = make(llm=llm)
     refine = asyncio.create_task(wf.refine("some text"))
     await assert_eventually(lambda: wf.state is State.PROCESSING)
     await wf.start()  # not blocked by the pending LLM call
     assert wf.state is State.RECORDING
     await wf.stop()
-    gate.set()
+    llm.gate.set()
     assert await refine == "SOME TEXT"
     assert wf.state is State.IDLE
 
@@ -335,64 +246,59 @@ async def test_llm_request_shows_processing_without_blocking_recording():
 async def test_auto_refine_failure_delivers_raw_text():
     cfg = Config()
     cfg.llm.auto_refine = True
-    delivered: list[str] = []
-    wf, rec = make(llm=FakeLLM(fail=LLMError("provider down")), cfg=cfg, delivered=delivered)
+    delivery = FakeDelivery()
+    wf, rec = make(llm=FakeLLM(fail=LLMError("provider down")), cfg=cfg, delivery=delivery)
     await wf.start()
     await wf.stop()
     await wf.idle()
-    assert delivered == ["hello world"]
+    assert delivery.delivered == ["hello world"]
     assert "raw text delivered" in str(rec.errors[-1])
 
 
 async def test_auto_refine_delivers_refined_text():
     cfg = Config()
     cfg.llm.auto_refine = True
-    delivered: list[str] = []
-    wf, _ = make(llm=FakeLLM(), cfg=cfg, delivered=delivered)
+    delivery = FakeDelivery()
+    wf, _ = make(llm=FakeLLM(), cfg=cfg, delivery=delivery)
     await wf.start()
     await wf.stop()
     await wf.idle()
-    assert delivered == ["HELLO WORLD"]
+    assert delivery.delivered == ["HELLO WORLD"]
 
 
 async def test_a_slow_refine_does_not_let_the_next_dictation_overtake_it():
-    class SlowFirst:
-        def __init__(self):
-            self.calls = 0
-
-        async def refine(self, text):
-            self.calls += 1
-            call = self.calls
-            await asyncio.sleep(0.3 if call == 1 else 0)
-            return f"{text} #{call}"
-
     cfg = Config()
     cfg.llm.auto_refine = True
-    delivered: list[str] = []
-    wf, _ = make(llm=SlowFirst(), cfg=cfg, delivered=delivered)
+    llm = FakeLLM(lambda text, n: f"{text} #{n}", held=1)  # only the first one is slow
+    llm.gate.clear()
+    delivery = FakeDelivery()
+    wf, _ = make(llm=llm, cfg=cfg, delivery=delivery)
     for _ in range(2):
         await wf.start()
         await wf.stop()
+    await assert_eventually(lambda: llm.requests)  # the first refine is under way
+    llm.gate.set()
     await wf.idle()
-    assert delivered == ["hello world #1", "hello world #2"]
+    assert delivery.delivered == ["hello world #1", "hello world #2"]
 
 
 async def test_history_that_cannot_store_loses_nothing_else():
-    delivered: list[str] = []
-    wf, rec = make(history=FailingHistory(), delivered=delivered)
+    delivery = FakeDelivery()
+    full = HistoryError("history /x/h.sqlite3: database or disk is full")
+    wf, rec = make(history=FakeHistory(fail=full), delivery=delivery)
     await wf.start()
     assert await wf.stop() == "hello world"
     await wf.idle()
     assert rec.finals == ["hello world"] and wf.last_text == "hello world"
-    assert delivered == ["hello world"]
-    assert isinstance(rec.errors[-1], HistoryError)
+    assert delivery.delivered == ["hello world"]
+    assert rec.errors[-1] is full
     assert wf.state is State.IDLE
 
 
 async def test_failed_delivery_alerts_the_user_with_the_text():
     notifier = FakeNotifier()
     failure = DeliveryError("no clipboard tool: install wl-clipboard")
-    wf, rec = make(delivered=[], notifier=notifier, delivery_error=failure)
+    wf, rec = make(delivery=FakeDelivery(fail=failure), notifier=notifier)
     await wf.start()
     await wf.stop()
     await wf.idle()

@@ -28,7 +28,7 @@ import logging
 import re
 from collections import deque
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import numpy as np
 
@@ -36,9 +36,6 @@ from v2md.asr.types import Word
 from v2md.audio.format import SAMPLE_RATE
 from v2md.config import WhisperConfig
 from v2md.errors import InvalidArgumentError
-
-if TYPE_CHECKING:  # the worker is handed in: no need to import faster-whisper here
-    from v2md.asr.worker import WhisperWorker
 
 log = logging.getLogger(__name__)
 
@@ -123,6 +120,14 @@ def keep_start(previous: Sequence[Word], current: Sequence[Word]) -> list[Word]:
     return [*kept, *beyond_committed(current, kept)]
 
 
+class WordDecoder(Protocol):
+    """What live text needs of the Whisper worker (``worker.WhisperWorker``): timed words."""
+
+    async def transcribe(
+        self, audio: np.ndarray, *, prompt: str = "", window_s: float | None = None
+    ) -> list[Word]: ...
+
+
 class ProvisionalText:
     """Turns a growing recording into provisional text with one WhisperWorker (the final
     text is ``finalpass``'s).
@@ -131,7 +136,7 @@ class ProvisionalText:
     update in flight when ``rebase`` is called is discarded.
     """
 
-    def __init__(self, worker: WhisperWorker, cfg: WhisperConfig) -> None:
+    def __init__(self, worker: WordDecoder, cfg: WhisperConfig) -> None:
         self._worker = worker
         self._cfg = cfg
         self._rebased = 0  # counts rebases: an update that started before one is stale

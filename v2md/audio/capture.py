@@ -58,8 +58,9 @@ def _cannot_open(device: str, cause: str) -> AudioDeviceError:
     )
 
 
-class _Wakeup:
-    """Await readability of an eventfd from the running loop, registering it once."""
+class Wakeup:
+    """Await readability of an eventfd (a ring's, a sound server's) from the running loop,
+    registering it once."""
 
     def __init__(self, fd: int, drain: Callable[[], None]) -> None:
         self._fd = fd
@@ -99,7 +100,7 @@ class EngineSource:
         self._file = file
         self._realtime = realtime
         self._ring: _engine.Ring | None = None
-        self._wakeup: _Wakeup | None = None
+        self._wakeup: Wakeup | None = None
         self._error: AudioDeviceError | None = None
         self._overruns = 0  # the ring's count, once it is closed
 
@@ -114,7 +115,7 @@ class EngineSource:
         except _engine.SegmentError as exc:  # /dev/shm missing or full
             raise AudioDeviceError(f"{self.device_name}: {exc}") from None
         self._ring = ring
-        self._wakeup = _Wakeup(ring.fileno(), ring.drain_wakeups)
+        self._wakeup = Wakeup(ring.fileno(), ring.drain_wakeups)
         rate, channels = ring.input_format
         log.info(
             "capturing %s (%d Hz, %d channels) into %s",
@@ -214,7 +215,7 @@ class SoundDeviceSource:
         self._ended = False
         self._error: AudioDeviceError | None = None
         self._fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
-        self._wakeup = _Wakeup(self._fd, self._drain)
+        self._wakeup = Wakeup(self._fd, self._drain)
 
     def _drain(self) -> None:
         with contextlib.suppress(BlockingIOError):

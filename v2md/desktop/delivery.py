@@ -166,7 +166,7 @@ class Delivery:
             by_portal = await self._by_portal()
             self._on_path(self._path(by_portal))
             for command in self.plan(text, by_portal=by_portal):
-                await _run(command, env)
+                await run_command(command, env)
             if by_portal:
                 await self._keys_by_portal(text, env)
         log.debug("delivered %d characters", len(text))
@@ -210,7 +210,7 @@ class Delivery:
         where = "kept in the history: v2mctl history"
         if self._cfg.clipboard:
             try:
-                await _run(self._copy(text.encode(), self.session() == "wayland"), env)
+                await run_command(self._copy(text.encode(), self.session() == "wayland"), env)
                 where = "on the clipboard and in the history"
             except DeliveryError as exc:
                 log.warning("the IBus fallback could not use the clipboard: %s", exc)
@@ -261,18 +261,18 @@ class Delivery:
                 if typed:
                     await keyboard.send(_key_events(piece, self._cfg.newline))
                 else:
-                    await _run(self._copy(piece.encode(), wayland), env)
+                    await run_command(self._copy(piece.encode(), wayland), env)
                     await keyboard.send(PASTE_CHORD)
                     await asyncio.sleep(PASTE_SETTLE_S)
         finally:
             if saved is not None:
-                await _run(self._copy(saved, wayland), env)
+                await run_command(self._copy(saved, wayland), env)
 
     async def _saved_clipboard(self, wayland: bool, env: Mapping[str, str]) -> bytes | None:
         """The clipboard's text, to put back after pasting; None when it holds none."""
         tool = self._require("wl-paste") if wayland else self._first_name(["xclip", "xsel"])
         try:
-            return await _run(Command(_CLIPBOARD_OUT_ARGV[tool], b""), env)
+            return await run_command(Command(_CLIPBOARD_OUT_ARGV[tool], b""), env)
         except DeliveryError as exc:  # empty, or not text: the pasted text stays there
             log.debug("clipboard not saved: %s", exc)
             return None
@@ -422,8 +422,10 @@ def _key_events(run: str, newline: str = "return") -> list[tuple[int, bool]]:
     return events
 
 
-async def _run(command: Command, env: Mapping[str, str]) -> bytes:
-    """Run ``command``; its standard output."""
+async def run_command(command: Command, env: Mapping[str, str]) -> bytes:
+    """Run ``command`` (one of a plan's) in ``env``; its standard output. A tool that fails,
+    or is still running after the command's ``timeout_s`` (it is killed then), is a
+    DeliveryError."""
     tool = command.argv[0]
     # Clipboard tools fork a child that keeps serving the selection and would hold a
     # pipe open forever, so stdout and stderr go to files, read once the tool has
