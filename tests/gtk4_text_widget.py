@@ -8,6 +8,7 @@ GTK 4 module: ibus-gtk4).
 
 import json
 import sys
+import time
 
 import gi
 
@@ -19,7 +20,7 @@ FIELDS = ("first", "second")
 
 
 def report(*items) -> None:
-    print(json.dumps(items), flush=True)
+    print(json.dumps([time.monotonic(), *items]), flush=True)
 
 
 def main() -> None:

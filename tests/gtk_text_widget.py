@@ -2,15 +2,17 @@
 
 Run with a Python that has PyGObject and GTK 3 (Debian's /usr/bin/python3 with
 python3-gi and gir1.2-gtk-3.0), with GTK_IM_MODULE=ibus. It writes JSON lines on
-stdout: ``["focus", field]``, ``["preedit", field, text]`` when the input method's
-provisional text changes, ``["changed", field, text]`` after each change of a field's
-contents, ``["key", field, keyval]`` for each key event a field receives. It reads
-commands on stdin: ``focus FIELD`` moves the keyboard focus, ``close FIELD`` removes the
-field, ``quit`` closes the window.
+stdout, each led by the time it was written (``time.monotonic()``, CLOCK_MONOTONIC: one
+clock for every process): ``["focus", field]``, ``["preedit", field, text]`` when the
+input method's provisional text changes, ``["changed", field, text]`` after each change
+of a field's contents, ``["key", field, keyval]`` for each key event a field receives.
+It reads commands on stdin: ``focus FIELD`` moves the keyboard focus, ``close FIELD``
+removes the field, ``quit`` closes the window.
 """
 
 import json
 import sys
+import time
 
 import gi
 
@@ -22,7 +24,7 @@ FIELDS = ("first", "second")
 
 
 def report(*items) -> None:
-    print(json.dumps(items), flush=True)
+    print(json.dumps([time.monotonic(), *items]), flush=True)
 
 
 def main() -> None:

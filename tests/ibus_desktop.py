@@ -192,6 +192,7 @@ class TextWindow:
     def __init__(self, proc: asyncio.subprocess.Process) -> None:
         self.proc = proc
         self.reports: list[list] = []
+        self.stamps: list[float] = []  # when each report was made (time.monotonic())
         self._reader = asyncio.ensure_future(self._read())
 
     @classmethod
@@ -204,6 +205,7 @@ class TextWindow:
             env=env,
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
+            limit=1024 * 1024,  # a report holds a field's whole text
         )
         window = cls(proc)
         await assert_eventually(lambda: window.focused == "first", timeout=20)
@@ -211,7 +213,9 @@ class TextWindow:
 
     async def _read(self) -> None:
         while line := await self.proc.stdout.readline():
-            self.reports.append(json.loads(line))
+            stamp, *report = json.loads(line)
+            self.stamps.append(stamp)
+            self.reports.append(report)
 
     @property
     def focused(self) -> str | None:

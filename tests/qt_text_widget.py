@@ -8,6 +8,7 @@ python3-pyqt5), with QT_IM_MODULE=ibus: Qt's own IBus input context
 
 import json
 import sys
+import time
 
 from PyQt5.QtCore import QSocketNotifier
 from PyQt5.QtWidgets import QApplication, QPlainTextEdit, QVBoxLayout, QWidget
@@ -16,7 +17,7 @@ FIELDS = ("first", "second")
 
 
 def report(*items) -> None:
-    print(json.dumps(items), flush=True)
+    print(json.dumps([time.monotonic(), *items]), flush=True)
 
 
 class Field(QPlainTextEdit):
