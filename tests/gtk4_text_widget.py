@@ -29,7 +29,7 @@ def main() -> None:
     box = Gtk.Box(orientation=Gtk.Orientation.VERTICAL)
     views = {}
     for name in FIELDS:
-        view = Gtk.TextView(vexpand=True)
+        view = Gtk.TextView(vexpand=True, wrap_mode=Gtk.WrapMode.WORD_CHAR)
         buffer = view.get_buffer()
         buffer.connect(
             "changed",
@@ -69,6 +69,8 @@ def main() -> None:
         verb, name = line
         if verb == "focus":
             views[name].grab_focus()
+        elif verb == "clear":
+            views[name].get_buffer().set_text("")
         elif verb == "close":
             box.remove(views.pop(name))
             report("closed", name)

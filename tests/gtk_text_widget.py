@@ -6,8 +6,8 @@ stdout, each led by the time it was written (``time.monotonic()``, CLOCK_MONOTON
 clock for every process): ``["focus", field]``, ``["preedit", field, text]`` when the
 input method's provisional text changes, ``["changed", field, text]`` after each change
 of a field's contents, ``["key", field, keyval]`` for each key event a field receives.
-It reads commands on stdin: ``focus FIELD`` moves the keyboard focus, ``close FIELD``
-removes the field, ``quit`` closes the window.
+It reads commands on stdin: ``focus FIELD`` moves the keyboard focus, ``clear FIELD``
+empties the field, ``close FIELD`` removes it, ``quit`` closes the window.
 """
 
 import json
@@ -32,7 +32,7 @@ def main() -> None:
     box = Gtk.Box(orientation=Gtk.Orientation.VERTICAL)
     views = {}
     for name in FIELDS:
-        view = Gtk.TextView()
+        view = Gtk.TextView(wrap_mode=Gtk.WrapMode.WORD_CHAR)
         buffer = view.get_buffer()
         buffer.connect(
             "changed",
@@ -64,6 +64,8 @@ def main() -> None:
         verb, name = line
         if verb == "focus":
             views[name].grab_focus()
+        elif verb == "clear":
+            views[name].get_buffer().set_text("")
         elif verb == "close":
             views.pop(name).destroy()
             report("closed", name)

@@ -60,6 +60,8 @@ def main() -> None:
         verb, name = line
         if verb == "focus":
             views[name].setFocus()
+        elif verb == "clear":
+            views[name].clear()
         elif verb == "close":
             views.pop(name).deleteLater()
             report("closed", name)
