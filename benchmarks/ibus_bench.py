@@ -19,7 +19,7 @@ holds the text) and the RemoteDesktop portal's keysyms (two calls per character 
 fake portal stands for xdg-desktop-portal and the compositor: its side is the bus round
 trips v2m waits for, not the compositor's work nor the app's, so it is a lower bound.
 
-    python benchmarks/ibus_bench.py [--runs 16] [--repeats 8] [--toolkit gtk3]
+    python benchmarks/ibus_bench.py [--runs 16] [--repeats 8] [--speech 4] [--toolkit gtk3]
 """
 
 from __future__ import annotations
