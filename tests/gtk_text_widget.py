@@ -2,15 +2,17 @@
 
 Run with a Python that has PyGObject and GTK 3 (Debian's /usr/bin/python3 with
 python3-gi and gir1.2-gtk-3.0), with GTK_IM_MODULE=ibus. It writes JSON lines on
-stdout: ``["focus", field]``, ``["preedit", field, text]`` when the input method's
-provisional text changes, ``["changed", field, text]`` after each change of a field's
-contents, ``["key", field, keyval]`` for each key event a field receives. It reads
-commands on stdin: ``focus FIELD`` moves the keyboard focus, ``close FIELD`` removes the
-field, ``quit`` closes the window.
+stdout, each led by the time it was written (``time.monotonic()``, CLOCK_MONOTONIC: one
+clock for every process): ``["focus", field]``, ``["preedit", field, text]`` when the
+input method's provisional text changes, ``["changed", field, text]`` after each change
+of a field's contents, ``["key", field, keyval]`` for each key event a field receives.
+It reads commands on stdin: ``focus FIELD`` moves the keyboard focus, ``clear FIELD``
+empties the field, ``close FIELD`` removes it, ``quit`` closes the window.
 """
 
 import json
 import sys
+import time
 
 import gi
 
@@ -22,7 +24,7 @@ FIELDS = ("first", "second")
 
 
 def report(*items) -> None:
-    print(json.dumps(items), flush=True)
+    print(json.dumps([time.monotonic(), *items]), flush=True)
 
 
 def main() -> None:
@@ -30,7 +32,7 @@ def main() -> None:
     box = Gtk.Box(orientation=Gtk.Orientation.VERTICAL)
     views = {}
     for name in FIELDS:
-        view = Gtk.TextView()
+        view = Gtk.TextView(wrap_mode=Gtk.WrapMode.WORD_CHAR)
         buffer = view.get_buffer()
         buffer.connect(
             "changed",
@@ -62,6 +64,8 @@ def main() -> None:
         verb, name = line
         if verb == "focus":
             views[name].grab_focus()
+        elif verb == "clear":
+            views[name].get_buffer().set_text("")
         elif verb == "close":
             views.pop(name).destroy()
             report("closed", name)

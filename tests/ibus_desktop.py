@@ -1,13 +1,16 @@
-"""A headless desktop for the IBus tests: Xvfb, a real ibus-daemon, a real GTK 3 window.
+"""A headless desktop for the IBus tests: Xvfb, a real ibus-daemon, a real text window
+of one toolkit: GTK 3, GTK 4 or Qt 5.
 
 ibus-daemon runs with its own configuration directory on the test's session bus, as
 GNOME runs it (no panel of its own; its emoji extension, ibus-extension-gtk3, started
-by default). The GTK window (tests/gtk_text_widget.py) uses IBus's GTK module.
+by default). The GTK windows (tests/gtk_text_widget.py, tests/gtk4_text_widget.py) use
+IBus's GTK modules; the Qt window (tests/qt_text_widget.py) Qt's own IBus input context.
 """
 
 from __future__ import annotations
 
 import asyncio
+import glob
 import json
 import os
 import select
@@ -22,21 +25,71 @@ from harness import STARTED, assert_eventually
 
 from v2md.desktop.ibus import EXTENSION_NAME
 
-# PyGObject with GTK 3 comes with the system's Python (python3-gi), not with v2m's.
+# PyGObject and PyQt5 come with the system's Python (python3-gi, python3-pyqt5), not
+# with v2m's.
 SYSTEM_PYTHON = "/usr/bin/python3"
-WIDGET = Path(__file__).with_name("gtk_text_widget.py")
+HERE = Path(__file__).parent
 
 
-def need_desktop() -> None:
+class Toolkit:
+    """A kind of text window: its script, its environment, and how to tell it is there."""
+
+    def __init__(
+        self, name: str, script: str, env: dict[str, str], probe: str, module: str, packages: str
+    ) -> None:
+        self.name = name
+        self.id = name.replace(" ", "").lower()  # a test's parameter: gtk3, gtk4, qt5
+        self.script = HERE / script
+        self.env = env
+        self.probe = probe  # Python the system's interpreter runs without error
+        self.module = module  # IBus's input method module for it, a glob
+        self.packages = packages  # the Debian packages that bring both
+
+    def __str__(self) -> str:
+        return self.id
+
+    def missing(self) -> str | None:
+        """Why this window cannot open here; None if it can."""
+        probe = subprocess.run([SYSTEM_PYTHON, "-c", self.probe], capture_output=True)
+        if probe.returncode != 0 or not glob.glob(self.module):
+            return f"{self.name} with IBus is missing (apt-get install {self.packages})"
+        return None
+
+
+GTK3 = Toolkit(
+    "GTK 3",
+    "gtk_text_widget.py",
+    {"GTK_IM_MODULE": "ibus"},
+    "import gi; gi.require_version('Gtk', '3.0'); from gi.repository import Gtk",
+    "/usr/lib/*/gtk-3.0/3.0.0/immodules/im-ibus.so",
+    "python3-gi gir1.2-gtk-3.0 ibus-gtk3",
+)
+GTK4 = Toolkit(
+    "GTK 4",
+    "gtk4_text_widget.py",
+    {"GTK_IM_MODULE": "ibus"},
+    "import gi; gi.require_version('Gtk', '4.0'); from gi.repository import Gtk",
+    "/usr/lib/*/gtk-4.0/4.0.0/immodules/libim-ibus.so",
+    "python3-gi gir1.2-gtk-4.0 ibus-gtk4",
+)
+QT5 = Toolkit(
+    "Qt 5",
+    "qt_text_widget.py",
+    {"QT_IM_MODULE": "ibus", "QT_QPA_PLATFORM": "xcb"},
+    "from PyQt5.QtWidgets import QApplication",
+    "/usr/lib/*/qt5/plugins/platforminputcontexts/libibusplatforminputcontextplugin.so",
+    "python3-pyqt5 libqt5gui5",
+)
+TOOLKITS = (GTK3, GTK4, QT5)
+
+
+def need_desktop(toolkit: Toolkit = GTK3) -> None:
     missing = [t for t in ("Xvfb", "ibus-daemon", "ibus", "xclip") if not shutil.which(t)]
     if missing:
         pytest.skip(f"{' '.join(missing)} not installed (apt-get install xvfb ibus xclip)")
-    probe = "import gi; gi.require_version('Gtk', '3.0'); from gi.repository import Gtk"
-    if subprocess.run([SYSTEM_PYTHON, "-c", probe], capture_output=True).returncode != 0:
-        pytest.skip(
-            "GTK 3 for the system Python is missing (apt-get install python3-gi "
-            "gir1.2-gtk-3.0 ibus-gtk3)"
-        )
+    reason = toolkit.missing()
+    if reason is not None:
+        pytest.skip(reason)
 
 
 class Xvfb:
@@ -132,24 +185,27 @@ class IBusDaemon:
             self.proc.wait()
 
 
-class GtkWindow:
-    """tests/gtk_text_widget.py, its reports read as they come."""
+class TextWindow:
+    """A toolkit's text window (tests/gtk_text_widget.py and its twins), its reports read
+    as they come."""
 
     def __init__(self, proc: asyncio.subprocess.Process) -> None:
         self.proc = proc
         self.reports: list[list] = []
+        self.stamps: list[float] = []  # when each report was made (time.monotonic())
         self._reader = asyncio.ensure_future(self._read())
 
     @classmethod
-    async def open(cls, display: str, ibus: IBusDaemon) -> GtkWindow:
-        env = {**ibus.env, "GTK_IM_MODULE": "ibus", "NO_AT_BRIDGE": "1"}
+    async def open(cls, display: str, ibus: IBusDaemon, toolkit: Toolkit = GTK3) -> TextWindow:
+        env = {**ibus.env, **toolkit.env, "NO_AT_BRIDGE": "1"}
         proc = await asyncio.create_subprocess_exec(
             SYSTEM_PYTHON,
-            str(WIDGET),
+            str(toolkit.script),
             "v2m IBus target",
             env=env,
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
+            limit=1024 * 1024,  # a report holds a field's whole text
         )
         window = cls(proc)
         await assert_eventually(lambda: window.focused == "first", timeout=20)
@@ -157,7 +213,9 @@ class GtkWindow:
 
     async def _read(self) -> None:
         while line := await self.proc.stdout.readline():
-            self.reports.append(json.loads(line))
+            stamp, *report = json.loads(line)
+            self.stamps.append(stamp)
+            self.reports.append(report)
 
     @property
     def focused(self) -> str | None:

@@ -1,9 +1,20 @@
-"""The IBus path against a real ibus-daemon and a real GTK 3 window under Xvfb.
+"""The IBus path against a real ibus-daemon and real text windows under Xvfb.
 
 The live daemon dictates recorded speech at real time; its IBus helper shows the
 provisional text as the focused field's preedit and commits the final text. The
 user's input method is not replaced: the helper borrows the emoji extension's place
 for one dictation and gives it back.
+
+What a user sees (preedit while speaking, then exactly LastText, with no key event and
+the clipboard untouched) is tested in each toolkit Debian 12 brings IBus to: GTK 3
+(ibus-gtk3), GTK 4 (ibus-gtk4) and Qt 5 (Qt's own IBus input context, in libqt5gui5,
+driven from python3-pyqt5). A lost field is tested in GTK 3 and GTK 4, the other tests
+use GTK 3. Qt is left out of the lost-field test because it fails there: a Qt
+application has one IBus input context for all its fields, so when the focus moves to
+another field of the same window, or the field is closed and the focus falls to the
+next, ibus-daemon reports no change of context and the final text goes into that other
+field; and Qt commits the preedit shown so far into the field it leaves (as it does for
+any input method), so the provisional words stay there too.
 """
 
 from __future__ import annotations
@@ -14,7 +25,18 @@ import recorded
 import speech
 from fake_llm_servers import FakeOllama
 from harness import Watch, assert_eventually, running_daemon
-from ibus_desktop import GtkWindow, IBusDaemon, Xvfb, clipboard, need_desktop, set_clipboard
+from ibus_desktop import (
+    GTK3,
+    GTK4,
+    TOOLKITS,
+    IBusDaemon,
+    TextWindow,
+    Toolkit,
+    Xvfb,
+    clipboard,
+    need_desktop,
+    set_clipboard,
+)
 
 from v2md import INTERFACE
 from v2md.desktop.ibus import EXTENSION_NAME
@@ -27,9 +49,15 @@ HOSTILE = 'Ñandú — «¿qué?» 🎙 it\'s "quoted"\tand\ttabbed,\nsecond lin
 LONG = ("dictated at length, " * 100)[:1999] + "."  # 2,000 characters
 
 
+@pytest.fixture(params=[GTK3], ids=str)
+def toolkit(request) -> Toolkit:
+    """The text window's toolkit: GTK 3, unless a test asks for each of them."""
+    return request.param
+
+
 @pytest.fixture
-def desktop_ready():
-    need_desktop()
+def desktop_ready(toolkit):
+    need_desktop(toolkit)
 
 
 @pytest.fixture
@@ -47,8 +75,8 @@ async def ibus(xvfb, own_bus, tmp_path):
 
 
 @pytest.fixture
-async def window(xvfb, ibus):
-    win = await GtkWindow.open(xvfb, ibus)
+async def window(xvfb, ibus, toolkit):
+    win = await TextWindow.open(xvfb, ibus, toolkit)
     set_clipboard(xvfb, BEFORE)
     yield win
     await win.close()
@@ -75,7 +103,7 @@ def settings(xvfb, ibus, wav, **more: str) -> dict[str, str]:
     }
 
 
-async def speak_until_preedit(iface, window: GtkWindow) -> None:
+async def speak_until_preedit(iface, window: TextWindow) -> None:
     """Start a dictation and wait until its speech shows as preedit: a Stop before any
     audio was heard would rightly give no text."""
     before = len(window.preedits())
@@ -85,6 +113,7 @@ async def speak_until_preedit(iface, window: GtkWindow) -> None:
     )
 
 
+@pytest.mark.parametrize("toolkit", TOOLKITS, ids=str, indirect=True)
 async def test_live_text_is_preedit_then_last_text_is_committed(
     own_bus, tmp_path, xvfb, ibus, window, speech_wav
 ):
@@ -150,6 +179,7 @@ async def test_cancel_clears_the_preedit(own_bus, tmp_path, xvfb, ibus, window, 
     assert clipboard(xvfb) == BEFORE
 
 
+@pytest.mark.parametrize("toolkit", [GTK3, GTK4], ids=str, indirect=True)
 @pytest.mark.parametrize("event", ["focus moved", "field closed", "ibus-daemon killed"])
 async def test_a_lost_field_is_a_delivery_error_with_the_text_kept(
     own_bus, tmp_path, xvfb, ibus, window, speech_wav, event
@@ -179,5 +209,7 @@ async def test_a_lost_field_is_a_delivery_error_with_the_text_kept(
         (entry,) = await iface.call_get_history(1)
         assert entry[1] == text
         assert window.text("second") == ""  # never typed into another field
+        if event != "field closed":
+            assert window.text() == ""  # nor is the provisional text left in the first
         assert daemon.alive()
         assert (await props.call_get(INTERFACE, "State")).value == "idle"

@@ -1,0 +1,85 @@
+"""A real GTK 4 window with two text fields, for the IBus tests, on $DISPLAY.
+
+The GTK 4 twin of tests/gtk_text_widget.py, with the same reports on stdout and the
+same commands on stdin. Run with a Python that has PyGObject and GTK 4 (Debian's
+/usr/bin/python3 with python3-gi and gir1.2-gtk-4.0), with GTK_IM_MODULE=ibus (IBus's
+GTK 4 module: ibus-gtk4).
+"""
+
+import json
+import sys
+import time
+
+import gi
+
+gi.require_version("Gtk", "4.0")
+gi.require_version("Gdk", "4.0")
+from gi.repository import Gdk, GLib, Gtk  # noqa: E402
+
+FIELDS = ("first", "second")
+
+
+def report(*items) -> None:
+    print(json.dumps([time.monotonic(), *items]), flush=True)
+
+
+def main() -> None:
+    loop = GLib.MainLoop()
+    window = Gtk.Window(title=sys.argv[1])
+    box = Gtk.Box(orientation=Gtk.Orientation.VERTICAL)
+    views = {}
+    for name in FIELDS:
+        view = Gtk.TextView(vexpand=True, wrap_mode=Gtk.WrapMode.WORD_CHAR)
+        buffer = view.get_buffer()
+        buffer.connect(
+            "changed",
+            lambda b, n=name: report(
+                "changed", n, b.get_text(b.get_start_iter(), b.get_end_iter(), True)
+            ),
+        )
+        view.connect("preedit-changed", lambda _v, text, n=name: report("preedit", n, text))
+        focus = Gtk.EventControllerFocus()
+        focus.connect("enter", lambda _c, n=name: report("focus", n))
+        view.add_controller(focus)
+        keys = Gtk.EventControllerKey()
+        # Before the view's own controller, which hands keys to the input method.
+        keys.set_propagation_phase(Gtk.PropagationPhase.CAPTURE)
+        keys.connect(
+            "key-pressed",
+            lambda _c, keyval, _code, _state, n=name: report("key", n, keyval) or False,
+        )
+        view.add_controller(keys)
+        box.append(view)
+        views[name] = view
+    window.set_child(box)
+    window.connect("close-request", lambda _w: loop.quit() or False)
+
+    def mapped(widget) -> None:
+        # No window manager under Xvfb gives the focus: the window takes it.
+        widget.get_surface().focus(Gdk.CURRENT_TIME)
+        views["first"].grab_focus()
+
+    window.connect("map", mapped)
+
+    def command(channel, _condition) -> bool:
+        line = channel.readline().split()
+        if not line or line[0] == "quit":
+            loop.quit()
+            return False
+        verb, name = line
+        if verb == "focus":
+            views[name].grab_focus()
+        elif verb == "clear":
+            views[name].get_buffer().set_text("")
+        elif verb == "close":
+            box.remove(views.pop(name))
+            report("closed", name)
+        return True
+
+    GLib.io_add_watch(GLib.IOChannel.unix_new(sys.stdin.fileno()), GLib.IO_IN, command)
+    window.present()
+    loop.run()
+
+
+if __name__ == "__main__":
+    main()
