@@ -17,7 +17,7 @@ import pytest
 import speech
 from harness import STOP_AFTER_PAUSE_S, Watch, assert_eventually, running_daemon
 
-from v2md.text.commands import load_table
+from v2md.text.commands import apply, load_table
 
 pytestmark = pytest.mark.slow
 
@@ -85,8 +85,9 @@ async def test_dictated_commands_give_the_expected_text(own_bus, tmp_path, spoke
 
 async def test_prose_with_command_words_gives_no_false_command(own_bus, tmp_path, spoken):
     """The same decode with commands off (and their prompt given as the initial prompt, so
-    Whisper is told the same) is the text before the rules: with commands on, it must come
-    back unchanged."""
+    Whisper is told the same) is the text before the rules: with commands on, it comes back
+    unchanged. Whisper falls back to sampling on audio it is unsure of, so one sentence may
+    decode differently in the two daemons; the rules are then checked on the decoded text."""
     _commands, wavs, _audio = spoken
     table = load_table("en")
     assert table is not None
@@ -99,10 +100,12 @@ async def test_prose_with_command_words_gives_no_false_command(own_bus, tmp_path
         V2M_WHISPER__INITIAL_PROMPT=table.prompt,
     ) as (_d, iface, _props):
         raw = [await iface.call_transcribe_file(str(wav)) for wav in wavs]
-    assert shaped == raw
+    report = "\n".join(f"{r!r} -> {s!r}" for r, s in zip(raw, shaped, strict=True))
+    assert sum(s != r for s, r in zip(shaped, raw, strict=True)) <= 1, report
+    assert [apply(r, table) for r in raw] == raw, report
     # And the decode heard the command words: the test is of prose that holds them.
     kept = [word for (_said, word), text in zip(dictated.PROSE, raw, strict=True) if word in text]
-    assert len(kept) >= len(dictated.PROSE) - 4, raw
+    assert len(kept) >= len(dictated.PROSE) - 4, report
 
 
 # Sentences dictated one after another, a pause between them, in one live dictation: a
@@ -116,10 +119,12 @@ async def test_commands_in_a_live_dictation(own_bus, tmp_path, spoken):
     parts = [np.concatenate([audio[n], pause]) for n in LIVE]
     speech_s = (sum(p.size for p in parts) - pause.size) / speech.SAMPLE_RATE
     wav = speech.write_wav(tmp_path / "live.wav", np.concatenate([*parts, speech.silence(30)]))
-    expected = " ".join(dictated.COMMANDS[n][1] for n in LIVE)
+    # A replacement of the user's applies in the live path too, before the commands.
+    expected = " ".join(dictated.COMMANDS[n][1] for n in LIVE).replace("work hard", "work smart")
     async with running_daemon(
         own_bus, tmp_path / "home", V2M_AUDIO__FILE=str(wav), V2M_AUDIO__REALTIME="true"
     ) as (daemon, iface, props):
+        await iface.call_set_replacement("work hard", "work smart")
         batch = await iface.call_transcribe_file(str(wav))
         watch = Watch(iface, props)
         started = time.monotonic()
@@ -134,5 +139,6 @@ async def test_commands_in_a_live_dictation(own_bus, tmp_path, spoken):
     print(f"expected {expected!r}\nlive     {text!r}\nbatch    {batch!r}")
     assert watch.finals == [text]
     assert carried_out(text, expected), (text, expected)
+    assert "work smart" in text and "work hard" not in text, text
     # Whisper's own misheard words aside (tiny.en on espeak), the text is the batch's.
     assert speech.wer(expected, text) <= speech.wer(expected, batch) + 5, (text, batch)
