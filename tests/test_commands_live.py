@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import re
+import signal
+import sqlite3
 import time
 
 import dictated
@@ -108,6 +110,21 @@ async def test_prose_with_command_words_gives_no_false_command(own_bus, tmp_path
     assert len(kept) >= len(dictated.PROSE) - 4, report
 
 
+async def heard_the_end(watch: Watch, speech_ends: float) -> None:
+    """Wait until the VAD called the speech over after the monotonic time ``speech_ends``
+    (it hears a pause within a sentence as an end too)."""
+    await assert_eventually(
+        lambda: any(t > speech_ends and not active for t, active in watch.speech),
+        timeout=90,
+        message=f"no end of speech heard after {speech_ends}",
+    )
+
+
+def voiced_s(audio: np.ndarray) -> float:
+    """Where the last sound in ``audio`` ends (espeak-ng ends a sentence with silence)."""
+    return float(np.nonzero(np.abs(audio) > 0.01)[0][-1] + 1) / speech.SAMPLE_RATE
+
+
 # Sentences dictated one after another, a pause between them, in one live dictation: a
 # scratch, a line break, a question, a quotation.
 LIVE = (4, 1, 10, 9, 6)
@@ -117,7 +134,8 @@ async def test_commands_in_a_live_dictation(own_bus, tmp_path, spoken):
     _wavs, _prose, audio = spoken
     pause = speech.silence(1.2)
     parts = [np.concatenate([audio[n], pause]) for n in LIVE]
-    speech_s = (sum(p.size for p in parts) - pause.size) / speech.SAMPLE_RATE
+    last = LIVE[-1]
+    last_starts_s = sum(p.size for p in parts[:-1]) / speech.SAMPLE_RATE
     wav = speech.write_wav(tmp_path / "live.wav", np.concatenate([*parts, speech.silence(30)]))
     # A replacement of the user's applies in the live path too, before the commands.
     expected = " ".join(dictated.COMMANDS[n][1] for n in LIVE).replace("work hard", "work smart")
@@ -129,9 +147,7 @@ async def test_commands_in_a_live_dictation(own_bus, tmp_path, spoken):
         watch = Watch(iface, props)
         started = time.monotonic()
         await iface.call_start()
-        await assert_eventually(
-            lambda: any(t > started + speech_s and not a for t, a in watch.speech), timeout=90
-        )
+        await heard_the_end(watch, started + last_starts_s + voiced_s(audio[last]))
         await asyncio.sleep(STOP_AFTER_PAUSE_S)  # the user pauses, then presses the key
         text = await iface.call_stop()
         await assert_eventually(lambda: watch.finals, timeout=5)
@@ -142,3 +158,41 @@ async def test_commands_in_a_live_dictation(own_bus, tmp_path, spoken):
     assert "work smart" in text and "work hard" not in text, text
     # Whisper's own misheard words aside (tiny.en on espeak), the text is the batch's.
     assert speech.wer(expected, text) <= speech.wer(expected, batch) + 5, (text, batch)
+
+
+async def test_a_dictation_recovered_after_a_crash_has_its_commands_carried_out(
+    own_bus, tmp_path, spoken
+):
+    _wavs, _prose, audio = spoken
+    said = (4, 12)
+    pause = speech.silence(1.2)
+    parts = [np.concatenate([pause, audio[n]]) for n in said]
+    last = said[-1]
+    last_starts_s = (sum(p.size for p in parts[:-1]) + pause.size) / speech.SAMPLE_RATE
+    wav = speech.write_wav(tmp_path / "crash.wav", np.concatenate([*parts, speech.silence(30)]))
+    expected = " ".join(dictated.COMMANDS[n][1] for n in said)
+    settings = {"V2M_AUDIO__FILE": str(wav), "V2M_AUDIO__REALTIME": "true"}
+    home = tmp_path / "home"
+    async with running_daemon(own_bus, home, **settings) as (daemon, iface, props):
+        watch = Watch(iface, props)
+        started = time.monotonic()
+        await iface.call_start()
+        await heard_the_end(watch, started + last_starts_s + voiced_s(audio[last]))
+        assert daemon.proc is not None
+        daemon.proc.send_signal(signal.SIGKILL)  # before any Stop: the text is in no history
+        daemon.proc.wait(timeout=30)
+    async with running_daemon(own_bus, home, **settings):
+        await assert_eventually(lambda: history_texts(home), timeout=90, message="not recovered")
+    (text,) = history_texts(home)
+    assert carried_out(text, expected), (text, expected)
+
+
+def history_texts(home) -> list[str]:
+    path = home / "data" / "v2m" / "history.sqlite3"
+    if not path.exists():
+        return []
+    db = sqlite3.connect(path)
+    try:
+        return [raw for (raw,) in db.execute("SELECT raw FROM entries ORDER BY id")]
+    finally:
+        db.close()
