@@ -137,6 +137,10 @@ def _build_features(
     else:
         assert local is not None  # remote_only needs a speech server (config.py)
         worker = local
+        if local.english_only:
+            # All it hears is English: with Language auto, commands and their prompt apply
+            # from the first decode (a file's too), not only once a dictation reported it.
+            text.language_heard("en")
     try:
         history = History(xdg_dir("data") / "v2m" / "history.sqlite3", cfg.history.max_entries)
     except HistoryError as exc:

@@ -241,7 +241,7 @@ class RecordingWorkflow:
         was already final in the history; return a sentence saying where they went."""
         kept = await session.keep_audio(reason)
         await session.cancel()
-        if await self._store(session.settled_text, session.duration_s) is not None:
+        if await self._store(self._shaped(session.settled_text), session.duration_s) is not None:
             kept += "; the text before it is in the history"
         return kept
 
@@ -329,7 +329,7 @@ class RecordingWorkflow:
         when = time.strftime("%H:%M on %d %b", time.localtime(orphan.written_at))
         what = f"{orphan.duration_s:.0f} s of dictation captured when v2md stopped at {when}"
         try:
-            text = (await self._f.worker.transcribe_file(str(orphan.path))).strip()
+            text = self._shaped(await self._f.worker.transcribe_file(str(orphan.path)))
         except V2MError as exc:
             kept = await self._keep(orphan)
             self.report(type(exc)(f"{what} could not be transcribed ({exc}); {kept}"))
