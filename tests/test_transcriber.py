@@ -54,7 +54,7 @@ class FakeModel:
 
 @pytest.fixture
 def fake_model(monkeypatch):
-    monkeypatch.setattr(models, "load", lambda spec, cpu_threads, on_download: FakeModel())
+    monkeypatch.setattr(models, "load", lambda spec, cpu_threads, on_download, **_kw: FakeModel())
 
 
 def armed_timers(monkeypatch) -> list[asyncio.TimerHandle]:
@@ -264,7 +264,7 @@ class SegmentingModel(FakeModel):
 
 async def test_a_file_reports_its_progress_at_each_segment_and_block(monkeypatch, tmp_path):
     model = SegmentingModel()
-    monkeypatch.setattr(models, "load", lambda spec, cpu_threads, on_download: model)
+    monkeypatch.setattr(models, "load", lambda spec, cpu_threads, on_download, **_kw: model)
     wav = speech.write_wav(tmp_path / "long.wav", speech.silence(90))  # more than one block
     worker = WhisperWorker(WhisperConfig())
     fractions: list[float] = []
@@ -281,7 +281,9 @@ async def test_a_file_reports_its_progress_at_each_segment_and_block(monkeypatch
 
 
 async def test_a_file_that_states_no_length_reports_only_start_and_end(monkeypatch, tmp_path):
-    monkeypatch.setattr(models, "load", lambda spec, cpu_threads, on_download: SegmentingModel())
+    monkeypatch.setattr(
+        models, "load", lambda spec, cpu_threads, on_download, **_kw: SegmentingModel()
+    )
     monkeypatch.setattr(audiofile, "duration_s", lambda path: 0.0)
     wav = speech.write_wav(tmp_path / "long.wav", speech.silence(90))
     worker = WhisperWorker(WhisperConfig())
