@@ -347,9 +347,15 @@ class WhisperWorker:
         return self._options(prompt, word_timestamps=False, vad_filter=True, **extra)
 
     def _options(self, initial_prompt: str, **extra: Any) -> dict[str, Any]:
+        language: str | None = None if self._language == "auto" else self._language
+        if language is None and self._final_spec is not None and self.english_only:
+            # An English-only live model beside a multilingual final one (tiny.en, base):
+            # the speech is English, and detecting it would cost each final decode a full
+            # 30 s window on top of its cut one.
+            language = "en"
         return {
             "beam_size": self._cfg.beam_size,  # final text's; live decodes pass 1
-            "language": None if self._language == "auto" else self._language,
+            "language": language,
             "initial_prompt": initial_prompt or None,
             "hotwords": self._cfg.hotwords or None,
             "condition_on_previous_text": False,
