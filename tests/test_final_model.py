@@ -26,10 +26,14 @@ class NamedModel:
         self.name = name
         self.gate = gate
         self.running = threading.Event()
-        self.model = SimpleNamespace(device="cpu", compute_type="int8", is_multilingual=True)
+        self.model = SimpleNamespace(
+            device="cpu", compute_type="int8", is_multilingual=not name.endswith(".en")
+        )
+        self.languages: list[str | None] = []  # asked for, per decode
         self.language = "en"
 
     def segments(self, audio, frames, max_windows, options):
+        self.languages.append(options["language"])
         self.running.set()
         self.gate.wait(10)
         text = f" {self.name}-beam{options['beam_size']}"
@@ -147,3 +151,12 @@ def test_final_model_must_know_the_language_set(tmp_path):
     path.write_text('[whisper]\nmodel = "base"\nfinal_model = "tiny.en"\nlanguage = "de"\n')
     with pytest.raises(ConfigError, match="English"):
         load_config(path)
+
+
+async def test_an_english_only_live_model_makes_the_final_model_decode_english(loader):
+    worker = WhisperWorker(WhisperConfig(final_model="base"))  # language "auto"
+    await worker.transcribe(SPEECH, window_s=3.0)
+    await worker.transcribe_speech(SPEECH)
+    await worker.close()
+    # Detecting the language would cost each final decode a full 30 s window more.
+    assert loader.models["base"].languages == ["en"]
