@@ -20,7 +20,8 @@ the same speech on the same daemon gives the file WER the final WER is held agai
         [--delays 0.1 0.6 1.5] [--cpu-lengths 240] [--runs 1] [--busy] [--png PATH]
 
 A config is a daemon's ``[whisper]`` settings (see CONFIGS). Rows longer than 60 s
-run only at ``--long-stops``. ``--delays`` runs the first speech's shortest row at
+run only at ``--long-stops``; ``--compare-lengths`` limits the configs after the first to
+rows of those lengths. ``--delays`` runs the first speech's shortest row at
 each delay (the first config's) for the curve of stop-to-final against the delay;
 ``--cpu-lengths`` adds rows of the first speech at those lengths (Stop 1 s after) for
 the curve of CPU per audio second against length. ``--png`` draws both curves.
@@ -53,6 +54,7 @@ import speech  # noqa: E402
 from dbus_fast.aio import MessageBus  # noqa: E402
 from harness import Daemon, PrivateBus  # noqa: E402
 
+from v2md import INTERFACE  # noqa: E402
 from v2md.client import dictation_proxy  # noqa: E402
 
 SR = speech.SAMPLE_RATE
@@ -101,6 +103,7 @@ class Result:
     wer: float
     file_wer: float = float("nan")
     floor_ms: float = float("nan")
+    bus_max_ms: float = float("nan")  # longest property read while dictating
     load: tuple[float, ...] = field(default_factory=tuple)
 
 
@@ -168,13 +171,16 @@ async def dictate(address: str, pid: int, r: Row, stop_after: float, busy: Path 
     """Start, Stop ``stop_after`` s after the last word; (stop s, CPU per audio s, text)."""
     bus = await MessageBus(bus_address=address).connect()
     try:
-        iface, _props = await dictation_proxy(bus)
+        iface, props = await dictation_proxy(bus)
         process = psutil.Process(pid)
         load = asyncio.create_task(iface.call_transcribe_file(str(busy))) if busy else None
         cpu_before = sum(process.cpu_times()[:2])
         started = time.monotonic()  # the audio starts no earlier: a Stop is never late
         await iface.call_start()
+        pings: list[float] = []
+        pinger = asyncio.create_task(ping(props, pings))
         await asyncio.sleep(max(0.0, started + r.end_s + stop_after - time.monotonic()))
+        pinger.cancel()
         t0 = time.perf_counter()
         text = await iface.call_stop()
         stop_s = time.perf_counter() - t0
@@ -184,7 +190,17 @@ async def dictate(address: str, pid: int, r: Row, stop_after: float, busy: Path 
             load.cancel()  # the file goes on in the daemon, which the run then stops
     finally:
         bus.disconnect()
-    return stop_s, cpu / recorded_s, text
+    return stop_s, cpu / recorded_s, text, max(pings, default=float("nan"))
+
+
+async def ping(props, pings: list[float]) -> None:
+    """Read a property every 200 ms while dictating: how long the daemon's event loop
+    keeps a caller waiting while it decodes."""
+    while True:
+        t0 = time.perf_counter()
+        await props.call_get(INTERFACE, "State")
+        pings.append(1000 * (time.perf_counter() - t0))
+        await asyncio.sleep(0.2)
 
 
 async def transcribe_file(address: str, wav: Path) -> str:
@@ -245,7 +261,9 @@ async def run_config(
             speech.write_wav(tmp / "next.wav", np.concatenate([r.audio, tail]))
             os.replace(tmp / "next.wav", source)  # each Start opens the file anew
             for _ in range(args.runs):
-                stop_s, cpu, text = await dictate(bus.address, daemon.proc.pid, r, stop_after, busy)
+                stop_s, cpu, text, bus_ms = await dictate(
+                    bus.address, daemon.proc.pid, r, stop_after, busy
+                )
                 results.append(
                     Result(
                         config,
@@ -255,6 +273,7 @@ async def run_config(
                         1000 * stop_s,
                         cpu,
                         speech.wer(r.text, text),
+                        bus_max_ms=bus_ms,
                         load=psutil.getloadavg(),
                     )
                 )
@@ -289,9 +308,9 @@ def table(results: list[Result], stops: list[float]) -> None:
     print(
         "| config | speech | length | "
         + " | ".join(f"Stop {s:g} s after p50 (x floor)" for s in stops)
-        + " | floor | CPU s per audio s | WER final / file |"
+        + " | floor | CPU s per audio s | WER final / file | bus reply max |"
     )
-    print("|---" * (6 + len(stops)) + "|")
+    print("|---" * (7 + len(stops)) + "|")
     keys = dict.fromkeys((r.config, r.speech, r.length_s) for r in results)
     for config, name, length in keys:
         mine = [r for r in results if (r.config, r.speech, r.length_s) == (config, name, length)]
@@ -308,7 +327,8 @@ def table(results: list[Result], stops: list[float]) -> None:
             + " | ".join(cells)
             + f" | {mine[0].floor_ms:.0f} ms"
             f" | {statistics.mean(r.cpu_per_audio_s for r in mine):.2f}"
-            f" | {statistics.mean(r.wer for r in mine):.1f} / {mine[0].file_wer:.1f} % |",
+            f" | {statistics.mean(r.wer for r in mine):.1f} / {mine[0].file_wer:.1f} %"
+            f" | {max(r.bus_max_ms for r in mine):.0f} ms |",
             flush=True,
         )
 
@@ -374,6 +394,13 @@ async def main() -> None:
     parser.add_argument("--delays", nargs="*", type=float, default=[])
     parser.add_argument("--cpu-lengths", nargs="*", type=float, default=[])
     parser.add_argument("--runs", type=int, default=1)
+    parser.add_argument(
+        "--compare-lengths",
+        nargs="*",
+        type=float,
+        default=[],
+        help="configs after the first run only the rows of these lengths",
+    )
     parser.add_argument("--busy", action="store_true", help="a 12-minute TranscribeFile runs")
     parser.add_argument("--png", type=Path)
     parser.add_argument("--json", type=Path)
@@ -393,6 +420,8 @@ async def main() -> None:
         for index, config in enumerate(args.configs):
             plan = []
             for (_n, length), r in rows.items():
+                if index and args.compare_lengths and length not in args.compare_lengths:
+                    continue
                 for stop in args.stops if length <= 60 else args.long_stops:
                     plan.append((r, stop))
             if index == 0:
