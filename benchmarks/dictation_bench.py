@@ -14,6 +14,8 @@ Beside each stop-to-final is its FLOOR: the time to decode the last utterance al
 and options, on a worker in this process once the daemon is stopped: what a Stop
 would cost if everything before were settled and nothing else ran. TranscribeFile of
 the same speech on the same daemon gives the file WER the final WER is held against.
+While dictating, a property is read every 200 ms: the longest reply says how long the
+daemon's event loop kept a caller waiting while it decoded.
 
     python benchmarks/dictation_bench.py [--configs tiny tiny+base] [--speech audiobook
         prompts espeak] [--lengths 15 60 130] [--stops 1.0 0.3] [--long-stops 1.0]
@@ -104,6 +106,7 @@ class Result:
     file_wer: float = float("nan")
     floor_ms: float = float("nan")
     bus_max_ms: float = float("nan")  # longest property read while dictating
+    rss_mib: float = float("nan")  # the daemon's resident memory after the dictation
     load: tuple[float, ...] = field(default_factory=tuple)
 
 
@@ -190,7 +193,8 @@ async def dictate(address: str, pid: int, r: Row, stop_after: float, busy: Path 
             load.cancel()  # the file goes on in the daemon, which the run then stops
     finally:
         bus.disconnect()
-    return stop_s, cpu / recorded_s, text, max(pings, default=float("nan"))
+    rss = process.memory_info().rss / 2**20
+    return stop_s, cpu / recorded_s, text, max(pings, default=float("nan")), rss
 
 
 async def ping(props, pings: list[float]) -> None:
@@ -261,7 +265,7 @@ async def run_config(
             speech.write_wav(tmp / "next.wav", np.concatenate([r.audio, tail]))
             os.replace(tmp / "next.wav", source)  # each Start opens the file anew
             for _ in range(args.runs):
-                stop_s, cpu, text, bus_ms = await dictate(
+                stop_s, cpu, text, bus_ms, rss = await dictate(
                     bus.address, daemon.proc.pid, r, stop_after, busy
                 )
                 results.append(
@@ -274,6 +278,7 @@ async def run_config(
                         cpu,
                         speech.wer(r.text, text),
                         bus_max_ms=bus_ms,
+                        rss_mib=rss,
                         load=psutil.getloadavg(),
                     )
                 )
@@ -308,9 +313,9 @@ def table(results: list[Result], stops: list[float]) -> None:
     print(
         "| config | speech | length | "
         + " | ".join(f"Stop {s:g} s after p50 (x floor)" for s in stops)
-        + " | floor | CPU s per audio s | WER final / file | bus reply max |"
+        + " | floor | CPU s per audio s | WER final / file | bus reply max | RSS |"
     )
-    print("|---" * (7 + len(stops)) + "|")
+    print("|---" * (8 + len(stops)) + "|")
     keys = dict.fromkeys((r.config, r.speech, r.length_s) for r in results)
     for config, name, length in keys:
         mine = [r for r in results if (r.config, r.speech, r.length_s) == (config, name, length)]
@@ -328,7 +333,8 @@ def table(results: list[Result], stops: list[float]) -> None:
             + f" | {mine[0].floor_ms:.0f} ms"
             f" | {statistics.mean(r.cpu_per_audio_s for r in mine):.2f}"
             f" | {statistics.mean(r.wer for r in mine):.1f} / {mine[0].file_wer:.1f} %"
-            f" | {max(r.bus_max_ms for r in mine):.0f} ms |",
+            f" | {max(r.bus_max_ms for r in mine):.0f} ms"
+            f" | {max(r.rss_mib for r in mine):.0f} MiB |",
             flush=True,
         )
 

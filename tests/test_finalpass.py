@@ -346,3 +346,24 @@ async def test_a_recording_holds_file_transcription_until_it_ends():
     assert holds == ["held"]
     assert await live.finish() == said(8)
     assert holds == ["held", "released"]
+
+
+async def test_speech_going_on_past_a_pause_settles_it_so_a_stop_decodes_the_last_utterance():
+    decoder = SpellingDecoder()
+    source = FakeSource()
+    final = FinalPass(decoder)
+    live = LiveSession(Config(), source, NoProvisional(), final, FakeVAD(), Events())
+    await live.start()
+    sentences = 6  # of 4 s, each followed by a 1 s pause but the last
+    audio = np.concatenate(
+        [spoken(8 * (n // 2), 8) if n % 2 == 0 else pause(1.0) for n in range(2 * sentences - 1)]
+    )
+    for chunk in np.split(audio, audio.size // (SAMPLE_RATE // 10)):
+        source.feed(chunk)
+        await until(lambda: source.starved)
+        await asyncio.sleep(0)  # a decode started by this chunk runs before the next comes
+    assert await live.finish() == said(8 * sentences)  # Stop right after the last word
+    # Each utterance was settled while the next was spoken: the Stop's decode heard the
+    # last utterance (and the pause before it), not the last two.
+    assert decoder.decoded[-1] <= 4 * SAMPLE_RATE + SAMPLE_RATE + 2 * PAD
+    assert max(decoder.times_heard.values()) <= 3

@@ -285,6 +285,11 @@ class LiveSession:
             if not vad.speech_active or self.samples - heard[1] >= self._speculate:
                 # A pause, or speech gone quiet that may become one: decode it all, in context.
                 self._decode_to(end)
+            elif self._decode is None and self._final.settles_at(end):
+                # Speech went on past the last pause: a decode now settles the text up to
+                # that pause, so that the decode after this utterance (and a Stop's) hears
+                # this utterance alone instead of it and the one before.
+                self._decode_to(end, settling=True)
             else:
                 self._maybe_update(end)
         elif self._decode is None and not vad.speech_active:
@@ -325,11 +330,14 @@ class LiveSession:
         if text is not None and not self._ending:
             self._events.provisional_text(text)
 
-    def _decode_to(self, end: int) -> None:
+    def _decode_to(self, end: int, *, settling: bool = False) -> None:
         if self._decode is None:
-            self._decode = asyncio.create_task(self._full_context(end), name="v2m-final-pass")
+            self._decode = asyncio.create_task(
+                self._full_context(end, settling), name="v2m-final-pass"
+            )
 
-    async def _full_context(self, end: int) -> None:
+    async def _full_context(self, end: int, settling: bool) -> None:
+        settled = self._final.settled_until
         try:
             await self._final.decode_to(end)
         except V2MError as exc:
@@ -338,7 +346,14 @@ class LiveSession:
             return
         finally:
             self._decode = None
-        shown = self._stream.rebase(self._final.decoded_until, self._final.text)
+        if not settling:
+            shown = self._stream.rebase(self._final.decoded_until, self._final.text)
+        elif self._final.settled_until > settled:
+            # A decode that ends mid-speech: live text takes the settled part, up to the
+            # pause, and keeps its own words after it.
+            shown = self._stream.rebase(self._final.settled_until, self._final.settled_text)
+        else:
+            return
         if not self._ending and shown:
             self._events.provisional_text(shown)
 

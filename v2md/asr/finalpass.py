@@ -103,6 +103,23 @@ class FinalPass:
         return self._origin if self._latest is None else max(self._latest.end, self._origin)
 
     @property
+    def settled_until(self) -> int:
+        """Absolute sample up to which the text is final (``settled_text``)."""
+        return self._origin
+
+    def settles_at(self, end: int) -> bool:
+        """Whether a decode up to absolute sample ``end``, speech going on, may settle the
+        decode up to the last pause: it hears SETTLE_AFTER_S past that pause, and none has
+        tried yet. Settled then, the pause's utterance is not decoded again: a Stop after
+        the utterance being spoken decodes that one alone."""
+        candidate = self._candidate
+        return (
+            candidate is not None
+            and self._latest is candidate
+            and end - candidate.end >= self._settle_after
+        )
+
+    @property
     def kept_samples(self) -> int:
         """Samples held because no final text covers them yet."""
         return self._kept
