@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from difflib import SequenceMatcher
 from typing import Protocol
 
 import numpy as np
@@ -51,6 +52,12 @@ LEAD_IN_S = 1.0
 # Audio a later decode must have heard past a pause before its agreement settles the text
 # up to that pause: Whisper settles a sentence's words once it knows how the next begins.
 SETTLE_AFTER_S = 2.0
+# Two decodes agree up to a pause where they share this much of its words (difflib's
+# ratio) and the same words up to at most SEAM_SLACK before it: tiny.en respells an odd
+# word at each decode (espeak's "quick brown fox": "round-fark stump", "round fox jump"),
+# and demanding every word the same kept such a window from ever settling.
+AGREE_RATIO = 0.7
+SEAM_SLACK = 1
 
 
 class SpeechDecoder(Protocol):
@@ -159,7 +166,7 @@ class FinalPass:
         if (
             candidate is not None
             and end - candidate.end >= self._settle_after
-            and _after(candidate.text, self._latest.text) is not None
+            and _split(candidate.text, self._latest.text) is not None
         ):
             self._settle(candidate)
         if end == self._pause:
@@ -197,16 +204,19 @@ class FinalPass:
         where it ends. A later decode that agrees with it keeps the words after it."""
         if decode is None:
             return
-        if decode.text:
-            self._final.append(decode.text)
-        self._drop(decode.end)
         latest, self._latest, self._candidate = self._latest, None, None
+        split = None
         if latest is not None and latest.end > decode.end:
-            rest = _after(decode.text, latest.text)
-            if rest is not None:
-                self._latest = _Decode(rest, latest.end)
-                if latest.end == self._pause:
-                    self._candidate = self._latest
+            split = _split(decode.text, latest.text)
+        # The later decode's words where it agrees: it heard more context.
+        settled = split[0] if split is not None else decode.text
+        if settled:
+            self._final.append(settled)
+        self._drop(decode.end)
+        if latest is not None and split is not None:
+            self._latest = _Decode(split[1], latest.end)
+            if latest.end == self._pause:
+                self._candidate = self._latest
 
     def _audio(self, start: int, end: int) -> np.ndarray:
         whole = self.unfinished_audio
@@ -227,12 +237,30 @@ class FinalPass:
                 drop = 0
 
 
-def _after(earlier: str, later: str) -> str | None:
-    """The words of ``later`` after those of ``earlier``, where it begins with all of them
-    (case and punctuation aside); None where it does not, or ``earlier`` has no words."""
+def _split(earlier: str, later: str) -> tuple[str, str] | None:
+    """Where ``later``, a decode from the same start that heard more, says what ``earlier``
+    said: (its words for that, its words after). It agrees where it begins with the same
+    words (case and punctuation aside), or nearly: most words the same (AGREE_RATIO) and
+    the same up to at most SEAM_SLACK words before the end of ``earlier``, Whisper
+    respelling an odd word once it hears more ("round-fark stump over the lazy nog" /
+    "round fox jump over the lazy dog"). None where it does not agree, or ``earlier`` has
+    no words."""
     before, words = earlier.split(), later.split()
-    if not before or len(words) < len(before):
+    if not before:
         return None
-    if any(word_key(a) != word_key(b) for a, b in zip(before, words, strict=False)):
+    old, new = [word_key(w) for w in before], [word_key(w) for w in words]
+    if new[: len(old)] == old:
+        return " ".join(words[: len(old)]), " ".join(words[len(old) :])
+    matcher = SequenceMatcher(None, old, new, autojunk=False)
+    blocks = [b for b in matcher.get_matching_blocks() if b.size]
+    if not blocks:
         return None
-    return " ".join(words[len(before) :])
+    last = blocks[-1]
+    unmatched = len(old) - (last.a + last.size)  # words of ``earlier`` after the last match
+    if unmatched > SEAM_SLACK:
+        return None
+    end = min(len(new), last.b + last.size + unmatched)
+    matched = sum(b.size for b in blocks if b.a + b.size <= len(old) and b.b + b.size <= end)
+    if 2 * matched / (len(old) + end) < AGREE_RATIO:
+        return None
+    return " ".join(words[:end]), " ".join(words[end:])
