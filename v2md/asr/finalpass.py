@@ -10,9 +10,13 @@ and if speech goes on the decode is superseded by the next one from the same
 start, so no word is lost or doubled at the seam.
 
 Text settles pause by pause. When a later decode from the same start begins with
-every word of the decode up to an earlier pause (``pause_at``), and has heard at
-least SETTLE_AFTER_S past that pause, the earlier decode is final: two decodes
-with different amounts of context agree on it. The next window starts at that
+the words of the decode up to an earlier pause (``pause_at``), every one or nearly
+(a respelled word; then the later one's words are taken), and has heard at least
+SETTLE_AFTER_S past that pause, the earlier decode is final: two decodes with
+different amounts of context agree on it. The session asks for that later decode
+while the next utterance is still being spoken, SETTLE_AFTER_S into it
+(``settles_at``), so that the decode after that utterance, and a Stop's, hears it
+alone rather than it and the one before. The next window starts at that
 pause, in silence, so no word is cut or heard twice, and the audio before it is
 let go of. Settled speech is never decoded again: each stretch is heard by two or
 three decodes however long the dictation, and a Stop decodes only the unsettled
