@@ -12,7 +12,13 @@ event loop keeps answering calls and signals between slices.
 
 At each pause the VAD finds, the final pass decodes the speech so far in the
 background; live text comes from the streaming transcriber every update interval
-while speech goes on. A Stop after a pause therefore finds its text decoded.
+while speech goes on. A Stop after a pause therefore finds its text decoded. Once
+speech has gone on SETTLE_AFTER_S past a pause, one more decode settles the text up
+to that pause (``FinalPass.settles_at``), so that a Stop right after the utterance
+being spoken waits for that utterance's decode alone. With ``[whisper]
+parallel_decodes`` the worker runs final and live decodes on threads of their own;
+still no live decode starts while a final one runs (it would be stale once the final
+one rebases live text, and would slow it on a two-core machine).
 """
 
 from __future__ import annotations
