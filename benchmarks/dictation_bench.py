@@ -67,6 +67,8 @@ FLOOR_PAD_S = 0.1  # the final pass decodes 100 ms past the speech end (session.
 CONFIGS: dict[str, dict[str, str]] = {
     "tiny": {},
     "tiny-serial": {"parallel_decodes": "false"},
+    "tiny-1thread": {"cpu_threads": "1"},
+    "tiny-2threads": {"cpu_threads": "2"},
     "tiny-beam5": {"beam_size": "5"},
     "tiny+base": {"final_model": "base"},
     "tiny+base-beam5": {"final_model": "base", "beam_size": "5"},
