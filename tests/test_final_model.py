@@ -52,6 +52,7 @@ class Loader:
         self.models: dict[str, NamedModel] = {}
 
     def __call__(self, spec, cpu_threads, on_download, *, workers=1):
+        self.threads = cpu_threads
         name = spec.display_name.split()[0]
         self.loaded.append((name, workers))
         self.models[name] = NamedModel(name, self.gates[name])
@@ -160,3 +161,12 @@ async def test_an_english_only_live_model_makes_the_final_model_decode_english(l
     await worker.close()
     # Detecting the language would cost each final decode a full 30 s window more.
     assert loader.models["base"].languages == ["en"]
+
+
+def test_decodes_side_by_side_share_the_cores_unless_told_otherwise():
+    from v2md.asr.worker import decode_threads
+
+    assert decode_threads(parallel=True, cores=2) == 1  # a core for each
+    assert decode_threads(parallel=True, cores=8) == 4
+    assert decode_threads(parallel=True, cores=1) == 1
+    assert decode_threads(parallel=False, cores=8) == 0  # CTranslate2's own choice
