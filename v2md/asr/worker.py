@@ -381,7 +381,14 @@ class WhisperWorker:
         self._in_flight += 1
         self._disarm_idle_timer()
         try:
-            return await lane.submit(priority, lambda: fn(model))
+            started = time.perf_counter()
+            result = await lane.submit(priority, lambda: fn(model))
+            log.debug(
+                "%s job done in %.0f ms",
+                priority.name.lower(),
+                1000 * (time.perf_counter() - started),
+            )
+            return result
         except Exception as exc:
             raise ModelError(f"Whisper decoding failed: {exc}") from exc
         finally:
