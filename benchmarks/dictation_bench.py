@@ -372,6 +372,8 @@ def plot(results: list[Result], delays: list[float], path: Path) -> None:
         for name in dict.fromkeys(r.speech for r in mine):
             pts = sorted((k[1], statistics.mean(v)) for k, v in by_length.items() if k[0] == name)
             right.plot([p[0] for p in pts], [p[1] for p in pts], "o-", label=f"{config} {name}")
+    left.plot([0.3, 1.0], [300, 50], "k_", markersize=14, mew=2, label="tiny.en target")
+    right.axhline(0.35, color="k", linestyle="--", linewidth=1, label="tiny.en target")
     left.set_xlabel("delay between the last word and Stop (s)")
     left.set_ylabel("stop→final (ms)")
     left.set_yscale("log")
