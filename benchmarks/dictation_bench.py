@@ -341,6 +341,35 @@ def table(results: list[Result], stops: list[float]) -> None:
         )
 
 
+def curves(results: list[Result]) -> None:
+    """The curves' points as tables: stop→final against the delay (the first config's
+    first speech, shortest row), CPU against length (every row)."""
+    first = results[0]
+    mine = [
+        r
+        for r in results
+        if (r.config, r.speech) == (first.config, first.speech)
+        and r.length_s == min(x.length_s for x in results if x.speech == first.speech)
+    ]
+    print(
+        f"\n{first.config}, {first.speech} {mine[0].length_s:.0f} s,"
+        f" floor {mine[0].floor_ms:.0f} ms"
+    )
+    print("| delay last word → Stop | stop→final | x floor |\n|---|---|---|")
+    for delay in sorted({r.stop_after for r in mine}):
+        at = statistics.median(r.stop_ms for r in mine if r.stop_after == delay)
+        print(f"| {delay:g} s | {at:.0f} ms | {at / mine[0].floor_ms:.1f}x |")
+    print("\n| config | speech | length | CPU s per audio s |\n|---|---|---|---|")
+    keys = sorted({(r.config, r.speech, r.length_s) for r in results})
+    for config, name, length in keys:
+        cpu = [
+            r.cpu_per_audio_s
+            for r in results
+            if (r.config, r.speech, r.length_s) == (config, name, length)
+        ]
+        print(f"| {config} | {name} | {length:.0f} s | {statistics.mean(cpu):.2f} |")
+
+
 def plot(results: list[Result], delays: list[float], path: Path) -> None:
     import matplotlib
 
@@ -441,6 +470,7 @@ async def main() -> None:
                     plan.append((row(args.speech[0], length, cache), 1.0))
             everything += await run_config(config, plan, args, Path(tmp))
     table(everything, sorted({*args.stops, *args.long_stops}, reverse=True))
+    curves(everything)
     print(f"load {psutil.getloadavg()} after {time.time() - started:.0f} s", flush=True)
     if args.json:
         args.json.write_text(json.dumps([asdict(r) for r in everything], indent=1))
