@@ -386,3 +386,19 @@ async def test_speech_going_on_past_a_pause_settles_it_so_a_stop_decodes_the_las
     # last utterance (and the pause before it), not the last two.
     assert decoder.decoded[-1] <= 4 * SAMPLE_RATE + SAMPLE_RATE + 2 * PAD
     assert max(decoder.times_heard.values()) <= 3
+
+
+def test_near_agreement_finds_where_the_earlier_decode_ends_in_the_later_one():
+    from v2md.asr.finalpass import _split
+
+    earlier = "The quick round-fark stump over the lazy nog. Please send the report."
+    later = "The quick round fox jump over the lazy dog. Please send the report. We should meet"
+    assert _split(earlier, later) == (
+        "The quick round fox jump over the lazy dog. Please send the report.",
+        "We should meet",
+    )
+    # The same words later on do not move the seam there.
+    assert _split("a b c d e", "a b x d e f g a b c d e") == ("a b x d e", "f g a b c d e")
+    # Too different, or differing at the seam by more than a word: no agreement.
+    assert _split("The quick round-fark stump over the lazy nog.", later) is None
+    assert _split("a b c d", "a b x y z") is None

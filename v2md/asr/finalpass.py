@@ -255,7 +255,9 @@ def _split(earlier: str, later: str) -> tuple[str, str] | None:
     old, new = [word_key(w) for w in before], [word_key(w) for w in words]
     if new[: len(old)] == old:
         return " ".join(words[: len(old)]), " ".join(words[len(old) :])
-    matcher = SequenceMatcher(None, old, new, autojunk=False)
+    # Where ``earlier`` ends in ``later``: a word or two either way of its own count.
+    slack = max(2, len(old) // 5)
+    matcher = SequenceMatcher(None, old, new[: len(old) + slack], autojunk=False)
     blocks = [b for b in matcher.get_matching_blocks() if b.size]
     if not blocks:
         return None
@@ -264,6 +266,8 @@ def _split(earlier: str, later: str) -> tuple[str, str] | None:
     if unmatched > SEAM_SLACK:
         return None
     end = min(len(new), last.b + last.size + unmatched)
+    if abs(end - len(old)) > slack:
+        return None
     matched = sum(b.size for b in blocks if b.a + b.size <= len(old) and b.b + b.size <= end)
     if 2 * matched / (len(old) + end) < AGREE_RATIO:
         return None
