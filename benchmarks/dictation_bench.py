@@ -69,6 +69,8 @@ CONFIGS: dict[str, dict[str, str]] = {
     "tiny-serial": {"parallel_decodes": "false"},
     "tiny-1thread": {"cpu_threads": "1"},
     "tiny-2threads": {"cpu_threads": "2"},
+    "tiny-live750": {"update_interval_ms": "750"},
+    "tiny-live1000": {"update_interval_ms": "1000"},
     "tiny-beam5": {"beam_size": "5"},
     "tiny+base": {"final_model": "base"},
     "tiny+base-beam5": {"final_model": "base", "beam_size": "5"},
