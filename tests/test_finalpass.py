@@ -11,7 +11,7 @@ from collections import Counter
 import numpy as np
 from fakes import FakeSessionEvents, FakeSource, FakeStream, FakeVAD, FakeWorker
 
-from v2md.asr.finalpass import WINDOW_S, FinalPass
+from v2md.asr.finalpass import WINDOW_S, FinalPass, split_agreed
 from v2md.audio.format import SAMPLE_RATE
 from v2md.config import Config
 from v2md.session import LiveSession
@@ -32,12 +32,14 @@ class Speller:
     """A worker's text for this module's audio: reads the words back out of it, counting
     the decodes that heard each word."""
 
-    def __init__(self, *, disagree: bool = False) -> None:
+    def __init__(self, *, disagree: bool = False, respell: bool = False) -> None:
         self.times_heard: Counter[int] = Counter()
         self.decodes = 0
         # Each decode marks its first word differently, as a decoder with more context
         # may spell it: no two decodes from one start ever agree.
         self._disagree = disagree
+        # Each decode spells its first word anew, as tiny.en respells an odd word.
+        self._respell = respell
 
     def __call__(self, audio: np.ndarray) -> str:
         self.decodes += 1
@@ -48,13 +50,15 @@ class Speller:
         words = [f"w{n}" for n in numbers]
         if self._disagree and words:
             words[0] += "*" * self.decodes
+        if self._respell and words:
+            words[0] = f"v{self.decodes}"
         return " ".join(words)
 
 
-def spelling(*, disagree: bool = False) -> FakeWorker:
+def spelling(*, disagree: bool = False, respell: bool = False) -> FakeWorker:
     """A worker that spells out the words in the audio; it can be held up like a busy one
     (its ``gate``)."""
-    return FakeWorker(Speller(disagree=disagree))
+    return FakeWorker(Speller(disagree=disagree, respell=respell))
 
 
 def said(count: int) -> str:
@@ -153,6 +157,21 @@ async def test_a_window_where_decodes_never_agree_still_ends_at_the_window_limit
     text = await recording.final.finish(recording.samples)
     assert [w.rstrip("*") for w in text.split()] == said(recording.words).split()
     assert max(decoder.decoded) <= WINDOW_S * SAMPLE_RATE
+
+
+async def test_decodes_that_respell_a_word_still_settle_and_lose_or_double_no_other():
+    decoder = spelling(respell=True)
+    recording = Recording(FinalPass(decoder))
+    for _ in range(12):  # 60 s
+        await recording.sentence()
+    text = await recording.final.finish(recording.samples)
+    words, reference = text.split(), said(recording.words).split()
+    # Every word in its place: right, or a window's first word respelled.
+    assert len(words) == len(reference)
+    assert all(w == r or w.startswith("v") for w, r in zip(words, reference, strict=True))
+    assert sum(w.startswith("v") for w in words) <= 12
+    # Settled as if they agreed: no window grows past two sentences.
+    assert max(decoder.decoded) <= 12 * SAMPLE_RATE
 
 
 async def test_silence_before_speech_is_dropped_but_a_lead_in_is_kept():
@@ -307,3 +326,41 @@ async def test_a_recording_holds_file_transcription_until_it_ends():
     assert worker.held == 1
     assert await live.finish() == said(8)
     assert worker.held == 0
+
+
+async def test_speech_going_on_past_a_pause_settles_it_so_a_stop_decodes_the_last_utterance():
+    speller = Speller()
+    decoder = FakeWorker(speller)
+    source = FakeSource()
+    final = FinalPass(decoder)
+    live = LiveSession(
+        Config(), source, FakeStream(live=False), final, FakeVAD(), FakeSessionEvents()
+    )
+    await live.start()
+    sentences = 6  # of 4 s, each followed by a 1 s pause but the last
+    audio = np.concatenate(
+        [spoken(8 * (n // 2), 8) if n % 2 == 0 else pause(1.0) for n in range(2 * sentences - 1)]
+    )
+    for chunk in np.split(audio, audio.size // (SAMPLE_RATE // 10)):
+        source.feed(chunk)
+        await until(lambda: source.starved)
+        await asyncio.sleep(0)  # a decode started by this chunk runs before the next comes
+    assert await live.finish() == said(8 * sentences)  # Stop right after the last word
+    # Each utterance was settled while the next was spoken: the Stop's decode heard the
+    # last utterance (and the pause before it), not the last two.
+    assert decoder.decoded[-1] <= 4 * SAMPLE_RATE + SAMPLE_RATE + 2 * PAD
+    assert max(speller.times_heard.values()) <= 3
+
+
+def test_near_agreement_finds_where_the_earlier_decode_ends_in_the_later_one():
+    earlier = "The quick round-fark stump over the lazy nog. Please send the report."
+    later = "The quick round fox jump over the lazy dog. Please send the report. We should meet"
+    assert split_agreed(earlier, later) == (
+        "The quick round fox jump over the lazy dog. Please send the report.",
+        "We should meet",
+    )
+    # The same words later on do not move the seam there.
+    assert split_agreed("a b c d e", "a b x d e f g a b c d e") == ("a b x d e", "f g a b c d e")
+    # Too different, or differing at the seam by more than a word: no agreement.
+    assert split_agreed("The quick round-fark stump over the lazy nog.", later) is None
+    assert split_agreed("a b c d", "a b x y z") is None

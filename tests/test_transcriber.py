@@ -23,7 +23,7 @@ from v2md.errors import InvalidArgumentError, ModelError
 
 @pytest.fixture
 def fake_model(monkeypatch):
-    monkeypatch.setattr(models, "load", lambda spec, cpu_threads, on_download: FakeModel())
+    monkeypatch.setattr(models, "load", lambda spec, cpu_threads, on_download, **_kw: FakeModel())
 
 
 def armed_timers(monkeypatch) -> list[asyncio.TimerHandle]:
@@ -223,7 +223,7 @@ async def test_transcribe_file_rejects_unreadable(tmp_path):
 
 async def test_a_file_reports_its_progress_at_each_segment_and_block(monkeypatch, tmp_path):
     model = FakeModel()
-    monkeypatch.setattr(models, "load", lambda spec, cpu_threads, on_download: model)
+    monkeypatch.setattr(models, "load", lambda spec, cpu_threads, on_download, **_kw: model)
     wav = speech.write_wav(tmp_path / "long.wav", speech.silence(90))  # more than one block
     worker = WhisperWorker(WhisperConfig())
     fractions: list[float] = []
@@ -240,7 +240,7 @@ async def test_a_file_reports_its_progress_at_each_segment_and_block(monkeypatch
 
 
 async def test_a_file_that_states_no_length_reports_only_start_and_end(monkeypatch, tmp_path):
-    monkeypatch.setattr(models, "load", lambda spec, cpu_threads, on_download: FakeModel())
+    monkeypatch.setattr(models, "load", lambda spec, cpu_threads, on_download, **_kw: FakeModel())
     monkeypatch.setattr(audiofile, "duration_s", lambda path: 0.0)
     wav = speech.write_wav(tmp_path / "long.wav", speech.silence(90))
     worker = WhisperWorker(WhisperConfig())

@@ -75,8 +75,27 @@ class WhisperConfig(_Section):
     model: str = "tiny.en"
     device: Literal["auto", "cpu", "cuda"] = "auto"
     compute_type: str = "auto"
+    final_model: str = Field(
+        default="",
+        description=(
+            "the model for final text (a dictation's, and files'); '': the live model. "
+            "A second model is loaded beside the live one"
+        ),
+    )
     cpu_threads: int = Field(default=0, ge=0, le=256)
-    beam_size: int = Field(default=1, ge=1, le=16)
+    beam_size: int = Field(
+        default=1,
+        ge=1,
+        le=16,
+        description="beam width of final decodes (a dictation's and files'); live text is greedy",
+    )
+    parallel_decodes: bool = Field(
+        default=True,
+        description=(
+            "live and final decodes on threads of their own, side by side, so that a "
+            "final decode never waits behind a live one"
+        ),
+    )
     language: str = "auto"
     initial_prompt: str = ""
     hotwords: str = ""
@@ -129,7 +148,9 @@ class WhisperConfig(_Section):
     @model_validator(mode="after")
     def _language_fits_model(self) -> WhisperConfig:
         if not self.remote_only:  # the local model's languages matter only when it is loaded
-            check_language_for_model(self.language, english_only=is_english_only(self.model))
+            for model in (self.model, self.final_model):
+                if model:
+                    check_language_for_model(self.language, english_only=is_english_only(model))
         return self
 
     @model_validator(mode="after")

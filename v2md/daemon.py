@@ -117,8 +117,11 @@ def _build_features(
 
     local: WhisperWorker | None = None
     if not cfg.whisper.remote_only:
+        # With a server making the final text, the local model is its safety net: no second
+        # model is held for final text the server makes (final_model is for local text).
+        local_cfg = cfg.whisper.model_copy(update={"final_model": ""}) if remote else cfg.whisper
         local = WhisperWorker(
-            cfg.whisper,
+            local_cfg,
             on_state=None if remote else events.model_changed,
             on_download=events.model_progress,
             on_language=events.language_detected,

@@ -10,9 +10,13 @@ and if speech goes on the decode is superseded by the next one from the same
 start, so no word is lost or doubled at the seam.
 
 Text settles pause by pause. When a later decode from the same start begins with
-every word of the decode up to an earlier pause (``pause_at``), and has heard at
-least SETTLE_AFTER_S past that pause, the earlier decode is final: two decodes
-with different amounts of context agree on it. The next window starts at that
+the words of the decode up to an earlier pause (``pause_at``), every one or nearly
+(a respelled word; then the later one's words are taken), and has heard at least
+SETTLE_AFTER_S past that pause, the earlier decode is final: two decodes with
+different amounts of context agree on it. The session asks for that later decode
+while the next utterance is still being spoken, SETTLE_AFTER_S into it
+(``settles_at``), so that the decode after that utterance, and a Stop's, hears it
+alone rather than it and the one before. The next window starts at that
 pause, in silence, so no word is cut or heard twice, and the audio before it is
 let go of. Settled speech is never decoded again: each stretch is heard by two or
 three decodes however long the dictation, and a Stop decodes only the unsettled
@@ -35,6 +39,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from difflib import SequenceMatcher
 from typing import Protocol
 
 import numpy as np
@@ -51,6 +56,12 @@ LEAD_IN_S = 1.0
 # Audio a later decode must have heard past a pause before its agreement settles the text
 # up to that pause: Whisper settles a sentence's words once it knows how the next begins.
 SETTLE_AFTER_S = 2.0
+# Two decodes agree up to a pause where they share this much of its words (difflib's
+# ratio) and the same words up to at most SEAM_SLACK before it: tiny.en respells an odd
+# word at each decode (espeak's "quick brown fox": "round-fark stump", "round fox jump"),
+# and demanding every word the same kept such a window from ever settling.
+AGREE_RATIO = 0.7
+SEAM_SLACK = 1
 
 
 class SpeechDecoder(Protocol):
@@ -103,6 +114,23 @@ class FinalPass:
         return self._origin if self._latest is None else max(self._latest.end, self._origin)
 
     @property
+    def settled_until(self) -> int:
+        """Absolute sample up to which the text is final (``settled_text``)."""
+        return self._origin
+
+    def settles_at(self, end: int) -> bool:
+        """Whether a decode up to absolute sample ``end``, speech going on, may settle the
+        decode up to the last pause: it hears SETTLE_AFTER_S past that pause, and none has
+        tried yet. Settled then, the pause's utterance is not decoded again: a Stop after
+        the utterance being spoken decodes that one alone."""
+        candidate = self._candidate
+        return (
+            candidate is not None
+            and self._latest is candidate
+            and end - candidate.end >= self._settle_after
+        )
+
+    @property
     def kept_samples(self) -> int:
         """Samples held because no final text covers them yet."""
         return self._kept
@@ -142,7 +170,7 @@ class FinalPass:
         if (
             candidate is not None
             and end - candidate.end >= self._settle_after
-            and _after(candidate.text, self._latest.text) is not None
+            and split_agreed(candidate.text, self._latest.text) is not None
         ):
             self._settle(candidate)
         if end == self._pause:
@@ -180,16 +208,19 @@ class FinalPass:
         where it ends. A later decode that agrees with it keeps the words after it."""
         if decode is None:
             return
-        if decode.text:
-            self._final.append(decode.text)
-        self._drop(decode.end)
         latest, self._latest, self._candidate = self._latest, None, None
+        split = None
         if latest is not None and latest.end > decode.end:
-            rest = _after(decode.text, latest.text)
-            if rest is not None:
-                self._latest = _Decode(rest, latest.end)
-                if latest.end == self._pause:
-                    self._candidate = self._latest
+            split = split_agreed(decode.text, latest.text)
+        # The later decode's words where it agrees: it heard more context.
+        settled = split[0] if split is not None else decode.text
+        if settled:
+            self._final.append(settled)
+        self._drop(decode.end)
+        if latest is not None and split is not None:
+            self._latest = _Decode(split[1], latest.end)
+            if latest.end == self._pause:
+                self._candidate = self._latest
 
     def _audio(self, start: int, end: int) -> np.ndarray:
         whole = self.unfinished_audio
@@ -210,12 +241,34 @@ class FinalPass:
                 drop = 0
 
 
-def _after(earlier: str, later: str) -> str | None:
-    """The words of ``later`` after those of ``earlier``, where it begins with all of them
-    (case and punctuation aside); None where it does not, or ``earlier`` has no words."""
+def split_agreed(earlier: str, later: str) -> tuple[str, str] | None:
+    """Where ``later``, a decode from the same start that heard more, says what ``earlier``
+    said: (its words for that, its words after). It agrees where it begins with the same
+    words (case and punctuation aside), or nearly: most words the same (AGREE_RATIO) and
+    the same up to at most SEAM_SLACK words before the end of ``earlier``, Whisper
+    respelling an odd word once it hears more ("round-fark stump over the lazy nog" /
+    "round fox jump over the lazy dog"). None where it does not agree, or ``earlier`` has
+    no words."""
     before, words = earlier.split(), later.split()
-    if not before or len(words) < len(before):
+    if not before:
         return None
-    if any(word_key(a) != word_key(b) for a, b in zip(before, words, strict=False)):
+    old, new = [word_key(w) for w in before], [word_key(w) for w in words]
+    if new[: len(old)] == old:
+        return " ".join(words[: len(old)]), " ".join(words[len(old) :])
+    # Where ``earlier`` ends in ``later``: a word or two either way of its own count.
+    slack = max(2, len(old) // 5)
+    matcher = SequenceMatcher(None, old, new[: len(old) + slack], autojunk=False)
+    blocks = [b for b in matcher.get_matching_blocks() if b.size]
+    if not blocks:
         return None
-    return " ".join(words[len(before) :])
+    last = blocks[-1]
+    unmatched = len(old) - (last.a + last.size)  # words of ``earlier`` after the last match
+    if unmatched > SEAM_SLACK:
+        return None
+    end = min(len(new), last.b + last.size + unmatched)
+    if abs(end - len(old)) > slack:
+        return None
+    matched = sum(b.size for b in blocks if b.a + b.size <= len(old) and b.b + b.size <= end)
+    if 2 * matched / (len(old) + end) < AGREE_RATIO:
+        return None
+    return " ".join(words[:end]), " ".join(words[end:])

@@ -15,6 +15,7 @@ import contextlib
 import logging
 import math
 import re
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -80,9 +81,10 @@ def _looks_like_path(name: str) -> bool:
     return name.startswith(("/", "~", ".")) or Path(name).expanduser().exists()
 
 
-def resolve(cfg: WhisperConfig) -> ModelSpec:
-    """Map the configuration to a model source, device and compute type (no loading)."""
-    name = cfg.model.strip()
+def resolve(cfg: WhisperConfig, model: str | None = None) -> ModelSpec:
+    """Map the configuration to a model source, device and compute type (no loading):
+    of ``[whisper] model``, or of ``model`` where given (``final_model``)."""
+    name = (cfg.model if model is None else model).strip()
     bundled = _bundled_path() if name == BUNDLED_MODEL else None
     if bundled is not None:
         source, display, local = str(bundled), f"{name} (bundled)", True
@@ -108,9 +110,15 @@ def resolve(cfg: WhisperConfig) -> ModelSpec:
 
 
 def load(
-    spec: ModelSpec, cpu_threads: int = 0, on_download: Callable[[float], None] | None = None
+    spec: ModelSpec,
+    cpu_threads: int = 0,
+    on_download: Callable[[float], None] | None = None,
+    *,
+    workers: int = 1,
 ) -> WindowedWhisperModel:
     """Load the model; raise ModelError with an actionable message when it cannot be.
+
+    ``workers`` decodes may run at once, from as many threads, sharing the weights.
 
     A model not in the download cache is fetched first; ``on_download`` then hears the
     fraction that has arrived (``downloads.pull``). An automatic CUDA choice that fails
@@ -132,21 +140,29 @@ def load(
         except InvalidArgumentError as exc:  # a malformed id: the configuration's fault here
             raise ModelError(f"[whisper] model: {exc}") from None
     try:
-        return _load(spec, cpu_threads, on_download)
+        return _load(spec, cpu_threads, on_download, workers)
     except _DownloadFailed:
         raise  # the CPU would fetch the same files from the same server
     except ModelError as exc:
         if spec.cpu_fallback is None:
             raise
         log.warning("%s; falling back to the CPU (set [whisper] device to silence this)", exc)
-        return _load(spec.cpu_fallback, cpu_threads, on_download)
+        return _load(spec.cpu_fallback, cpu_threads, on_download, workers)
 
 
 def _load(
-    spec: ModelSpec, cpu_threads: int, on_download: Callable[[float], None] | None
+    spec: ModelSpec,
+    cpu_threads: int,
+    on_download: Callable[[float], None] | None,
+    workers: int = 1,
 ) -> WindowedWhisperModel:
     """Construct the model on the spec's device (the name was checked by ``load``)."""
-    kwargs = {"device": spec.device, "compute_type": spec.compute_type, "cpu_threads": cpu_threads}
+    kwargs = {
+        "device": spec.device,
+        "compute_type": spec.compute_type,
+        "cpu_threads": cpu_threads,
+        "num_workers": workers,
+    }
     try:
         if spec.local:
             return WindowedWhisperModel(spec.source, **kwargs)
@@ -228,13 +244,42 @@ class WindowedWhisperModel(WhisperModel):  # type: ignore[misc]  # faster-whispe
     faster-whisper pads every segment's features to 3000 frames; CTranslate2's
     encoder also accepts fewer, and its cost falls roughly with the length
     (0.25 s for 30 s, 0.03 s for 10 s on two cores with tiny.en int8). ``segments``
-    cuts that padding to the frames it is given; the worker's single thread makes
-    the per-call attributes safe.
+    cuts that padding to the frames it is given. The per-call attributes belong to the
+    calling thread: the worker's live and final threads may decode with one model at once.
     """
 
-    encoder_frames: int = FULL_WINDOW_FRAMES
-    _windows_left: int | None = None  # of the call in progress; None: no limit
-    language: str = ""  # of the latest decode: the one asked for, or the one detected
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._call = threading.local()
+
+    @property
+    def encoder_frames(self) -> int:
+        frames: int = getattr(self._call, "frames", FULL_WINDOW_FRAMES)
+        return frames
+
+    @encoder_frames.setter
+    def encoder_frames(self, frames: int) -> None:
+        self._call.frames = frames
+
+    @property
+    def _windows_left(self) -> int | None:
+        """Of the call in progress on this thread; None: no limit."""
+        left: int | None = getattr(self._call, "windows_left", None)
+        return left
+
+    @_windows_left.setter
+    def _windows_left(self, left: int | None) -> None:
+        self._call.windows_left = left
+
+    @property
+    def language(self) -> str:
+        """Of this thread's latest decode: the one asked for, or the one detected."""
+        language: str = getattr(self._call, "language", "")
+        return language
+
+    @language.setter
+    def language(self, code: str) -> None:
+        self._call.language = code
 
     def segments(
         self, audio: np.ndarray, frames: int, max_windows: int | None, options: dict[str, Any]

@@ -1,13 +1,21 @@
-"""The warm Whisper worker: one model, one inference thread, loaded once and kept ready.
+"""The warm Whisper worker: its models and inference threads, loaded once and kept ready.
 
-Every decode runs on the worker's one inference thread, so the event loop never
-waits on inference. Jobs wait there by priority, then arrival: the final text a
-person is waiting for goes first, provisional text next, and a file last. A file
-is decoded one 30 s window per job, so a dictation never waits behind a whole
-file, only behind the window in progress (the thread is ``scheduler.InferenceThread``,
-the file's pieces come from ``filedecode.decode_file``). The worker
-unloads the model under memory pressure (or after an optional idle time) and
-reloads it on the next use; each state change is reported through ``on_state``
+Every decode runs on an inference thread of the worker's, so the event loop never
+waits on inference. Final text (a dictation's, and files') is decoded on one thread,
+live text on another (``[whisper] parallel_decodes``, the default): on two cores or
+more a final decode never waits behind a live one, and a Stop's decode starts at
+once. Jobs on a thread wait by priority, then arrival: the final text a person is
+waiting for goes first, provisional text next (where one thread runs both), and a
+file last. A file is decoded one 30 s window per job, so a dictation never waits
+behind a whole file, only behind the window in progress (the thread is
+``scheduler.InferenceThread``, the file's pieces come from ``filedecode.decode_file``).
+
+Final text may come from a model of its own (``[whisper] final_model``, e.g. tiny.en
+live and base final) and with beam search (``[whisper] beam_size``); live text is
+always decoded greedily by ``[whisper] model``. Both models load together and unload
+together. The worker
+unloads the models under memory pressure (or after an optional idle time) and
+reloads them on the next use; each state change is reported through ``on_state``
 on the event loop thread. A model that is not on this machine is downloaded first
 (state ``downloading``), and how much of it has arrived goes to ``on_download``; the
 worker also fetches, lists and removes models for the daemon's model methods.
@@ -75,6 +83,11 @@ class WhisperWorker:
     ) -> None:
         self._cfg = cfg
         self._spec = models.resolve(cfg)
+        # The model of final text where it is not the live one; None: the live one.
+        final = cfg.final_model.strip()
+        self._final_spec = (
+            models.resolve(cfg, final) if final and final != cfg.model.strip() else None
+        )
         self._on_state = on_state
         self._on_download = on_download or (lambda _fraction: None)
         self._downloading: str | None = None  # the model being downloaded, one at a time
@@ -85,8 +98,12 @@ class WhisperWorker:
         self._bias = bias or (lambda _language: "")
         self._memory_percent = memory_percent
         self._clock = clock
-        self._inference = InferenceThread()
+        self._inference = InferenceThread()  # final text, files, loading
+        # Live text: a thread of its own where decodes run side by side.
+        self._live = InferenceThread("whisper-live") if cfg.parallel_decodes else self._inference
         self._model: models.WindowedWhisperModel | None = None
+        self._final_model: models.WindowedWhisperModel | None = None  # None: self._model
+        self._threads = cfg.cpu_threads or decode_threads(cfg.parallel_decodes)
         self._load_lock = asyncio.Lock()
         self._in_flight = 0
         self._last_used = clock()
@@ -94,6 +111,8 @@ class WhisperWorker:
         self._stall_watch: Callable[[], None] | None = None
         self._language = cfg.language
         self.model_name = self._spec.display_name
+        if self._final_spec is not None:
+            self.model_name += f", final text {self._final_spec.display_name}"
         self.state = ModelState.UNLOADED
 
     @property
@@ -113,8 +132,9 @@ class WhisperWorker:
     def english_only(self) -> bool:
         """Whether the model knows English only: the loaded model says; before, its name."""
         if self._model is not None:
-            return not self._model.model.is_multilingual
-        return is_english_only(self._cfg.model)
+            held = [m for m in (self._model, self._final_model) if m is not None]
+            return any(not m.model.is_multilingual for m in held)
+        return any(is_english_only(m) for m in (self._cfg.model, self._cfg.final_model) if m)
 
     def _set_state(self, state: ModelState, detail: str) -> None:
         if state == self.state:
@@ -133,11 +153,25 @@ class WhisperWorker:
             self._set_state(ModelState.LOADING, f"on {self._spec.device}/{self._spec.compute_type}")
             started = time.perf_counter()
             arrived = _on_loop(self._load_download_progress)
+            # One model making both texts serves two decodes at once where they run side by
+            # side (the weights are shared); a final model of its own serves final text.
+            shared = self._final_spec is None and self._live is not self._inference
             try:
-                self._model = await self._inference.submit(
-                    Priority.FINAL, lambda: models.load(self._spec, self._cfg.cpu_threads, arrived)
+                model = await self._inference.submit(
+                    Priority.FINAL,
+                    lambda: models.load(
+                        self._spec, self._threads, arrived, workers=2 if shared else 1
+                    ),
                 )
+                final_spec = self._final_spec
+                if final_spec is not None:
+                    self._final_model = await self._inference.submit(
+                        Priority.FINAL,
+                        lambda: models.load(final_spec, self._threads, arrived),
+                    )
+                self._model = model
             except ModelError as exc:
+                self._final_model = None
                 self._set_state(ModelState.FAILED, str(exc))
                 raise
             finally:
@@ -185,13 +219,18 @@ class WhisperWorker:
         """Delete a model from the download cache; return the bytes freed. The configured
         model and one downloading are refused: the daemon would fetch it again."""
         # By name first: the configured model may be bundled (tiny.en) or a directory.
-        configured = name == self._cfg.model.strip()
-        repo = None if configured else downloads.repo_id(name)
-        if configured or (not self._spec.local and downloads.repo_id(self._spec.source) == repo):
-            raise InvalidStateError(
-                f"Whisper model {name!r} is the one in use ([whisper] model = "
-                f"{self._cfg.model!r}): set another model and restart v2md before removing it"
-            )
+        for key, spec in (("model", self._spec), ("final_model", self._final_spec)):
+            if spec is None:
+                continue
+            configured = name == getattr(self._cfg, key).strip()
+            repo = None if configured else downloads.repo_id(name)
+            if configured or (not spec.local and downloads.repo_id(spec.source) == repo):
+                raise InvalidStateError(
+                    f"Whisper model {name!r} is the one in use ([whisper] {key} = "
+                    f"{getattr(self._cfg, key)!r}): set another model and restart v2md before "
+                    "removing it"
+                )
+        repo = downloads.repo_id(name)
         if self._downloading is not None and downloads.repo_id(self._downloading) == repo:
             raise BusyError(f"Whisper model {name!r} is downloading: wait for it")
         return await asyncio.get_running_loop().run_in_executor(None, downloads.remove, name)
@@ -217,6 +256,7 @@ class WhisperWorker:
         # the token budget ends (191 such words in 184 decodes of espeak speech, 69 with).
         options = self._options(
             initial_prompt,
+            beam_size=1,  # live text is greedy: [whisper] beam_size is for final text
             word_timestamps=True,
             vad_filter=False,
             temperature=0.0,
@@ -228,7 +268,9 @@ class WhisperWorker:
         # accuracy test's streaming: 85% of decodes did, for 24% of the CPU and no word.
         windows = 1 if window_s is not None else None
         segments = await self._run(
-            Priority.LIVE, lambda model: model.segments(audio, frames, windows, options)
+            Priority.LIVE,
+            lambda model: model.segments(audio, frames, windows, options),
+            final=False,
         )
         words = [
             Word(float(w.start), float(w.end), w.word) for seg in segments for w in seg.words or ()
@@ -306,9 +348,15 @@ class WhisperWorker:
         return self._options(prompt, word_timestamps=False, vad_filter=True, **extra)
 
     def _options(self, initial_prompt: str, **extra: Any) -> dict[str, Any]:
+        language: str | None = None if self._language == "auto" else self._language
+        if language is None and self._final_spec is not None and self.english_only:
+            # An English-only live model beside a multilingual final one (tiny.en, base):
+            # the speech is English, and detecting it would cost each final decode a full
+            # 30 s window on top of its cut one.
+            language = "en"
         return {
-            "beam_size": self._cfg.beam_size,
-            "language": None if self._language == "auto" else self._language,
+            "beam_size": self._cfg.beam_size,  # final text's; live decodes pass 1
+            "language": language,
             "initial_prompt": initial_prompt or None,
             "hotwords": self._cfg.hotwords or None,
             "condition_on_previous_text": False,
@@ -316,17 +364,31 @@ class WhisperWorker:
         }
 
     async def _run(
-        self, priority: Priority, fn: Callable[[models.WindowedWhisperModel], Any]
+        self,
+        priority: Priority,
+        fn: Callable[[models.WindowedWhisperModel], Any],
+        *,
+        final: bool = True,
     ) -> Any:
-        """Run ``fn(model)`` on the inference thread, loading the model first if needed."""
+        """Run ``fn(model)`` on its inference thread, loading the models first if needed:
+        the final text's model and thread, or (``final=False``) live text's."""
         if self._model is None:
             await self.load()
-        model = self._model  # held by the job: an unload meanwhile cannot free it mid-decode
+        # Held by the job: an unload meanwhile cannot free it mid-decode.
+        model = (self._final_model or self._model) if final else self._model
         assert model is not None  # load() sets it or raises
+        lane = self._inference if final else self._live
         self._in_flight += 1
         self._disarm_idle_timer()
         try:
-            return await self._inference.submit(priority, lambda: fn(model))
+            started = time.perf_counter()
+            result = await lane.submit(priority, lambda: fn(model))
+            log.debug(
+                "%s job done in %.0f ms",
+                priority.name.lower(),
+                1000 * (time.perf_counter() - started),
+            )
+            return result
         except Exception as exc:
             raise ModelError(f"Whisper decoding failed: {exc}") from exc
         finally:
@@ -355,7 +417,7 @@ class WhisperWorker:
 
     def _unload(self, reason: str) -> None:
         log.warning("unloading model %s: %s", self.model_name, reason)
-        self._model = None
+        self._model = self._final_model = None
         self._disarm_idle_timer()
         self._set_state(ModelState.UNLOADED, reason)
 
@@ -384,10 +446,26 @@ class WhisperWorker:
         if self._stall_watch is not None:
             self._stall_watch()
             self._stall_watch = None
-        self._model = None
-        await asyncio.get_running_loop().run_in_executor(None, self._inference.close)
+        self._model = self._final_model = None
+        loop = asyncio.get_running_loop()
+        if self._live is not self._inference:
+            await loop.run_in_executor(None, self._live.close)
+        await loop.run_in_executor(None, self._inference.close)
         if self.state != ModelState.FAILED:
             self._set_state(ModelState.UNLOADED, "worker closed")
+
+
+def decode_threads(parallel: bool, cores: int | None = None) -> int:
+    """Inference threads per decode where ``[whisper] cpu_threads`` is 0: with decodes side
+    by side, half the cores each, so that a live and a final decode together fit them (on
+    two cores a thread each: measured through the daemon, Stop 0.3 s after the last word
+    of the audiobook took 82 ms with one, 192 ms with two, for 11 % less CPU; one tiny.en
+    decode gains little from a second thread there); in turn, 0: CTranslate2's choice."""
+    if not parallel:
+        return 0
+    if cores is None:
+        cores = len(os.sched_getaffinity(0))
+    return max(1, cores // 2)
 
 
 def _on_loop(fn: Callable[[float], None]) -> Callable[[float], None]:
