@@ -41,7 +41,7 @@ import numpy as np
 import pytest
 
 from v2md.asr.downloads import LocalModel
-from v2md.asr.types import ModelState, Word
+from v2md.asr.types import DecodeOptions, ModelState, Word
 from v2md.audio.format import SAMPLE_RATE
 from v2md.errors import AudioDeviceError, HistoryError, InvalidArgumentError, V2MError
 from v2md.parts import Listener
@@ -481,11 +481,11 @@ class FakeModel:
         self.blocks_s: list[float] = []
 
     def segments(
-        self, audio: Audio, frames: int, max_windows: int | None, options: dict[str, object]
+        self, audio: Audio, frames: int, max_windows: int | None, options: DecodeOptions
     ) -> list[object]:
         return []
 
-    def windows(self, audio: Audio, options: dict[str, object]) -> Iterator[tuple[str, float]]:
+    def windows(self, audio: Audio, options: DecodeOptions) -> Iterator[tuple[str, float]]:
         seconds = audio.size / SAMPLE_RATE
         self.blocks_s.append(seconds)
         return ((f" part {i}", seconds * i / 4) for i in range(1, 4))

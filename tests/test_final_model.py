@@ -33,14 +33,14 @@ class NamedModel:
         self.language = "en"
 
     def segments(self, audio, frames, max_windows, options):
-        self.languages.append(options["language"])
+        self.languages.append(options.language)
         self.running.set()
         self.gate.wait(10)
-        text = f" {self.name}-beam{options['beam_size']}"
+        text = f" {self.name}-beam{options.beam_size}"
         return [SimpleNamespace(text=text, words=[SimpleNamespace(start=0, end=0.5, word=text)])]
 
     def windows(self, audio, options):
-        return iter([(f" {self.name}-beam{options['beam_size']}", 1.0)])
+        return iter([(f" {self.name}-beam{options.beam_size}", 1.0)])
 
 
 class Loader:

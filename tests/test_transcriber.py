@@ -14,7 +14,7 @@ import speech
 from fakes import FakeModel, LoopClock, Reading, StateLog
 
 from v2md.asr import models
-from v2md.asr.types import ModelState
+from v2md.asr.types import DecodeOptions, ModelState
 from v2md.asr.worker import WhisperWorker
 from v2md.audio import files as audiofile
 from v2md.config import WhisperConfig
@@ -330,7 +330,15 @@ def test_a_window_budget_ends_the_decode_after_that_many_windows(monkeypatch):
     # the audio needs more than one.
     audio, _ = speech.utterance(40)
     frames = models.window_frames(None, 0, 0.0)
-    options = {"language": "en", "word_timestamps": True, "beam_size": 1, "temperature": 0.0}
+    options = DecodeOptions(
+        beam_size=1,
+        language="en",
+        initial_prompt=None,
+        hotwords=None,
+        word_timestamps=True,
+        vad_filter=False,
+        temperature=0.0,
+    )
     unlimited = model.segments(audio, frames, None, options)
     assert len(windows) > 1
     windows.clear()

@@ -26,6 +26,7 @@ import numpy as np
 from faster_whisper import WhisperModel
 
 from v2md.asr import downloads, packaged
+from v2md.asr.types import DecodeOptions
 from v2md.audio.format import SAMPLE_RATE
 from v2md.config import WhisperConfig
 from v2md.errors import InvalidArgumentError, ModelError, OperationTimeoutError
@@ -282,7 +283,7 @@ class WindowedWhisperModel(WhisperModel):  # type: ignore[misc]  # faster-whispe
         self._call.language = code
 
     def segments(
-        self, audio: np.ndarray, frames: int, max_windows: int | None, options: dict[str, Any]
+        self, audio: np.ndarray, frames: int, max_windows: int | None, options: DecodeOptions
     ) -> list[Any]:
         """Decode ``audio`` into faster-whisper segments, in encoder windows of ``frames``
         mel frames, at most ``max_windows`` of them (None: as many as the audio needs)."""
@@ -292,7 +293,9 @@ class WindowedWhisperModel(WhisperModel):  # type: ignore[misc]  # faster-whispe
         self.encoder_frames = FULL_WINDOW_FRAMES
         found: list[Any] = []
         try:
-            segments, info = self.transcribe(audio, **options)  # detects the language, if asked
+            segments, info = self.transcribe(
+                audio, **options.transcribe_kwargs()
+            )  # detects the language, if asked
             self.language = info.language
             self.encoder_frames = frames
             self._windows_left = max_windows  # the generator has decoded no window yet
@@ -302,7 +305,7 @@ class WindowedWhisperModel(WhisperModel):  # type: ignore[misc]  # faster-whispe
             self._windows_left = None
         return found
 
-    def windows(self, audio: np.ndarray, options: dict[str, Any]) -> Iterator[tuple[str, float]]:
+    def windows(self, audio: np.ndarray, options: DecodeOptions) -> Iterator[tuple[str, float]]:
         """Set up a decode of ``audio`` in full 30 s windows; each ``next()`` then returns
         one segment's text and where it ends (seconds into ``audio``), decoding the next
         window when the last one's are used up.
@@ -310,7 +313,9 @@ class WindowedWhisperModel(WhisperModel):  # type: ignore[misc]  # faster-whispe
         Steps may run between other calls on this model (the worker's priorities), so
         each one sets the window size again."""
         self.encoder_frames = FULL_WINDOW_FRAMES
-        segments, info = self.transcribe(audio, **options)  # features, VAD, language
+        segments, info = self.transcribe(
+            audio, **options.transcribe_kwargs()
+        )  # features, VAD, language
         self.language = info.language
         return self._each_segment(segments)
 

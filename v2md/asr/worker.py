@@ -45,7 +45,7 @@ import psutil
 from v2md.asr import downloads, models
 from v2md.asr.filedecode import check_audio, decode_file
 from v2md.asr.scheduler import InferenceThread, Priority
-from v2md.asr.types import ModelState, Word
+from v2md.asr.types import DecodeOptions, ModelState, Word
 from v2md.audio.format import SAMPLE_RATE
 from v2md.config import WhisperConfig, is_english_only
 from v2md.errors import BusyError, InvalidArgumentError, InvalidStateError, ModelError
@@ -254,9 +254,11 @@ class WhisperWorker:
         # times (measured: 13 s for one 3 s tail) and samples words out of silence.
         # No 4-token sequence twice: a decode that runs past the speech repeats it until
         # the token budget ends (191 such words in 184 decodes of espeak speech, 69 with).
-        options = self._options(
-            initial_prompt,
+        options = DecodeOptions(
             beam_size=1,  # live text is greedy: [whisper] beam_size is for final text
+            language=self._decode_language(),
+            initial_prompt=initial_prompt or None,
+            hotwords=self._cfg.hotwords or None,
             word_timestamps=True,
             vad_filter=False,
             temperature=0.0,
@@ -342,26 +344,28 @@ class WhisperWorker:
             at(end_s)
         return "".join(pieces).strip()
 
-    def _file_options(self, **extra: Any) -> dict[str, Any]:
+    def _file_options(self, max_new_tokens: int | None = None) -> DecodeOptions:
         """Options for complete speech: long silences skipped by faster-whisper's VAD."""
         prompt = " ".join(p for p in (self._cfg.initial_prompt, self._bias(self._language)) if p)
-        return self._options(prompt, word_timestamps=False, vad_filter=True, **extra)
+        return DecodeOptions(
+            beam_size=self._cfg.beam_size,  # final text's; live decodes are greedy
+            language=self._decode_language(),
+            initial_prompt=prompt or None,
+            hotwords=self._cfg.hotwords or None,
+            word_timestamps=False,
+            vad_filter=True,
+            max_new_tokens=max_new_tokens,
+        )
 
-    def _options(self, initial_prompt: str, **extra: Any) -> dict[str, Any]:
+    def _decode_language(self) -> str | None:
+        """The language to decode in; None where it is to be detected."""
         language: str | None = None if self._language == "auto" else self._language
         if language is None and self._final_spec is not None and self.english_only:
             # An English-only live model beside a multilingual final one (tiny.en, base):
             # the speech is English, and detecting it would cost each final decode a full
             # 30 s window on top of its cut one.
             language = "en"
-        return {
-            "beam_size": self._cfg.beam_size,  # final text's; live decodes pass 1
-            "language": language,
-            "initial_prompt": initial_prompt or None,
-            "hotwords": self._cfg.hotwords or None,
-            "condition_on_previous_text": False,
-            **extra,
-        }
+        return language
 
     async def _run(
         self,
