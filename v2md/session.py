@@ -12,10 +12,10 @@ event loop keeps answering calls and signals between slices.
 
 At each pause the VAD finds, the final pass decodes the speech so far in the
 background; live text comes from the streaming transcriber every update interval
-while speech goes on. A Stop after a pause therefore finds its text decoded. Once
-speech has gone on SETTLE_AFTER_S past a pause, one more decode settles the text up
-to that pause (``FinalPass.settles_at``), so that a Stop right after the utterance
-being spoken waits for that utterance's decode alone. With ``[whisper]
+while speech goes on. A Stop after a pause therefore finds its text decoded. (A decode
+in mid-speech to settle the text up to the last pause sooner was tried and withdrawn:
+it settled an utterance on a decode that had heard too little after it, and a spoken
+command in it was written as words; benchmarks/README.md.) With ``[whisper]
 parallel_decodes`` the worker runs final and live decodes on threads of their own;
 still no live decode starts while a final one runs (it would be stale once the final
 one rebases live text, and would slow it on a two-core machine).
@@ -291,11 +291,6 @@ class LiveSession:
             if not vad.speech_active or self.samples - heard[1] >= self._speculate:
                 # A pause, or speech gone quiet that may become one: decode it all, in context.
                 self._decode_to(end)
-            elif self._decode is None and self._final.settles_at(end):
-                # Speech went on past the last pause: a decode now settles the text up to
-                # that pause, so that the decode after this utterance (and a Stop's) hears
-                # this utterance alone instead of it and the one before.
-                self._decode_to(end, settling=True)
             else:
                 self._maybe_update(end)
         elif self._decode is None and not vad.speech_active:
@@ -336,14 +331,11 @@ class LiveSession:
         if text is not None and not self._ending:
             self._events.provisional_text(text)
 
-    def _decode_to(self, end: int, *, settling: bool = False) -> None:
+    def _decode_to(self, end: int) -> None:
         if self._decode is None:
-            self._decode = asyncio.create_task(
-                self._full_context(end, settling), name="v2m-final-pass"
-            )
+            self._decode = asyncio.create_task(self._full_context(end), name="v2m-final-pass")
 
-    async def _full_context(self, end: int, settling: bool) -> None:
-        settled = self._final.settled_until
+    async def _full_context(self, end: int) -> None:
         try:
             await self._final.decode_to(end)
         except V2MError as exc:
@@ -352,14 +344,7 @@ class LiveSession:
             return
         finally:
             self._decode = None
-        if not settling:
-            shown = self._stream.rebase(self._final.decoded_until, self._final.text)
-        elif self._final.settled_until > settled:
-            # A decode that ends mid-speech: live text takes the settled part, up to the
-            # pause, and keeps its own words after it.
-            shown = self._stream.rebase(self._final.settled_until, self._final.settled_text)
-        else:
-            return
+        shown = self._stream.rebase(self._final.decoded_until, self._final.text)
         # Live text is as fresh as it gets: the next live decode is due an update interval
         # from now, not at once (on the audiobook: 30 live decodes instead of 34).
         self._last_update = self._clock()

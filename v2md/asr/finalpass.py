@@ -13,10 +13,7 @@ Text settles pause by pause. When a later decode from the same start begins with
 the words of the decode up to an earlier pause (``pause_at``), every one or nearly
 (a respelled word; then the later one's words are taken), and has heard at least
 SETTLE_AFTER_S past that pause, the earlier decode is final: two decodes with
-different amounts of context agree on it. The session asks for that later decode
-while the next utterance is still being spoken, SETTLE_AFTER_S into it
-(``settles_at``), so that the decode after that utterance, and a Stop's, hears it
-alone rather than it and the one before. The next window starts at that
+different amounts of context agree on it. The next window starts at that
 pause, in silence, so no word is cut or heard twice, and the audio before it is
 let go of. Settled speech is never decoded again: each stretch is heard by two or
 three decodes however long the dictation, and a Stop decodes only the unsettled
@@ -62,6 +59,9 @@ SETTLE_AFTER_S = 2.0
 # and demanding every word the same kept such a window from ever settling.
 AGREE_RATIO = 0.7
 SEAM_SLACK = 1
+# What a decode may end a word with at a pause: the sentence's end, as the earlier decode
+# (the one that ended there) wrote it.
+_SEAM_MARKS = ".,;:!?…"
 
 
 class SpeechDecoder(Protocol):
@@ -112,23 +112,6 @@ class FinalPass:
     def decoded_until(self) -> int:
         """Absolute sample up to which every sample has been decoded."""
         return self._origin if self._latest is None else max(self._latest.end, self._origin)
-
-    @property
-    def settled_until(self) -> int:
-        """Absolute sample up to which the text is final (``settled_text``)."""
-        return self._origin
-
-    def settles_at(self, end: int) -> bool:
-        """Whether a decode up to absolute sample ``end``, speech going on, may settle the
-        decode up to the last pause: it hears SETTLE_AFTER_S past that pause, and none has
-        tried yet. Settled then, the pause's utterance is not decoded again: a Stop after
-        the utterance being spoken decodes that one alone."""
-        candidate = self._candidate
-        return (
-            candidate is not None
-            and self._latest is candidate
-            and end - candidate.end >= self._settle_after
-        )
 
     @property
     def kept_samples(self) -> int:
@@ -254,7 +237,10 @@ def split_agreed(earlier: str, later: str) -> tuple[str, str] | None:
         return None
     old, new = [word_key(w) for w in before], [word_key(w) for w in words]
     if new[: len(old)] == old:
-        return " ".join(words[: len(old)]), " ".join(words[len(old) :])
+        # The earlier decode's words stand: it ended at the pause, so its punctuation there
+        # ends the sentence, where the later one may run on with a comma ("noon?" /
+        # "noon, I will"), which would hide the sentence end from "scratch that".
+        return earlier.strip(), " ".join(words[len(old) :])
     # Where ``earlier`` ends in ``later``: a word or two either way of its own count.
     slack = max(2, len(old) // 5)
     matcher = SequenceMatcher(None, old, new[: len(old) + slack], autojunk=False)
@@ -271,4 +257,8 @@ def split_agreed(earlier: str, later: str) -> tuple[str, str] | None:
     matched = sum(b.size for b in blocks if b.a + b.size <= len(old) and b.b + b.size <= end)
     if 2 * matched / (len(old) + end) < AGREE_RATIO:
         return None
-    return " ".join(words[:end]), " ".join(words[end:])
+    head = words[:end]
+    if head:
+        # Its words, but the earlier decode's punctuation at the pause (as above).
+        head[-1] = head[-1].rstrip(_SEAM_MARKS) + before[-1][len(before[-1].rstrip(_SEAM_MARKS)) :]
+    return " ".join(head), " ".join(words[end:])
