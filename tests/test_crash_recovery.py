@@ -57,10 +57,16 @@ async def restart_and_recover(own_bus, home, server: NotificationServer, **setti
             lambda: recovered_entries(home), timeout=90, message="nothing recovered"
         )
         await assert_eventually(lambda: not capture_files(home), timeout=10)
+
+        async def notes() -> list:
+            return [c for c in await server.calls("Notify") if c[3] == "Dictation recovered"]
+
+        # The notification goes out in the background, after the text is stored.
+        await assert_eventually(notes, timeout=20, message="the recovery was not said")
     (text, recovered), *others = recovered_entries(home)
     assert recovered == 1 and others == []
-    notes = [c for c in await server.calls("Notify") if c[3] == "Dictation recovered"]
-    assert len(notes) == 1 and text[:40] in notes[0][4], notes  # a long body is shortened
+    said = await notes()
+    assert len(said) == 1 and text[:40] in said[0][4], said  # a long body is shortened
     # Said once: a third start finds nothing left to recover.
     async with running_daemon(own_bus, home, **settings) as (daemon, _iface, props):
         await assert_eventually(lambda: _model_settled(props), timeout=60)
