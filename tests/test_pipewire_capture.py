@@ -56,9 +56,12 @@ async def test_speech_played_into_pipewire_is_dictated(own_bus, tmp_path, pipewi
         text = await iface.call_stop()
     assert watch.errors == []  # no overrun, no device error: the reader kept up at real time
     assert speech.normalise(text)[0] == "and"  # the opening word is not clipped
-    # As test_live_session's recorded-speech test: at most one word (1.4 points) more
-    # than the whole file decoded at once.
-    assert speech.wer(reference, text) <= speech.wer(reference, batch) + 1.5, (text, batch)
+    # At most one word spelled otherwise than the whole file decoded at once (2.8 points:
+    # a hyphenated word counts twice). Played in real time, the pauses fall a few tens of
+    # milliseconds apart from run to run, and tiny.en spells "ill-disposed" as
+    # "old-sposed" in some windows that start at the reader's pause (CI, once in four runs;
+    # two seconds of the speech before it as context did not settle that word either).
+    assert speech.wer(reference, text) <= speech.wer(reference, batch) + 3.0, (text, batch)
 
 
 @pytest.mark.parametrize("backend", ["engine", "sounddevice"])
