@@ -311,6 +311,25 @@ async def test_the_final_decode_starts_before_the_vad_declares_the_pause():
     assert len(decoder.decoded) == before
 
 
+async def test_text_settles_at_a_breath_too_short_for_the_vad_to_call_a_pause():
+    """A reader breathes between sentences for less than the VAD's min_silence_ms: text
+    still settles there, so a Stop right after the last sentence decodes the last one or
+    two, not everything since the dictation began (a window of up to 28 s)."""
+    decoder = spelling()
+    source = FakeSource()
+    final = FinalPass(decoder)
+    vad = FakeVAD(hangover_ms=300)
+    live = LiveSession(Config(), source, FakeStream(live=False), final, vad, FakeSessionEvents())
+    await live.start()
+    audio = np.concatenate([np.concatenate([spoken(n * 8, 8), pause(0.25)]) for n in range(6)])
+    for chunk in np.split(audio, audio.size // (SAMPLE_RATE // 20)):
+        source.feed(chunk)
+        await until(lambda: source.starved)
+        assert vad.speech_active  # the VAD never heard a pause
+    assert await live.finish() == said(48)
+    assert max(decoder.decoded) <= 9 * SAMPLE_RATE  # two sentences and their breaths
+
+
 async def test_a_recording_holds_file_transcription_until_it_ends():
     worker = spelling()
     live = LiveSession(

@@ -27,6 +27,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import math
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -49,6 +50,7 @@ SLICE_S = 0.5  # the most audio one step of the pump takes: bounds work between 
 OVERRUN_REPORT_S = 1.0  # dropped samples are reported at most this often
 PAUSE_PAD_MS = 100  # audio decoded after the speech end the VAD heard (see __init__)
 SPECULATE_MS = 100  # quiet after speech before its final decode starts (see __init__)
+PHRASE_GAP_MS = 200  # quiet after speech that may end a stretch of final text (see __init__)
 # Past capacity, the oldest audio is spilled until this much room is free again, so that
 # a worker far behind spills once per minute of audio rather than once per chunk.
 SPILL_ROOM_S = 60
@@ -122,6 +124,11 @@ class LiveSession:
         # Quiet after speech before its final decode starts, ahead of the VAD's verdict: by
         # the time the pause is declared (min_silence_ms) or a Stop comes, it is done.
         self._speculate = max(self._pad, SPECULATE_MS * SAMPLE_RATE // 1000)
+        # Quiet after speech where final text may settle, as at a pause the VAD declares: a
+        # reader's breath between sentences is shorter than min_silence_ms (LibriVox: none
+        # from 35 to 56 s), and with pauses alone that text waited for the 28 s window, and a
+        # Stop with it (1.2 s). The seam still needs two decodes to agree on it.
+        self._phrase_gap = max(self._speculate, PHRASE_GAP_MS * SAMPLE_RATE // 1000)
         self.samples = 0
         self.speech_active = False
         self._pump: asyncio.Task[None] | None = None
@@ -285,10 +292,12 @@ class LiveSession:
             self._events.ended(f"{limit} ms of silence")
         heard = vad.speech_bounds(padded=False)
         end = None if heard is None else self._decode_end(heard[1])
-        if end is not None and not vad.speech_active:
+        # Quiet since the speech heard last ended: all of it once the VAD declares a pause.
+        quiet = self.samples - heard[1] if heard is not None and vad.speech_active else math.inf
+        if end is not None and quiet >= self._phrase_gap:
             self._final.pause_at(end)
-        if heard is not None and end is not None and end > self._final.decoded_until:
-            if not vad.speech_active or self.samples - heard[1] >= self._speculate:
+        if end is not None and end > self._final.decoded_until:
+            if quiet >= self._speculate:
                 # A pause, or speech gone quiet that may become one: decode it all, in context.
                 self._decode_to(end)
             else:

@@ -9,7 +9,7 @@ calls it a pause: a Stop right after the last word then finds it done or nearly,
 and if speech goes on the decode is superseded by the next one from the same
 start, so no word is lost or doubled at the seam.
 
-Text settles pause by pause. When a later decode from the same start begins with
+Text settles pause by pause (the session reports a breath between sentences as one). When a later decode from the same start begins with
 the words of the decode up to an earlier pause (``pause_at``), every one or nearly
 (a respelled word; then the later one's words are taken), and has heard at least
 SETTLE_AFTER_S past that pause, the earlier decode is final: two decodes with
@@ -128,8 +128,9 @@ class FinalPass:
         self._kept += samples.size
 
     def pause_at(self, end: int) -> None:
-        """The VAD heard a pause begin at absolute sample ``end`` (padded): a decode up to
-        there, done or in flight, may be settled by a later one that agrees with it."""
+        """Speech ended at absolute sample ``end`` (padded), in a pause the VAD declared or a
+        breath the session counts as one: a decode up to there, done or in flight, may be
+        settled by a later one that agrees with it."""
         self._pause = end
         if self._latest is not None and self._latest.end == end:
             self._candidate = self._latest
