@@ -9,8 +9,9 @@ calls it a pause: a Stop right after the last word then finds it done or nearly,
 and if speech goes on the decode is superseded by the next one from the same
 start, so no word is lost or doubled at the seam.
 
-Text settles pause by pause (the session reports a breath between sentences as one). When a later decode from the same start begins with
-the words of the decode up to an earlier pause (``pause_at``), every one or nearly
+Text settles pause by pause (the session reports a breath between sentences as
+one). When a later decode from the same start begins with the words of the
+decode up to an earlier pause (``pause_at``), every one or nearly
 (a respelled word; then the later one's words are taken), and has heard at least
 SETTLE_AFTER_S past that pause, the earlier decode is final: two decodes with
 different amounts of context agree on it. The next window starts at that
