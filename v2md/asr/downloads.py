@@ -173,8 +173,14 @@ def pull(name: str, on_progress: Callable[[float], None]) -> Path:
             if measure is not None and measure.arrived
             else "nothing of it arrived"
         )
+        why = (
+            f"it did not answer within {constants.HF_HUB_DOWNLOAD_TIMEOUT:g} s "
+            "(HF_HUB_DOWNLOAD_TIMEOUT)"
+            if kind is OperationTimeoutError
+            else _why(exc)
+        )
         raise kind(
-            f"cannot download Whisper model {name!r} from {endpoint}: {_why(exc)}; {kept}"
+            f"cannot download Whisper model {name!r} from {endpoint}: {why}; {kept}"
         ) from exc
     if not is_complete(path):
         raise ModelError(
