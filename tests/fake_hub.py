@@ -9,7 +9,9 @@ and ``Range`` support. A repository it does not know gets the hub's 404 with
 ``X-Error-Code: RepoNotFound``. Its files come from directories on disk (the bundled
 tiny.en plays a hub repository). What it was asked is kept in ``requests``; ``gate``
 holds every file back until it is set, ``pace_s`` slows every file down, ``cut_after``
-breaks the first connection for a file mid-way, ``missing`` files are listed but 404.
+breaks the first connection for a file mid-way, ``stall_at`` stops sending a file at that
+byte (every connection, a resumed one included) and answers no more until the server
+stops, ``missing`` files are listed but 404.
 """
 
 from __future__ import annotations
@@ -63,6 +65,8 @@ class FakeHub:
     pace_s: float = 0.0  # sleep after each 64 KiB of a file
     missing: set[str] = field(default_factory=set)  # listed, but 404 when fetched
     cut_after: dict[str, int] = field(default_factory=dict)  # file name -> bytes, first GET only
+    stall_at: dict[str, int] = field(default_factory=dict)  # file name -> byte, every GET
+    stopped: threading.Event = field(default_factory=threading.Event)  # a stall ends with it
     requests: list[Request] = field(default_factory=list)
     url: str = ""
 
@@ -145,6 +149,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if self.hub.gate is not None:
             self.hub.gate.wait()
         cut = self.hub.cut_after.pop(name, None)
+        if (stall := self.hub.stall_at.get(name)) is not None:
+            cut = max(stall - start, 0)
         with f.path.open("rb") as data:
             data.seek(start)
             sent = 0
@@ -154,8 +160,14 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 if self.hub.pace_s:
                     time.sleep(self.hub.pace_s)
                 if cut is not None and sent >= cut:
+                    if stall is not None:
+                        self.wfile.flush()
+                        self.hub.stopped.wait()  # the connection stays open, silent
                     self.close_connection = True  # mid-file: the client sees the body end short
                     return
+            if stall is not None and start + sent < f.size:  # nothing to send before the stall
+                self.hub.stopped.wait()
+                self.close_connection = True
 
     def _not_found(self, code: str) -> None:
         data = json.dumps({"error": f"{code}: not on this hub"}).encode()
@@ -181,6 +193,7 @@ def serving(hub: FakeHub) -> Iterator[FakeHub]:
     try:
         yield hub
     finally:
+        hub.stopped.set()
         server.shutdown()
         server.server_close()
 

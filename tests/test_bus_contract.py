@@ -25,21 +25,21 @@ CONTRACT = ROOT / "v2md" / "data" / "org.v2m.Dictation.xml"
 
 
 def _shape(node: Node) -> dict:
-    """What a client depends on: members, argument types and directions, in-argument names.
+    """What a client depends on: members, argument types, directions and names.
 
-    dbus-fast names in-arguments after the Python parameters but cannot name out-arguments
-    or signal arguments; those names in the XML document the meaning for readers.
+    dbus-fast names in-arguments after the Python parameters; the service names
+    out-arguments and signal arguments as the contract does (busctl and d-feet show them).
     """
     (iface,) = [i for i in node.interfaces if i.name == INTERFACE]
     return {
         "methods": {
             m.name: (
                 [(a.name, a.signature) for a in m.in_args],
-                [a.signature for a in m.out_args],
+                [(a.name, a.signature) for a in m.out_args],
             )
             for m in iface.methods
         },
-        "signals": {s.name: [a.signature for a in s.args] for s in iface.signals},
+        "signals": {s.name: [(a.name, a.signature) for a in s.args] for s in iface.signals},
         "properties": {p.name: (p.signature, p.access.value) for p in iface.properties},
     }
 

@@ -211,6 +211,9 @@ def test_the_daemon_refuses_deep_nesting_with_exit_2_and_no_traceback(tmp_path):
         ('[whisper]\ninitial_prompt = ["x9Kq2LmN8vB4pR7tY1wE5zA3sD6fG0hJ"]\n', "x9Kq2LmN"),
         ('[llm.gemini]\npassword = "hunter2"\napi_token = "hunter2"\n', "hunter2"),
         ('V2M = 1\n[llm]\nmy_secret = ["hunter2"]\n', "hunter2"),
+        ("[whisper]\nsk-proj-Ab3dEf6hIj9kLmNoPq = 1\n", "Ab3dEf6hIj9kLm"),
+        ('[whisper]\n"http://me:hunter2@host" = 1\n', "hunter2"),
+        ('["http://me:hunter2@host"]\nx = 1\n', "hunter2"),
     ],
     ids=[
         "wyoming-url",
@@ -221,6 +224,9 @@ def test_the_daemon_refuses_deep_nesting_with_exit_2_and_no_traceback(tmp_path):
         "bare-key",
         "secret-names",
         "secret-name-list",
+        "key-named-like-a-key",
+        "key-named-by-a-url",
+        "section-named-by-a-url",
     ],
 )
 def test_the_config_check_echoes_nothing_secret_looking(tmp_path, text, secret):
@@ -228,6 +234,14 @@ def test_the_config_check_echoes_nothing_secret_looking(tmp_path, text, secret):
         load_config(write(tmp_path, text), {})
     assert secret not in str(info.value)
     assert "invalid configuration" in str(info.value)
+
+
+def test_an_unknown_name_with_a_newline_stays_on_its_line(tmp_path):
+    text = '[whisper]\n"beam\\nINFO v2md: forged" = 1\n'
+    with pytest.raises(ConfigError) as info:
+        load_config(write(tmp_path, text), {})
+    (_, line) = str(info.value).splitlines()
+    assert "unknown key beam\\nINFO v2md: forged in [whisper]" in line
 
 
 def test_ordinary_values_are_still_repeated(tmp_path):

@@ -290,6 +290,25 @@ async def test_a_server_that_never_answers_times_out_and_leaves_nothing_busy(own
             assert info.value.type == ERROR_PREFIX + "InvalidArgument"  # not in the cache
 
 
+async def test_a_download_that_stalls_mid_file_times_out_and_keeps_what_arrived(
+    own_bus, tmp_path, hub
+):
+    hub.stall_at["model.bin"] = 10_000_000  # every connection, a resumed one too
+    env = {**hub_env(hub, tmp_path), "HF_HUB_DOWNLOAD_TIMEOUT": "1"}
+    async with running_daemon(own_bus, tmp_path / "home", **env) as (_daemon, iface, props):
+        await assert_eventually(lambda: state_is(props, "ready"), timeout=60)
+        started = time.monotonic()
+        with pytest.raises(DBusError) as info:
+            await asyncio.wait_for(iface.call_pull_model(REPO), timeout=90)
+        assert time.monotonic() - started < 30  # huggingface_hub tries six times: 12 s
+        assert info.value.type == ERROR_PREFIX + "Timeout", info.value.text
+        assert "did not answer within 1 s (HF_HUB_DOWNLOAD_TIMEOUT)" in info.value.text
+        assert "the files that arrived are kept" in info.value.text
+        # Not Busy: the pull left nothing behind but the files that arrived.
+        assert await iface.call_remove_model(REPO) > 1_000_000
+        assert await state_is(props, "ready")
+
+
 async def test_the_start_up_download_from_a_silent_server_fails_the_model(own_bus, tmp_path):
     with silent_server() as url:
         env = {

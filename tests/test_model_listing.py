@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 
 import pytest
 from huggingface_hub import constants
@@ -49,8 +50,9 @@ def names() -> list[str]:
         ("vocabulary.json", b'["\xff\xfe"]'),
         ("vocabulary.txt", b"\xff\xfe\xfa\n"),
         ("vocabulary.json", b'{"a": 1}'),
+        ("vocabulary.json", b"[" * 100_000 + b"]" * 100_000),
     ],
-    ids=["invalid-json", "json-not-utf8", "txt-not-utf8", "json-not-a-list"],
+    ids=["invalid-json", "json-not-utf8", "txt-not-utf8", "json-not-a-list", "json-nested-deep"],
 )
 def test_a_damaged_vocabulary_is_skipped_with_one_log_line(hub, caplog, vocabulary):
     cached_model(hub, "someone/damaged", vocabulary)
@@ -69,6 +71,19 @@ def test_a_refs_main_that_is_not_utf8_hides_nothing(hub, caplog):
         listed = names()
     assert "tiny.en" in listed and "someone/good-model" in listed
     assert len(caplog.records) <= 1
+
+
+def test_a_repository_whose_name_is_not_utf8_is_skipped_with_one_log_line(hub, caplog):
+    # Its name and path would go over D-Bus, whose strings must be UTF-8: ListModels failed.
+    cached_model(hub, os.fsdecode(b"someone/caf\xe9"), GOOD)
+    with caplog.at_level(logging.WARNING, logger="v2md.asr.downloads"):
+        listed = models.available()
+    assert {"tiny.en", "someone/good-model"} <= {m.name for m in listed}
+    for m in listed:  # what D-Bus sends: it raised UnicodeEncodeError for the damaged one
+        assert m.name.encode("utf-8") and str(m.path).encode("utf-8")
+    (record,) = caplog.records
+    assert "someone/caf\\xe9 is damaged" in record.getMessage()
+    record.getMessage().encode("utf-8")
 
 
 def test_a_hub_directory_that_is_a_file_lists_the_bundled_model(tmp_path, monkeypatch, caplog):

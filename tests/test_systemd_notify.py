@@ -9,7 +9,9 @@ import socket
 from dbus_fast.aio import MessageBus
 from harness import Daemon
 
+from v2md.asr.types import ModelState
 from v2md.client import name_has_owner
+from v2md.daemon import _Systemd
 
 
 async def test_notify_protocol_and_watchdog(own_bus, tmp_path):
@@ -43,3 +45,15 @@ async def test_notify_protocol_and_watchdog(own_bus, tmp_path):
         sock.close()
         daemon.stop()
     assert any(m.startswith("STATUS=") or "\nSTATUS=" in m for m in messages)
+
+
+def test_a_status_line_stays_one_line(tmp_path, monkeypatch):
+    path = tmp_path / "notify.sock"
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(str(path))
+    monkeypatch.setenv("NOTIFY_SOCKET", str(path))
+    try:
+        _Systemd().model_changed(ModelState.FAILED, "cannot load\nSTOPPING=1")
+        assert sock.recv(4096).decode() == "STATUS=model failed: cannot load\\nSTOPPING=1"
+    finally:
+        sock.close()

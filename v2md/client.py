@@ -8,7 +8,7 @@ from typing import Any
 
 from dbus_fast import Message, MessageType
 from dbus_fast.aio import MessageBus
-from dbus_fast.introspection import Node
+from dbus_fast.introspection import Interface, Node
 
 from v2md import BUS_NAME, INTERFACE, OBJECT_PATH
 
@@ -27,10 +27,15 @@ async def dictation_proxy(bus: MessageBus) -> tuple[Proxy, Proxy]:
     return obj.get_interface(INTERFACE), obj.get_interface("org.freedesktop.DBus.Properties")
 
 
+def contract_interface() -> Interface:
+    """The interface as the contract describes it."""
+    (iface,) = (i for i in Node.parse(CONTRACT.read_text()).interfaces if i.name == INTERFACE)
+    return iface
+
+
 def contract_properties() -> list[str]:
     """The interface's property names, in the contract's order."""
-    (iface,) = (i for i in Node.parse(CONTRACT.read_text()).interfaces if i.name == INTERFACE)
-    return [prop.name for prop in iface.properties]
+    return [prop.name for prop in contract_interface().properties]
 
 
 async def name_has_owner(bus: MessageBus, name: str = BUS_NAME) -> bool:

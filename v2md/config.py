@@ -30,7 +30,7 @@ from pydantic import (
     model_validator,
 )
 
-from v2md.errors import HIDDEN, redacted, shown
+from v2md.errors import HIDDEN, SHOWN_VALUE, brief, redacted, shown
 from v2md.languages import check_language_for_model, validate_language
 
 log = logging.getLogger(__name__)
@@ -458,8 +458,11 @@ def _describe_one(err: Any, path: Path, text: str, env: dict[str, Any]) -> str:
 
 def _unknown(loc: tuple[Any, ...], value: Any) -> str:
     """An unknown key or section named with the closest valid name. Its value is not
-    repeated: a misspelt section or key may hold an API key."""
+    repeated: a misspelt section or key may hold an API key. Nor is its name as written
+    when it looks secret (an API key or a URL with a password pasted as a key), and a
+    control character in it is escaped: the message is one line per error."""
     *parents, name = [str(p) for p in loc]
+    written = _as_written(name)
     section: Any = Config
     for part in parents:
         section = section.model_fields[part].annotation
@@ -471,10 +474,18 @@ def _unknown(loc: tuple[Any, ...], value: Any) -> str:
         return "[" + ".".join([*parents, n]) + "]" if table else n
 
     within = f" in [{'.'.join(parents)}]" if parents and not table else ""
-    what = f"{'section' if table else 'key'} {shown(name)}{within}"
+    what = f"{'section' if table else 'key'} {shown(written)}{within}"
     close = difflib.get_close_matches(name, valid, n=1)
     hint = f"did you mean {shown(close[0])}?" if close else f"known names: {', '.join(valid)}"
     return f"unknown {what}; {hint}"
+
+
+def _as_written(name: str) -> str:
+    """A key's name as an error repeats it: secret-looking parts hidden, control
+    characters escaped, cut to SHOWN_VALUE."""
+    if not name.isprintable():
+        name = name.encode("unicode_escape").decode("ascii")
+    return brief(redacted(name), SHOWN_VALUE)
 
 
 def _source_of(loc: tuple[Any, ...], path: Path, text: str, env: dict[str, Any]) -> str:

@@ -38,7 +38,7 @@ from v2md.desktop.global_shortcuts import Shortcuts
 from v2md.desktop.ibus_path import IBusHelper
 from v2md.desktop.portal import Portal
 from v2md.errors import HistoryError, V2MError
-from v2md.logs import log_to_stderr
+from v2md.logs import log_to_stderr, one_line
 from v2md.parts import Events, Features, Listener, Worker
 from v2md.service import DictationService
 from v2md.workflow import RecordingWorkflow
@@ -86,6 +86,9 @@ class _Systemd(Listener):
         ping()
 
     def model_changed(self, state: ModelState, detail: str) -> None:
+        # One line: each line of a notification is an assignment of its own, and the detail
+        # may be an error's text (a newline and STOPPING=1 in it would stop the unit).
+        detail = one_line(detail)
         self.notify(f"STATUS=model {state}: {detail}" if detail else f"STATUS=model {state}")
 
 

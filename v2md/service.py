@@ -25,9 +25,12 @@ from dbus_fast.annotations import (
     DBusUInt32,
     DBusUInt64,
 )
+from dbus_fast.introspection import Arg
+from dbus_fast.introspection import Interface as Introspection
 from dbus_fast.service import ServiceInterface, dbus_property, method, signal
 
 from v2md import INTERFACE, __version__
+from v2md.client import contract_interface
 from v2md.errors import ERROR_PREFIX, V2MError
 
 if TYPE_CHECKING:
@@ -120,6 +123,12 @@ class Throttle:
             self._timer = None
 
 
+def _name_args(args: list[Arg], named: list[Arg]) -> None:
+    if [a.signature for a in args] == [a.signature for a in named]:
+        for arg, contract in zip(args, named, strict=True):
+            arg.name = contract.name
+
+
 class DictationService(ServiceInterface):
     """Serves the workflow on the bus and relays its events as signals.
 
@@ -136,6 +145,21 @@ class DictationService(ServiceInterface):
             lambda fraction: self.emit_properties_changed({"ModelProgress": fraction}),
             MODEL_PROGRESS_INTERVAL_S,
         )
+
+    def introspect(self) -> Introspection:
+        """dbus-fast's introspection, its out-arguments and signal arguments named as the
+        contract names them (dbus-fast names only in-arguments, after the parameters):
+        ``busctl introspect`` and d-feet show what a reply's values mean. Names are taken
+        only where the member's arguments have the contract's types, in its order."""
+        live = super().introspect()
+        contract = contract_interface()
+        methods = {m.name: m.out_args for m in contract.methods}
+        signals = {s.name: s.args for s in contract.signals}
+        for m in live.methods:
+            _name_args(m.out_args, methods.get(m.name, []))
+        for s in live.signals:
+            _name_args(s.args, signals.get(s.name, []))
+        return live
 
     # ---- methods ------------------------------------------------------------------------
 

@@ -130,6 +130,8 @@ def is_multilingual(path: Path) -> bool:
     except (OSError, ValueError) as exc:  # UnicodeDecodeError and JSONDecodeError included
         name = text.name if text.is_file() else "vocabulary.json"
         raise DamagedModel(f"{path / name}: {exc}") from None
+    except RecursionError:  # arrays nested ~1,000 deep: json gives up, and says so this way
+        raise DamagedModel(f"{path / 'vocabulary.json'}: nested too deeply") from None
     return size >= MULTILINGUAL_VOCABULARY
 
 
@@ -171,8 +173,14 @@ def pull(name: str, on_progress: Callable[[float], None]) -> Path:
             if measure is not None and measure.arrived
             else "nothing of it arrived"
         )
+        why = (
+            f"it did not answer within {constants.HF_HUB_DOWNLOAD_TIMEOUT:g} s "
+            "(HF_HUB_DOWNLOAD_TIMEOUT)"
+            if kind is OperationTimeoutError
+            else _why(exc)
+        )
         raise kind(
-            f"cannot download Whisper model {name!r} from {endpoint}: {_why(exc)}; {kept}"
+            f"cannot download Whisper model {name!r} from {endpoint}: {why}; {kept}"
         ) from exc
     if not is_complete(path):
         raise ModelError(
@@ -200,24 +208,35 @@ def list_cached() -> list[LocalModel]:
         return []
     found = []
     for folder in folders:
-        repo = folder.name.removeprefix("models--").replace("--", "/")
+        repo = _printable(folder.name.removeprefix("models--").replace("--", "/"))
         try:
             snapshot = _snapshot(folder)
             if snapshot is None or not is_complete(snapshot):
                 continue  # not a CTranslate2 model, or one whose download never finished
+            if _printable(str(snapshot)) != str(snapshot):
+                # Its name and path go over D-Bus as strings, which must be UTF-8.
+                raise DamagedModel(f"{_printable(str(snapshot))} is no UTF-8 name")
             found.append(
                 LocalModel(
                     model_name(repo), snapshot, bytes_on_disk(folder), is_multilingual(snapshot)
                 )
             )
         except (OSError, DamagedModel) as exc:
+            remedy = (
+                f"v2mctl model rm {model_name(repo)}"
+                if _printable(folder.name) == folder.name
+                else f"rm -r {_printable(str(folder))}"  # no name v2mctl can send
+            )
             log.warning(
-                "model %s is damaged, not listed (remove it with 'v2mctl model rm %s'): %s",
-                repo,
-                model_name(repo),
-                exc,
+                "model %s is damaged, not listed (remove it with '%s'): %s", repo, remedy, exc
             )
     return sorted(found, key=lambda m: m.name)
+
+
+def _printable(name: str) -> str:
+    """A file name as a log line or a D-Bus string can carry it: bytes that are not UTF-8
+    (Python's surrogate escapes) written as ``\\xff``."""
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 def _snapshot(folder: Path) -> Path | None:
