@@ -3,7 +3,8 @@
 Each dictation is speech followed by silence, played at real time as the daemon's
 audio source (the engine's file source), exactly as a microphone would deliver it.
 The speech of a row is ``audiobook`` (a LibriVox reader), ``prompts`` (Asterisk's
-telephone prompts) or ``espeak`` (espeak-ng sentences), its units (sentences,
+telephone prompts; ``prompts-es`` in Spanish, for a multilingual model) or ``espeak``
+(espeak-ng sentences), its units (sentences,
 prompts) cycled, with their pauses, until the row's length is reached. A client
 calls Start, waits until ``--stops`` seconds after the last word (the time of the
 last word is known from the audio, not from the VAD), calls Stop and times it:
@@ -33,10 +34,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gzip
 import json
 import os
-import re
 import statistics
 import sys
 import tempfile
@@ -128,21 +127,10 @@ def units(name: str) -> list[Unit]:
                 text, wav = match.groups()
                 found.append(Unit(recorded.load(root / f"{wav.strip()}.wav"), text.strip()))
         return found
-    if name == "prompts":
-        texts = {}
-        with gzip.open(recorded.ASTERISK_TEXT, "rt", encoding="utf-8", errors="replace") as f:
-            for line in f:
-                key, sep, text = line.partition(":")
-                if sep and not line.startswith(";"):
-                    texts[key.strip()] = re.sub(r"\([^)]*\)|\[[^]]*\]", " ", text.strip())
+    if name in ("prompts", "prompts-es"):
         pause = speech.silence(recorded.PROMPT_PAUSE_S)
-        return [
-            Unit(
-                np.concatenate([recorded.load(recorded.ASTERISK_DIR / f"{p}.wav"), pause]),
-                texts[p],
-            )
-            for p in recorded.PROMPTS
-        ]
+        prompts = recorded.asterisk_prompts("es" if name == "prompts-es" else "en")
+        return [Unit(np.concatenate([audio, pause]), text) for audio, text in prompts]
     pause = speech.silence(0.3)
     return [
         Unit(np.concatenate([speech.speak(s), pause]), s) for s in speech.SENTENCES
@@ -427,7 +415,7 @@ async def main() -> None:
         "--speech",
         nargs="+",
         default=["audiobook", "prompts", "espeak"],
-        choices=["audiobook", "prompts", "espeak"],
+        choices=["audiobook", "prompts", "prompts-es", "espeak"],
     )
     parser.add_argument("--lengths", nargs="+", type=float, default=[15, 60, 130])
     parser.add_argument("--stops", "--stop-after", nargs="+", type=float, default=[1.0, 0.3])

@@ -40,8 +40,6 @@ _WANTED = re.compile(
 )
 _TRANSCRIPT_LINE = re.compile(r"<s>(.*)</s>\s*\((.+)\)")
 
-ASTERISK_DIR = Path("/usr/share/asterisk/sounds/en")
-ASTERISK_TEXT = Path("/usr/share/doc/asterisk-core-sounds-en/core-sounds-en.txt.gz")
 # Prompts whole sentences long, without digits or sounds in brackets, in a fixed order.
 PROMPTS = (
     "vm-intro",
@@ -58,6 +56,23 @@ PROMPTS = (
     "conf-getpin",
     "vm-tocancel",
     "all-circuits-busy-now",
+)
+# The same in Mexican Spanish (a speaker of its own; not every English prompt exists there).
+PROMPTS_ES = (
+    "vm-intro",
+    "agent-alreadyon",
+    "vm-nobodyavail",
+    "privacy-unident",
+    "queue-thankyou",
+    "conf-onlyperson",
+    "pbx-invalidpark",
+    "conf-getpin",
+    "conf-invalid",
+    "conf-kicked",
+    "confbridge-lock-no-join",
+    "confbridge-only-participant",
+    "confbridge-pin-bad",
+    "conf-now-unmuted",
 )
 PROMPT_PAUSE_S = 0.8
 
@@ -164,20 +179,31 @@ def cards() -> tuple[np.ndarray, str]:
     return _pocketsphinx("cards")
 
 
-def telephone_prompts() -> tuple[np.ndarray, str]:
-    """Asterisk's prompts (one speaker, telephone band) with pauses between them (~50 s)."""
-    if not ASTERISK_TEXT.is_file():
-        raise RuntimeError("apt-get install asterisk-core-sounds-en-wav asterisk-core-sounds-en")
+def asterisk_prompts(language: str = "en") -> list[tuple[np.ndarray, str]]:
+    """Asterisk's prompts (one speaker, telephone band), each its audio and its text: US
+    English (PROMPTS) or Mexican Spanish (``es``, PROMPTS_ES)."""
+    sounds = Path(f"/usr/share/asterisk/sounds/{language}")
+    listing = Path(f"/usr/share/doc/asterisk-core-sounds-{language}/core-sounds-{language}.txt.gz")
+    if not listing.is_file():
+        raise RuntimeError(
+            f"apt-get install asterisk-core-sounds-{language}-wav asterisk-core-sounds-{language}"
+        )
     texts = {}
-    with gzip.open(ASTERISK_TEXT, "rt", encoding="utf-8", errors="replace") as listing:
-        for line in listing:
+    with gzip.open(listing, "rt", encoding="utf-8", errors="replace") as lines:
+        for line in lines:
             name, sep, text = line.partition(":")
             if sep and not line.startswith(";"):
-                texts[name.strip()] = text.strip()
+                texts[name.strip()] = re.sub(r"\([^)]*\)|\[[^]]*\]", " ", text.strip())  # "(tone)"
+    names = PROMPTS_ES if language == "es" else PROMPTS
+    return [(load(sounds / f"{name}.wav"), texts[name]) for name in names]
+
+
+def telephone_prompts(language: str = "en") -> tuple[np.ndarray, str]:
+    """Asterisk's prompts with pauses between them (~50 s)."""
     pause = np.zeros(round(PROMPT_PAUSE_S * SAMPLE_RATE), np.float32)
-    audio = [part for name in PROMPTS for part in (load(ASTERISK_DIR / f"{name}.wav"), pause)]
-    said = " ".join(texts[name] for name in PROMPTS)
-    return np.concatenate(audio), re.sub(r"\([^)]*\)|\[[^]]*\]", " ", said)  # "(tone plays)"
+    prompts = asterisk_prompts(language)
+    audio = [part for prompt, _text in prompts for part in (prompt, pause)]
+    return np.concatenate(audio), " ".join(text for _prompt, text in prompts)
 
 
 if __name__ == "__main__":

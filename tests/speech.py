@@ -12,6 +12,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+import unicodedata
 import wave
 from pathlib import Path
 
@@ -108,9 +109,10 @@ NUMBER_WORDS = (
 
 
 def normalise(text: str) -> list[str]:
-    """Lower-case words without punctuation (hyphens split words), numbers up to twenty
-    spelled out."""
-    words = re.sub(r"[^a-z0-9' ]+", " ", text.lower().replace("-", " ")).split()
+    """Lower-case words without punctuation or accents (hyphens split words), numbers up to
+    twenty spelled out (in English)."""
+    bare = "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
+    words = re.sub(r"[^a-z0-9' ]+", " ", bare.lower().replace("-", " ")).split()
     return [NUMBER_WORDS[int(w)] if w.isdigit() and int(w) <= 20 else w for w in words]
 
 
