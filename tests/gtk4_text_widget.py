@@ -6,21 +6,16 @@ same commands on stdin. Run with a Python that has PyGObject and GTK 4 (Debian's
 GTK 4 module: ibus-gtk4).
 """
 
-import json
 import sys
-import time
 
 import gi
 
 gi.require_version("Gtk", "4.0")
 gi.require_version("Gdk", "4.0")
 from gi.repository import Gdk, GLib, Gtk  # noqa: E402
+from gtk_widget_commands import obey, report  # noqa: E402
 
 FIELDS = ("first", "second")
-
-
-def report(*items) -> None:
-    print(json.dumps([time.monotonic(), *items]), flush=True)
 
 
 def main() -> None:
@@ -61,22 +56,7 @@ def main() -> None:
 
     window.connect("map", mapped)
 
-    def command(channel, _condition) -> bool:
-        line = channel.readline().split()
-        if not line or line[0] == "quit":
-            loop.quit()
-            return False
-        verb, name = line
-        if verb == "focus":
-            views[name].grab_focus()
-        elif verb == "clear":
-            views[name].get_buffer().set_text("")
-        elif verb == "close":
-            box.remove(views.pop(name))
-            report("closed", name)
-        return True
-
-    GLib.io_add_watch(GLib.IOChannel.unix_new(sys.stdin.fileno()), GLib.IO_IN, command)
+    obey(views, quit=loop.quit, remove=box.remove)
     window.present()
     loop.run()
 

@@ -10,21 +10,16 @@ It reads commands on stdin: ``focus FIELD`` moves the keyboard focus, ``clear FI
 empties the field, ``close FIELD`` removes it, ``quit`` closes the window.
 """
 
-import json
 import sys
-import time
 
 import gi
 
 gi.require_version("Gtk", "3.0")
 gi.require_version("Gdk", "3.0")
-from gi.repository import Gdk, GLib, Gtk  # noqa: E402
+from gi.repository import Gdk, Gtk  # noqa: E402
+from gtk_widget_commands import obey, report  # noqa: E402
 
 FIELDS = ("first", "second")
-
-
-def report(*items) -> None:
-    print(json.dumps([time.monotonic(), *items]), flush=True)
 
 
 def main() -> None:
@@ -56,22 +51,7 @@ def main() -> None:
 
     window.connect("map-event", mapped)
 
-    def command(channel, _condition) -> bool:
-        line = channel.readline().split()
-        if not line or line[0] == "quit":
-            Gtk.main_quit()
-            return False
-        verb, name = line
-        if verb == "focus":
-            views[name].grab_focus()
-        elif verb == "clear":
-            views[name].get_buffer().set_text("")
-        elif verb == "close":
-            views.pop(name).destroy()
-            report("closed", name)
-        return True
-
-    GLib.io_add_watch(GLib.IOChannel.unix_new(sys.stdin.fileno()), GLib.IO_IN, command)
+    obey(views, quit=Gtk.main_quit, remove=lambda view: view.destroy())
     window.show_all()
     Gtk.main()
 
