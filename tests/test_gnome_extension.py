@@ -30,6 +30,7 @@ import subprocess
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import speech
@@ -194,6 +195,21 @@ async def gjs_probe(
         probe._reader.cancel()
 
 
+@contextlib.asynccontextmanager
+async def gjs_beside_daemon(
+    script: Path, own_bus, tmp_path: Path, audio: Path
+) -> AsyncIterator[tuple[Any, Any, Any, Probe]]:
+    """The live daemon, its microphone ``audio`` played at real time, and ``script`` under
+    gjs on its bus: (daemon, interface, properties, probe)."""
+    async with (
+        running_daemon(
+            own_bus, tmp_path / "home", V2M_AUDIO__FILE=str(audio), V2M_AUDIO__REALTIME="true"
+        ) as (daemon, iface, props),
+        gjs_probe(script, tmp_path, own_bus.address) as probe,
+    ):
+        yield daemon, iface, props, probe
+
+
 def menu_line(text: str, final: bool) -> str:
     shown = text if len(text) <= PREVIEW_CHARS else f"…{text[-PREVIEW_CHARS:]}"
     return f"✔ {shown}" if final else shown
@@ -209,14 +225,11 @@ def distinct(values: list) -> list:
 async def test_the_panel_follows_a_dictation_toggled_from_it_then_the_daemon_leaving(
     own_bus, tmp_path, speech_file
 ):
-    async with (
-        running_daemon(
-            own_bus,
-            tmp_path / "home",
-            V2M_AUDIO__FILE=str(speech_file.path),
-            V2M_AUDIO__REALTIME="true",
-        ) as (daemon, iface, props),
-        gjs_probe(CLIENT, tmp_path, own_bus.address) as client,
+    async with gjs_beside_daemon(CLIENT, own_bus, tmp_path, speech_file.path) as (
+        daemon,
+        iface,
+        props,
+        client,
     ):
         watch = Watch(iface, props)
         assert (await client.until(lambda e: "xml" in e)) == {"xml": True}
@@ -286,13 +299,11 @@ async def test_a_failed_toggle_shows_the_daemons_error_and_a_destroyed_client_st
     own_bus, tmp_path
 ):
     missing = tmp_path / "missing.wav"
-    async with (
-        running_daemon(own_bus, tmp_path / "home", V2M_AUDIO__FILE=str(missing)) as (
-            _daemon,
-            iface,
-            props,
-        ),
-        gjs_probe(CLIENT, tmp_path, own_bus.address) as client,
+    async with gjs_beside_daemon(CLIENT, own_bus, tmp_path, missing) as (
+        _daemon,
+        iface,
+        props,
+        client,
     ):
         await client.until(lambda e: e.get("state") == "idle")
         client.send("toggle")
@@ -351,14 +362,11 @@ def toggle_item(event: dict) -> dict:
 async def test_the_extension_itself_shows_a_dictation_clicked_from_its_menu(
     own_bus, tmp_path, speech_file
 ):
-    async with (
-        running_daemon(
-            own_bus,
-            tmp_path / "home",
-            V2M_AUDIO__FILE=str(speech_file.path),
-            V2M_AUDIO__REALTIME="true",
-        ) as (_daemon, iface, props),
-        gjs_probe(PANEL, tmp_path, own_bus.address) as panel,
+    async with gjs_beside_daemon(PANEL, own_bus, tmp_path, speech_file.path) as (
+        _daemon,
+        iface,
+        props,
+        panel,
     ):
         watch = Watch(iface, props)
         path = await delivery_path(props)
@@ -423,13 +431,11 @@ async def test_the_extension_itself_shows_a_dictation_clicked_from_its_menu(
 @needs_gjs
 async def test_the_extension_notifies_a_failed_toggle_with_the_daemons_error(own_bus, tmp_path):
     missing = tmp_path / "missing.wav"
-    async with (
-        running_daemon(own_bus, tmp_path / "home", V2M_AUDIO__FILE=str(missing)) as (
-            _daemon,
-            iface,
-            props,
-        ),
-        gjs_probe(PANEL, tmp_path, own_bus.address) as panel,
+    async with gjs_beside_daemon(PANEL, own_bus, tmp_path, missing) as (
+        _daemon,
+        iface,
+        props,
+        panel,
     ):
         await panel.until(lambda e: "panel" in e and shown(e)[0].startswith("v2m: idle"))
         clicked = panel.mark()
