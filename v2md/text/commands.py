@@ -202,6 +202,7 @@ class _NearMisses:
         self._commands = [c for same in table.commands.values() for c in same]
         self._keys = [key("".join(c.words)) for c in self._commands]
         self._longest = max((len(c.words) for c in self._commands), default=0) + 1
+        self._known: dict[tuple[str, int], tuple[int, float] | None] = {}  # by (key, words)
 
     def _set_off(self, start: int, end: int) -> bool:
         """Whether pause marks (or the text's ends) come right before and after."""
@@ -221,14 +222,14 @@ class _NearMisses:
             run = words[first : last + 1]
             if len(run) == 1 and lexicon.common(run[0].group()):
                 continue  # a word the decoder meant
-            size = len(run)
-            keys = [
-                k if abs(len(c.words) - size) <= 1 else ""
-                for c, k in zip(self._commands, self._keys, strict=True)
-            ]
-            found = nearest(
-                key("".join(w.group() for w in run)), keys, NEAR_MISS_RATIO, NEAR_MISS_LETTERS
-            )
+            heard = (key("".join(w.group() for w in run)), len(run))
+            if heard not in self._known:
+                keys = [
+                    k if abs(len(c.words) - heard[1]) <= 1 else ""
+                    for c, k in zip(self._commands, self._keys, strict=True)
+                ]
+                self._known[heard] = nearest(heard[0], keys, NEAR_MISS_RATIO, NEAR_MISS_LETTERS)
+            found = self._known[heard]
             if found is not None and (best is None or found[1] < best[1]):
                 command = self._commands[found[0]]
                 best = (_Match(run[0].start(), run[-1].end(), command, first, last), found[1])

@@ -31,20 +31,23 @@ def key(text: str) -> str:
     return "".join(c for c in decomposed if c.isalnum())
 
 
-def _substitution(a: str, b: str) -> float:
-    if a == b:
-        return 0.0
-    if (a in _VOWELS and b in _VOWELS) or any(a in g and b in g for g in _ALIKE):
-        return _CHEAP
-    return 1.0
+# Pairs of letters one can stand for the other at _CHEAP: vowels, and letters alike.
+_ALIKE_PAIRS = frozenset(
+    (a, b) for group in (_VOWELS, *_ALIKE) for a in group for b in group if a != b
+)
 
 
-def _indel(word: str, at: int) -> float:
-    """The cost of the letter ``word[at]`` being there or not: less for a vowel or a doubled
+def _indels(word: str) -> list[float]:
+    """The cost of each letter of ``word`` being there or not: less for a vowel or a doubled
     letter."""
-    c = word[at]
-    doubled = (at > 0 and word[at - 1] == c) or (at + 1 < len(word) and word[at + 1] == c)
-    return _CHEAP if c in _VOWELS or doubled else 1.0
+    return [
+        _CHEAP
+        if c in _VOWELS
+        or (at > 0 and word[at - 1] == c)
+        or (at + 1 < len(word) and word[at + 1] == c)
+        else 1.0
+        for at, c in enumerate(word)
+    ]
 
 
 def distance(a: str, b: str, limit: float = float("inf")) -> float:
@@ -52,19 +55,16 @@ def distance(a: str, b: str, limit: float = float("inf")) -> float:
     as just over it (the search stops early)."""
     if abs(len(a) - len(b)) * _CHEAP > limit:
         return limit + 1
+    drop_a, drop_b = _indels(a), _indels(b)
     previous = [0.0]
-    for j in range(len(b)):
-        previous.append(previous[-1] + _indel(b, j))
-    for i in range(len(a)):
-        current = [previous[0] + _indel(a, i)]
-        for j in range(len(b)):
-            current.append(
-                min(
-                    previous[j] + _substitution(a[i], b[j]),
-                    previous[j + 1] + _indel(a, i),
-                    current[j] + _indel(b, j),
-                )
-            )
+    for cost in drop_b:
+        previous.append(previous[-1] + cost)
+    for i, x in enumerate(a):
+        drop = drop_a[i]
+        current = [previous[0] + drop]
+        for j, y in enumerate(b):
+            swap = 0.0 if x == y else _CHEAP if (x, y) in _ALIKE_PAIRS else 1.0
+            current.append(min(previous[j] + swap, previous[j + 1] + drop, current[j] + drop_b[j]))
         if min(current) > limit:
             return limit + 1
         previous = current
@@ -108,6 +108,10 @@ def nearest(
         if len(target) < minimum or (whole and len(run) > len(target) and target in run):
             continue
         limit = ratio * len(target)
+        # Each letter of one that the other lacks costs at least _CHEAP: a bound first.
+        letters = set(target)
+        if _CHEAP * sum(c not in letters for c in run) > limit:
+            continue
         found = distance(run, target, limit)
         if found > limit:
             continue

@@ -199,8 +199,13 @@ class Vocabulary:
             targets.setdefault(key(word), (word, len(parts)))
             for part in parts if len(parts) > 1 else ():
                 targets.setdefault(key(part), (part, 1))
-        keys = [k for k in targets if k]
         longest = max(n for _w, n in targets.values()) + 1
+        # The keys a run of n words may be a near miss of: words of n - 1 to n + 1 words.
+        sized = {
+            n: [k for k, (_w, m) in targets.items() if k and abs(m - n) <= 1]
+            for n in range(1, longest + 1)
+        }
+        known: dict[tuple[str, int], tuple[str, float] | None] = {}  # (run key, n) -> match
         words = list(_WORD.finditer(text))
         found: list[tuple[float, int, int, str]] = []  # (distance per letter, first, last, word)
         for first in range(len(words)):
@@ -210,19 +215,16 @@ class Vocabulary:
                 run = words[first : last + 1]
                 if all(lexicon.common(w.group()) for w in run):
                     continue
-                size = len(run)
-                near = [k for k in keys if abs(targets[k][1] - size) <= 1]
-                best = nearest(
-                    key("".join(w.group() for w in run)),
-                    near,
-                    NEAR_MISS_RATIO,
-                    NEAR_MISS_LETTERS,
-                    whole=True,
-                )
-                if best is not None:
-                    index, apart = best
-                    written = targets[near[index]][0]
-                    found.append((apart / len(near[index]), first, last, written))
+                heard = (key("".join(w.group() for w in run)), len(run))
+                if heard not in known:
+                    near = sized[len(run)]
+                    best = nearest(heard[0], near, NEAR_MISS_RATIO, NEAR_MISS_LETTERS, whole=True)
+                    known[heard] = (
+                        None if best is None else (near[best[0]], best[1] / len(near[best[0]]))
+                    )
+                match = known[heard]
+                if match is not None:
+                    found.append((match[1], first, last, targets[match[0]][0]))
         taken: set[int] = set()
         chosen: list[tuple[int, int, str]] = []
         for _apart, first, last, written in sorted(found):
