@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import pytest
 
+from v2md.asr.models import whole_words
 from v2md.config import CommandsConfig
 from v2md.errors import InvalidArgumentError
 from v2md.text import TextRules
 from v2md.text.commands import PACKAGE_TABLES, Tables, apply, load_table
+from v2md.text.nearmiss import Lexicon
 from v2md.text.vocabulary import Vocabulary
 
 LANGUAGES = ("en", "es", "de", "fr", "it")
@@ -83,6 +85,42 @@ def test_scratch_that_drops_the_sentence_before_it_and_keeps_the_rest(en, said, 
 @pytest.mark.parametrize("prose", PROSE)
 def test_command_words_in_prose_stay_words(en, prose):
     assert apply(prose, en) == prose
+
+
+@pytest.fixture(scope="module")
+def lexicon():
+    return Lexicon(whole_words())
+
+
+# Commands Whisper misheard, set off by the pauses around them.
+MISHEARD = {
+    "We won, andclamation mark.": "We won!",
+    "Let me think, peer it.": "Let me think.",
+    "Yes, semicolin, no.": "Yes; no.",
+    "Hello, new lion, John.": "Hello,\nJohn.",
+    "Go home, scratch dat, stay.": "Stay.",
+    "He said, open quotes, hi, close quotes, and left.": "He said “hi” and left.",
+}
+
+# Near misses of command words, where they are not one.
+NOT_COMMANDS = (
+    "Thanks, Colin.",  # a word the model writes whole
+    "Karma, he said.",
+    "The trial peer it ends.",  # no pause around it
+    "Peer it, the fence.",  # a command's near miss at the start, where none goes
+    "Yes, colonel.",
+)
+
+
+@pytest.mark.parametrize(("said", "written"), MISHEARD.items())
+def test_near_misses_of_commands_set_off_by_pauses_are_commands(en, lexicon, said, written):
+    assert apply(said, en, lexicon) == written
+    assert apply(said, en) == said  # without the model's words, exact phrases only
+
+
+@pytest.mark.parametrize("text", NOT_COMMANDS + PROSE)
+def test_near_misses_elsewhere_are_words(en, lexicon, text):
+    assert apply(text, en, lexicon) == text
 
 
 @pytest.mark.parametrize("language", LANGUAGES)

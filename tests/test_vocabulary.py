@@ -6,8 +6,10 @@ import json
 
 import pytest
 
+from v2md.asr.models import whole_words
 from v2md.errors import InvalidArgumentError, StorageError
 from v2md.llm.prompts import refine_prompt
+from v2md.text.nearmiss import Lexicon
 from v2md.text.vocabulary import MAX_WORDS, PROMPT_CHARS, Vocabulary
 
 
@@ -112,3 +114,45 @@ def test_refine_is_told_the_words(tmp_path):
         "Glossary: spell these names and terms exactly so:\n- Zorblax\n- Quintaro"
     )
     assert "Glossary" not in refine_prompt("text", tmp_path).system
+
+
+@pytest.fixture(scope="module")
+def lexicon():
+    return Lexicon(whole_words())
+
+
+def test_the_bundled_model_gives_the_common_words(lexicon):
+    assert len(lexicon.words) > 20_000
+    assert lexicon.common("warehouse") and lexicon.common("Don't") and lexicon.common("Anna's")
+    assert not lexicon.common("Norblax") and not lexicon.common("Quinn-Taro")
+
+
+@pytest.mark.parametrize(
+    ("text", "corrected"),
+    [
+        ("Send it to Norblax.", "Send it to Zorblax."),
+        ("Send it to Nordlax, now", "Send it to Zorblax, now"),
+        ("ask norblax quintaro first", "ask Zorblax Quintaro first"),  # a word of two
+        ("Ask Quinn Taro and Quintero.", "Ask Quintaro and Quintaro."),  # split, one word
+        ("Norblax's plan", "Zorblax's plan"),  # a possessive stays
+        ("zorblax, said Zorblax.", "Zorblax, said Zorblax."),  # the user's spelling
+        ("Melmira Droskov", "Velmira Droskov"),
+        ("A Sarkplex deploy", "A Snarkplex deploy"),
+        # Common words are words the decoder meant; a longer word holds the word and more.
+        ("The warehouse and the colon, at the quint.", None),
+        ("The Zorblaxian empire", None),
+        ("Norblax. Quintaro", "Zorblax. Quintaro"),  # no run across punctuation
+        ("Quinn. Taro", None),
+    ],
+)
+def test_near_misses_of_the_users_words_become_them(vocab, lexicon, text, corrected):
+    for word in ("Zorblax Quintaro", "Quintaro", "Velmira Droskov", "Snarkplex", "Colin"):
+        vocab.add_word(word)
+    vocab.add_word("Vorhaus")
+    assert vocab.correct(text, lexicon) == (text if corrected is None else corrected)
+    assert vocab.correct(text, Lexicon()) == text  # no common words known: no corrections
+
+
+def test_short_words_have_no_near_misses(vocab, lexicon):
+    vocab.add_word("Zorb")
+    assert vocab.correct("Norb and Zorbs", lexicon) == "Norb and Zorbs"

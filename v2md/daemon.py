@@ -97,6 +97,7 @@ def _build_features(
 ) -> Features:
     # Imported here so that `v2md --help` and config errors answer without loading ML libraries.
     from v2md.asr.finalpass import FinalPass
+    from v2md.asr.models import whole_words
     from v2md.asr.streaming import PausesOnly, ProvisionalText
     from v2md.asr.vad import SileroVAD
     from v2md.asr.worker import WhisperWorker
@@ -111,12 +112,13 @@ def _build_features(
     from v2md.remote.worker import RemoteWorker
     from v2md.session import LiveSession, SessionEvents
     from v2md.text import TextRules
+    from v2md.text.nearmiss import Lexicon
     from v2md.text.vocabulary import FILE_NAME, Vocabulary
 
     # The local model makes live text, and the final text unless a server does (remote.py).
     remote = cfg.whisper.engine != "local"
     vocabulary = Vocabulary(xdg_dir("data") / "v2m" / FILE_NAME)
-    text = TextRules(cfg.commands, cfg.path.parent, vocabulary)
+    text = TextRules(cfg.commands, cfg.path.parent, vocabulary, Lexicon(whole_words()))
 
     local: WhisperWorker | None = None
     if not cfg.whisper.remote_only:

@@ -63,6 +63,22 @@ def _bundled_path() -> Path | None:
     return path if (path / "model.bin").is_file() else None
 
 
+def whole_words() -> frozenset[str]:
+    """The words the bundled model writes as one token of its vocabulary (case-folded
+    letters only, ~25,000: the commonest words, English first): the words the text rules
+    never take for a near miss of a command or of the user's words. Empty without it."""
+    path = _bundled_path()
+    try:
+        tokens = (path / "vocabulary.txt").read_text(encoding="utf-8") if path else ""
+    except OSError as exc:
+        log.warning("the model's vocabulary cannot be read (%s): no near-miss corrections", exc)
+        return frozenset()
+    # GPT-2's byte-level BPE marks a token that starts a word with "\u0120" (a space).
+    return frozenset(
+        t[1:].casefold() for t in tokens.splitlines() if t[:1] == "\u0120" and t[1:].isalpha()
+    )
+
+
 def available() -> list[downloads.LocalModel]:
     """The models that load without a download: the bundled one, then the cache's."""
     bundled = _bundled_path()

@@ -13,6 +13,10 @@ before or after it, and not after an article or similar ("a full stop"). A
 hyphenated word is never a command, and "literal" before a phrase writes its
 words. ``benchmarks/commands_bench.py`` measures that rule against the others
 on dictated commands and on prose.
+
+Whisper mishears a command now and then ("Andclamation mark", "peer it"): a run of words
+set off by pauses on both sides that is a near miss of a phrase (``nearmiss.py``) is that
+command, unless it is one word the model writes whole ("Colin", "karma": a word it meant).
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from v2md.errors import InvalidArgumentError
+from v2md.text.nearmiss import Lexicon, key, nearest
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +42,10 @@ _WORD = re.compile(r"\w+(?:['\u2019-]\w+)*")
 # What Whisper writes for a pause; dropped beside a command, which replaces it.
 _PAUSE_MARKS = ",.;:!?\u2026-\u2013\u2014 \t\n"
 _SENTENCE_END = ".?!\n"
+# A near miss of a command is this close to it, as a share of its letters, and only phrases
+# of at least NEAR_MISS_LETTERS letters have near misses ("peer it" is 1.5 from "period").
+NEAR_MISS_RATIO = 0.25
+NEAR_MISS_LETTERS = 4
 
 
 class Kind(StrEnum):
@@ -154,11 +163,13 @@ class _Match:
     last_word: int
 
 
-def _matches(text: str, table: Table) -> tuple[list[re.Match[str]], list[_Match]]:
+def _matches(text: str, table: Table, lexicon: Lexicon) -> tuple[list[re.Match[str]], list[_Match]]:
     """The text's words and every phrase of the table among them (longest first, no
-    overlaps, the words of a phrase separated by spaces only)."""
+    overlaps, the words of a phrase separated by spaces only), and with a lexicon, near
+    misses of the phrases set off by pauses."""
     words = list(_WORD.finditer(text))
     found: list[_Match] = []
+    near = _NearMisses(text, words, table) if lexicon else None
     i = 0
     while i < len(words):
         for command in table.commands.get(words[i].group().casefold(), ()):
@@ -173,13 +184,62 @@ def _matches(text: str, table: Table) -> tuple[list[re.Match[str]], list[_Match]
                 i += n
                 break
         else:
-            i += 1
+            match = near.at(i, lexicon) if near is not None else None
+            if match is not None:
+                found.append(match)
+                i = match.last_word + 1
+            else:
+                i += 1
     return words, found
 
 
-def apply(text: str, table: Table) -> str:
-    """``text`` with the table's commands carried out where they were said as commands."""
-    words, found = _matches(text, table)
+class _NearMisses:
+    """Near misses of a table's phrases among a text's words."""
+
+    def __init__(self, text: str, words: list[re.Match[str]], table: Table) -> None:
+        self._text = text
+        self._words = words
+        self._commands = [c for same in table.commands.values() for c in same]
+        self._keys = [key("".join(c.words)) for c in self._commands]
+        self._longest = max((len(c.words) for c in self._commands), default=0) + 1
+        self._known: dict[tuple[str, int], tuple[int, float] | None] = {}  # by (key, words)
+
+    def _set_off(self, start: int, end: int) -> bool:
+        """Whether pause marks (or the text's ends) come right before and after."""
+        before = self._text[self._words[start - 1].end() : self._words[start].start()]
+        after_end = self._words[end + 1].start() if end + 1 < len(self._words) else None
+        after = self._text[self._words[end].end() : after_end]
+        return (start == 0 or bool(before.strip())) and (after_end is None or bool(after.strip()))
+
+    def at(self, first: int, lexicon: Lexicon) -> _Match | None:
+        """The nearest near miss of a phrase starting at word ``first``, if any."""
+        words, best = self._words, None
+        for last in range(first, min(first + self._longest, len(words))):
+            if last > first and self._text[words[last - 1].end() : words[last].start()].strip():
+                break
+            if not self._set_off(first, last):
+                continue
+            run = words[first : last + 1]
+            if len(run) == 1 and lexicon.common(run[0].group()):
+                continue  # a word the decoder meant
+            heard = (key("".join(w.group() for w in run)), len(run))
+            if heard not in self._known:
+                keys = [
+                    k if abs(len(c.words) - heard[1]) <= 1 else ""
+                    for c, k in zip(self._commands, self._keys, strict=True)
+                ]
+                self._known[heard] = nearest(heard[0], keys, NEAR_MISS_RATIO, NEAR_MISS_LETTERS)
+            found = self._known[heard]
+            if found is not None and (best is None or found[1] < best[1]):
+                command = self._commands[found[0]]
+                best = (_Match(run[0].start(), run[-1].end(), command, first, last), found[1])
+        return best[0] if best is not None else None
+
+
+def apply(text: str, table: Table, lexicon: Lexicon | None = None) -> str:
+    """``text`` with the table's commands carried out where they were said as commands;
+    with a ``lexicon`` (the words the decoder writes whole), near misses of them too."""
+    words, found = _matches(text, table, lexicon or Lexicon())
     if not found:
         return text
     out = _Writer()

@@ -5,7 +5,9 @@ decode and into the LLM's refine instructions, so that Whisper spells them as
 the user does. Replacements rewrite what Whisper wrote after decoding: the
 heard phrase matches whole words only, whatever its case and the spaces between
 its words, and is replaced by the written form exactly as given, in one pass (a
-replacement's output is never replaced again).
+replacement's output is never replaced again). Then a near miss of one of the words
+("Norblax" or "Nordlax" for "Zorblax", "Quinn Taro" for "Quintaro") becomes the word as the
+user spells it (``correct``, by the rules of ``nearmiss.py``).
 
 Every change is written to disk before the call returns, atomically, so the
 list survives a restart or a crash, and applies to the next decode.
@@ -23,6 +25,7 @@ import unicodedata
 from pathlib import Path
 
 from v2md.errors import InvalidArgumentError, StorageError
+from v2md.text.nearmiss import Lexicon, key, nearest
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +37,14 @@ MAX_PHRASE_CHARS = 200
 # Whisper reads at most 223 prompt tokens and keeps the last ones: the words listed in
 # the prompt stop at this many characters, newest first, leaving room for the rest.
 PROMPT_CHARS = 400
+# A near miss is this close to a word of the user's, as a share of the word's letters, and
+# only words of at least NEAR_MISS_LETTERS letters have near misses ("Nordlax" is two
+# letters from "Zorblax": 0.29 of 7). Measured in tests/test_vocabulary_live.py.
+NEAR_MISS_RATIO = 0.3
+NEAR_MISS_LETTERS = 5
+# A word of the text, its inner apostrophes and hyphens included; a possessive "'s" is kept
+# apart from what it follows.
+_WORD = re.compile(r"\w+(?:['\u2019-]\w+)*?(?=(?:['\u2019][sS])?(?!['\u2019-]?\w))")
 
 
 def checked(text: str, what: str, limit: int) -> str:
@@ -173,3 +184,54 @@ class Vocabulary:
             return found[1] if found is not None else match.group()
 
         return self._pattern.sub(written, text)
+
+    # ---- near misses ------------------------------------------------------------------------
+
+    def correct(self, text: str, lexicon: Lexicon) -> str:
+        """``text`` with each near miss of a word (a run of words, for a word of several
+        or one Whisper split) written as the word. A run of words the model writes whole
+        is never a near miss; with no lexicon, nothing is."""
+        if not lexicon or not self._words:
+            return text
+        targets: dict[str, tuple[str, int]] = {}  # key -> (written, words)
+        for word in self._words:
+            parts = word.split()
+            targets.setdefault(key(word), (word, len(parts)))
+            for part in parts if len(parts) > 1 else ():
+                targets.setdefault(key(part), (part, 1))
+        longest = max(n for _w, n in targets.values()) + 1
+        # The keys a run of n words may be a near miss of: words of n - 1 to n + 1 words.
+        sized = {
+            n: [k for k, (_w, m) in targets.items() if k and abs(m - n) <= 1]
+            for n in range(1, longest + 1)
+        }
+        known: dict[tuple[str, int], tuple[str, float] | None] = {}  # (run key, n) -> match
+        words = list(_WORD.finditer(text))
+        found: list[tuple[float, int, int, str]] = []  # (distance per letter, first, last, word)
+        for first in range(len(words)):
+            for last in range(first, min(first + longest, len(words))):
+                if last > first and text[words[last - 1].end() : words[last].start()].strip():
+                    break  # punctuation between: not one run
+                run = words[first : last + 1]
+                if all(lexicon.common(w.group()) for w in run):
+                    continue
+                heard = (key("".join(w.group() for w in run)), len(run))
+                if heard not in known:
+                    near = sized[len(run)]
+                    best = nearest(heard[0], near, NEAR_MISS_RATIO, NEAR_MISS_LETTERS, whole=True)
+                    known[heard] = (
+                        None if best is None else (near[best[0]], best[1] / len(near[best[0]]))
+                    )
+                match = known[heard]
+                if match is not None:
+                    found.append((match[1], first, last, targets[match[0]][0]))
+        taken: set[int] = set()
+        chosen: list[tuple[int, int, str]] = []
+        for _apart, first, last, written in sorted(found):
+            span = set(range(first, last + 1))
+            if not span & taken:
+                taken |= span
+                chosen.append((words[first].start(), words[last].end(), written))
+        for start, end, written in sorted(chosen, reverse=True):
+            text = text[:start] + written + text[end:]
+        return text

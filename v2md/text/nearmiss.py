@@ -1,0 +1,122 @@
+"""Near misses: a decoded word, or a run of words, spelled a little differently from a phrase
+the text rules know (a spoken command, a word of the user's vocabulary).
+
+Whisper hears an unknown name as the nearest words it knows ("Norblax" for "Zorblax",
+"Quinn Taro" for "Quintaro") and a command word now and then as something close to it
+("Andclamation mark", "peer it"). Two spellings are compared on their letters alone (case,
+accents, spaces, hyphens and apostrophes aside), by an edit distance in which what sounds
+alike costs less: one vowel for another, a doubled letter, ``c``/``k``, ``d``/``t`` and such.
+
+A word the model writes whole (one token of its vocabulary: the ~25,000 commonest words,
+which ``Lexicon`` holds) is a word the decoder meant, never a near miss of anything: only
+runs with a word the model had to spell out piece by piece are corrected. These are pure
+functions; ``v2md.text`` joins them to the vocabulary and the command tables.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+_VOWELS = frozenset("aeiouy")
+# Letters that sound alike, or that Whisper swaps for each other on unclear speech.
+_ALIKE = tuple(frozenset(group) for group in ("ckqg", "sz", "fv", "bp", "dt", "mn", "vw", "xks"))
+_CHEAP = 0.5
+
+
+def key(text: str) -> str:
+    """``text``'s letters and digits, case-folded, without accents or anything else."""
+    decomposed = unicodedata.normalize("NFKD", text.casefold())
+    return "".join(c for c in decomposed if c.isalnum())
+
+
+# Pairs of letters one can stand for the other at _CHEAP: vowels, and letters alike.
+_ALIKE_PAIRS = frozenset(
+    (a, b) for group in (_VOWELS, *_ALIKE) for a in group for b in group if a != b
+)
+
+
+def _indels(word: str) -> list[float]:
+    """The cost of each letter of ``word`` being there or not: less for a vowel or a doubled
+    letter."""
+    return [
+        _CHEAP
+        if c in _VOWELS
+        or (at > 0 and word[at - 1] == c)
+        or (at + 1 < len(word) and word[at + 1] == c)
+        else 1.0
+        for at, c in enumerate(word)
+    ]
+
+
+def distance(a: str, b: str, limit: float = float("inf")) -> float:
+    """The weighted edit distance between two keys; anything over ``limit`` may come back
+    as just over it (the search stops early)."""
+    if abs(len(a) - len(b)) * _CHEAP > limit:
+        return limit + 1
+    drop_a, drop_b = _indels(a), _indels(b)
+    previous = [0.0]
+    for cost in drop_b:
+        previous.append(previous[-1] + cost)
+    for i, x in enumerate(a):
+        drop = drop_a[i]
+        current = [previous[0] + drop]
+        for j, y in enumerate(b):
+            swap = 0.0 if x == y else _CHEAP if (x, y) in _ALIKE_PAIRS else 1.0
+            current.append(min(previous[j] + swap, previous[j + 1] + drop, current[j] + drop_b[j]))
+        if min(current) > limit:
+            return limit + 1
+        previous = current
+    return previous[-1]
+
+
+@dataclass(frozen=True)
+class Lexicon:
+    """The words the decoder writes whole (case-folded). Empty: none is known, and nothing is
+    corrected as a near miss."""
+
+    words: frozenset[str] = frozenset()
+
+    @classmethod
+    def of(cls, words: Iterable[str]) -> Lexicon:
+        return cls(frozenset(w.casefold() for w in words))
+
+    def __bool__(self) -> bool:
+        return bool(self.words)
+
+    def common(self, word: str) -> bool:
+        """Whether ``word`` (apostrophes and hyphens allowed) is made only of whole words."""
+        parts = [p for p in word.casefold().replace("\u2019", "'").replace("-", "'").split("'")]
+        return all(p in self.words or p in _CLITICS for p in parts if p)
+
+
+# What follows an apostrophe in a word the decoder writes as two tokens ("don't", "Anna's").
+_CLITICS = frozenset(("s", "t", "d", "ll", "re", "ve", "m"))
+
+
+def nearest(
+    run: str, targets: Sequence[str], ratio: float, minimum: int, *, whole: bool = False
+) -> tuple[int, float] | None:
+    """The index of the target (a key) nearest ``run`` (a key) within ``ratio`` of the
+    target's length, and the distance; None when none is that near or when two different
+    ones are equally near. A target under ``minimum`` letters has no near misses, and with
+    ``whole``, a run that holds a target and more ("Zorblaxian") is not a near miss of it."""
+    best: tuple[int, float] | None = None
+    tied = False
+    for index, target in enumerate(targets):
+        if len(target) < minimum or (whole and len(run) > len(target) and target in run):
+            continue
+        limit = ratio * len(target)
+        # Each letter of one that the other lacks costs at least _CHEAP: a bound first.
+        letters = set(target)
+        if _CHEAP * sum(c not in letters for c in run) > limit:
+            continue
+        found = distance(run, target, limit)
+        if found > limit:
+            continue
+        if best is None or found < best[1]:
+            best, tied = (index, found), False
+        elif found == best[1] and target != targets[best[0]]:
+            tied = True
+    return None if tied else best
