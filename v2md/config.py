@@ -99,7 +99,10 @@ class WhisperConfig(_Section):
     language: str = "auto"
     initial_prompt: str = ""
     hotwords: str = ""
-    update_interval_ms: int = Field(default=500, ge=50, le=10_000)
+    # Live decodes are most of a dictation's CPU: 1000 ms keeps tiny.en within 0.35 CPU s
+    # per audio second on two cores (500 ms: 0.44-0.49; benchmarks/README.md), and each
+    # breath's final decode refreshes live text in between.
+    update_interval_ms: int = Field(default=1000, ge=50, le=10_000)
     memory_threshold_percent: float = Field(default=90.0, gt=0, le=100)
     idle_unload_s: int = Field(default=0, ge=0)
     max_file_s: int = Field(
