@@ -220,7 +220,7 @@ class FakeWorker:
     async def close(self) -> None:
         self.state = ModelState.UNLOADED
 
-    def hold_files(self) -> Callable[[], None]:
+    def dictating(self) -> Callable[[], None]:
         self.held += 1
 
         def release() -> None:
@@ -472,20 +472,30 @@ class FakeEngine:
 class FakeModel:
     """A loaded model that decodes instantly: live text hears nothing; a file's every
     block is three segments, ending at its quarters (" part 1" .. " part 3"), and the
-    seconds of each block are kept in ``blocks_s``."""
+    seconds of each block are kept in ``blocks_s``. Where no language is asked for, it
+    hears ``heard``; ``asked`` keeps the language each decode was asked for."""
 
     encoder_frames = 3000
-    model = SimpleNamespace(device="cpu", compute_type="int8")  # CTranslate2's attributes
+    model = SimpleNamespace(device="cpu", compute_type="int8", is_multilingual=True)
 
-    def __init__(self) -> None:
+    def __init__(self, heard: str = "en") -> None:
         self.blocks_s: list[float] = []
+        self.heard = heard
+        self.asked: list[str | None] = []
+        self.language = ""
+
+    def _decode(self, options: DecodeOptions) -> None:
+        self.asked.append(options.language)
+        self.language = options.language or self.heard
 
     def segments(
         self, audio: Audio, frames: int, max_windows: int | None, options: DecodeOptions
     ) -> list[object]:
+        self._decode(options)
         return []
 
     def windows(self, audio: Audio, options: DecodeOptions) -> Iterator[tuple[str, float]]:
+        self._decode(options)
         seconds = audio.size / SAMPLE_RATE
         self.blocks_s.append(seconds)
         return ((f" part {i}", seconds * i / 4) for i in range(1, 4))

@@ -339,7 +339,7 @@ async def test_a_recording_holds_file_transcription_until_it_ends():
         FinalPass(worker),
         FakeVAD(),
         FakeSessionEvents(),
-        hold_files=worker.hold_files,
+        dictating=worker.dictating,
     )
     await live.start()
     assert worker.held == 1

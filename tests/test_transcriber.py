@@ -17,6 +17,7 @@ from v2md.asr import models
 from v2md.asr.types import DecodeOptions, ModelState
 from v2md.asr.worker import WhisperWorker
 from v2md.audio import files as audiofile
+from v2md.audio.format import SAMPLE_RATE
 from v2md.config import WhisperConfig
 from v2md.errors import InvalidArgumentError, ModelError
 
@@ -39,6 +40,30 @@ def armed_timers(monkeypatch) -> list[asyncio.TimerHandle]:
 
     monkeypatch.setattr(loop, "call_at", call_at)
     return armed
+
+
+async def test_a_dictation_keeps_the_language_its_first_final_decode_heard(monkeypatch):
+    """Where Language is auto, detecting the language costs every decode a full 30 s
+    window: a dictation detects it until a final decode of 2 s or more has heard it, then
+    keeps it; the next dictation detects its own."""
+    model = FakeModel(heard="es")
+    monkeypatch.setattr(models, "load", lambda spec, cpu_threads, on_download, **_kw: model)
+    worker = WhisperWorker(WhisperConfig(model="base", language="auto"))
+    second = np.zeros(SAMPLE_RATE, np.float32)
+    ends = worker.dictating()
+    await worker.transcribe(second, window_s=3.0)  # live text before any final decode
+    await worker.transcribe_speech(second)  # one second: too little to go by
+    await worker.transcribe_speech(np.tile(second, 3))  # heard: Spanish
+    assert model.asked == [None, None, None]
+    await worker.transcribe(second, window_s=3.0)
+    await worker.transcribe_speech(second)
+    assert model.asked[3:] == ["es", "es"]
+    ends()
+    model.asked.clear()
+    worker.dictating()
+    await worker.transcribe_speech(second)
+    assert model.asked == [None]  # a new dictation listens again
+    await worker.close()
 
 
 async def test_idle_worker_leaves_no_timer_to_wake_the_daemon(fake_model, monkeypatch):

@@ -164,7 +164,7 @@ def _build_features(
             FinalPass(worker),
             SileroVAD(cfg.vad) if cfg.vad.enabled else None,
             events,
-            hold_files=worker.hold_files,
+            dictating=worker.dictating,
             capture=partial(CaptureFile, SAMPLE_RATE),
         )
 

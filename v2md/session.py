@@ -99,7 +99,7 @@ class LiveSession:
         vad: VoiceDetector | None,
         events: SessionEvents,
         *,
-        hold_files: Callable[[], Callable[[], None]] | None = None,
+        dictating: Callable[[], Callable[[], None]] | None = None,
         capture: Callable[[], CaptureFile] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -110,8 +110,8 @@ class LiveSession:
         self._vad = vad
         self._events = events
         self._clock = clock
-        self._hold_files = hold_files
-        self._release_files: Callable[[], None] | None = None
+        self._dictating = dictating
+        self._dictation_ends: Callable[[], None] | None = None
         self._new_capture = capture
         self._capture: CaptureFile | None = None
         # Runs the VAD and writes the capture file, in the order the audio came.
@@ -155,9 +155,9 @@ class LiveSession:
 
     async def start(self) -> None:
         """Open the source (off the loop: devices can be slow) and start pumping; file
-        transcription waits until this recording ends (``hold_files``)."""
-        if self._hold_files is not None:
-            self._release_files = self._hold_files()
+        transcription waits until this recording ends (``dictating``)."""
+        if self._dictating is not None:
+            self._dictation_ends = self._dictating()
         try:
             await asyncio.get_running_loop().run_in_executor(None, self.source.start)
         except Exception:
@@ -238,8 +238,9 @@ class LiveSession:
 
     def _close(self) -> None:
         self._ending = True
-        if self._release_files is not None:
-            self._release_files()
+        ends, self._dictation_ends = self._dictation_ends, None
+        if ends is not None:
+            ends()
         self.source.close()
         self._vad_thread.shutdown(wait=False, cancel_futures=True)
         if self.speech_active:

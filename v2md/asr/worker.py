@@ -61,6 +61,9 @@ PSI_TRIGGER = b"some 100000 2000000\0"
 # runs on past the speech, repeating it in words stamped at one instant: over 184
 # streaming decodes of espeak speech, 573 such words with 0.5 s, 191 with 2 s.
 WINDOW_MARGIN_S = 2.0
+# Speech a dictation's final decode must have for the language it heard to be kept for the
+# rest of the dictation: a word or two is too little to tell a language by.
+KEEP_LANGUAGE_AFTER_S = 2.0
 
 
 def system_memory_percent() -> float:
@@ -110,6 +113,8 @@ class WhisperWorker:
         self._idle_timer: asyncio.TimerHandle | None = None
         self._stall_watch: Callable[[], None] | None = None
         self._language = cfg.language
+        self._dictating = False
+        self._heard: str | None = None  # the language of the dictation in progress, once heard
         self.model_name = self._spec.display_name
         if self._final_spec is not None:
             self.model_name += f", final text {self._final_spec.display_name}"
@@ -256,7 +261,7 @@ class WhisperWorker:
         # the token budget ends (191 such words in 184 decodes of espeak speech, 69 with).
         options = DecodeOptions(
             beam_size=1,  # live text is greedy: [whisper] beam_size is for final text
-            language=self._decode_language(),
+            language=self._decode_language(dictation=True),
             initial_prompt=initial_prompt or None,
             hotwords=self._cfg.hotwords or None,
             word_timestamps=True,
@@ -279,11 +284,22 @@ class WhisperWorker:
         ]
         return _before_runaway(words)
 
-    def hold_files(self) -> Callable[[], None]:
-        """Pause file transcription while someone dictates; call the result to resume it.
-        A dictation's decodes then never wait behind a file window (measured: Stop took
-        up to 6.2 s during a long TranscribeFile when file windows ran between them)."""
-        return self._inference.hold_files()
+    def dictating(self) -> Callable[[], None]:
+        """A dictation begins; call the result when it ends. Meanwhile file transcription
+        waits, so a dictation's decodes never wait behind a file window (measured: Stop took
+        up to 6.2 s during a long TranscribeFile when file windows ran between them). Where
+        Language is auto, the language the dictation's first final decode of at least
+        KEEP_LANGUAGE_AFTER_S heard is kept for the rest of it: detecting it runs a full 30 s
+        encoder window at every decode (base on Spanish speech: Stop 2.0 s after the last
+        word, 1.3 s for the last utterance alone; benchmarks/README.md)."""
+        release_files = self._inference.hold_files()
+        self._dictating, self._heard = True, None
+
+        def end() -> None:
+            self._dictating, self._heard = False, None
+            release_files()
+
+        return end
 
     async def transcribe_speech(self, audio: np.ndarray) -> str:
         """Decode complete speech the way a file is decoded (long silences skipped), in one
@@ -303,20 +319,22 @@ class WhisperWorker:
         seconds = audio.size / SAMPLE_RATE
         frames = models.window_frames(0.0, audio.size, WINDOW_MARGIN_S)
         if frames < models.FULL_WINDOW_FRAMES:
-            options = self._file_options(max_new_tokens=_token_budget(seconds))
+            options = self._file_options(max_new_tokens=_token_budget(seconds), dictation=True)
 
             def decode(model: models.WindowedWhisperModel) -> tuple[list[str], str]:
                 found = model.segments(audio, frames, None, options)
                 return [segment.text for segment in found], model.language
 
         else:
-            options = self._file_options()
+            options = self._file_options(dictation=True)
 
             def decode(model: models.WindowedWhisperModel) -> tuple[list[str], str]:
                 return [text for text, _end in model.windows(audio, options)], model.language
 
         texts, language = await self._run(Priority.FINAL, decode)
         self._on_language(language)  # detected, where Language is auto
+        if self._dictating and self._heard is None and seconds >= KEEP_LANGUAGE_AFTER_S:
+            self._heard = language
         return "".join(texts).strip()
 
     async def transcribe_file(
@@ -344,12 +362,15 @@ class WhisperWorker:
             at(end_s)
         return "".join(pieces).strip()
 
-    def _file_options(self, max_new_tokens: int | None = None) -> DecodeOptions:
-        """Options for complete speech: long silences skipped by faster-whisper's VAD."""
+    def _file_options(
+        self, max_new_tokens: int | None = None, *, dictation: bool = False
+    ) -> DecodeOptions:
+        """Options for complete speech, a file's or (``dictation``) a dictation's final
+        text: long silences skipped by faster-whisper's VAD."""
         prompt = " ".join(p for p in (self._cfg.initial_prompt, self._bias(self._language)) if p)
         return DecodeOptions(
             beam_size=self._cfg.beam_size,  # final text's; live decodes are greedy
-            language=self._decode_language(),
+            language=self._decode_language(dictation=dictation),
             initial_prompt=prompt or None,
             hotwords=self._cfg.hotwords or None,
             word_timestamps=False,
@@ -357,9 +378,13 @@ class WhisperWorker:
             max_new_tokens=max_new_tokens,
         )
 
-    def _decode_language(self) -> str | None:
-        """The language to decode in; None where it is to be detected."""
+    def _decode_language(self, *, dictation: bool = False) -> str | None:
+        """The language to decode in; None where it is to be detected. A dictation's
+        decodes keep the language it was heard in (see ``dictating``); a file's detect
+        their own."""
         language: str | None = None if self._language == "auto" else self._language
+        if language is None and dictation:
+            language = self._heard
         if language is None and self._final_spec is not None and self.english_only:
             # An English-only live model beside a multilingual final one (tiny.en, base):
             # the speech is English, and detecting it would cost each final decode a full

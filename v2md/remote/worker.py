@@ -150,11 +150,12 @@ class RemoteWorker:
             )
         return self._local
 
-    def hold_files(self) -> Callable[[], None]:
-        """Pause local file decoding while someone dictates (a file that fell back to it)."""
+    def dictating(self) -> Callable[[], None]:
+        """A dictation begins (see ``WhisperWorker.dictating``): the local model's file
+        decoding waits, and its decodes keep the language heard."""
         if self._local is None:
             return lambda: None
-        return self._local.hold_files()
+        return self._local.dictating()
 
     async def load(self) -> None:
         """Load the local model and ask the server what it serves, side by side; once
