@@ -21,7 +21,7 @@ says what the rules did.
   and 200 words and 10 replacements in the vocabulary.
 
     python benchmarks/commands_bench.py [--languages en es de fr it]
-        [--parts commands names stop] [--repeats 500]
+        [--parts commands names stop] [--repeats 200]
 """
 
 from __future__ import annotations
@@ -412,7 +412,7 @@ def main() -> None:
     parser.add_argument("--languages", nargs="*", default=["en", "es", "de", "fr", "it"])
     parts = ["commands", "names", "stop"]
     parser.add_argument("--parts", nargs="*", default=parts, choices=parts)
-    parser.add_argument("--repeats", type=int, default=500)
+    parser.add_argument("--repeats", type=int, default=200)
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     print(f"{now()}, load {load()} before")
