@@ -148,6 +148,7 @@ class Commands:
     prose: int
     false_commands: int  # prose sentences the rules changed
     prose_word_decoded: int  # prose decodes that hold the command word
+    wer: float  # word errors of the command sentences, punctuation aside (%)
     report: list[str]
 
 
@@ -202,6 +203,8 @@ async def command_accuracy(parts: Parts, language: str, folder: Path) -> Command
         for (want, got), ok in zip(pairs, done, strict=True)
     ]
     changed, kept, prose_lines = await prose_changed(parts, language, folder)
+    words = [len(speech.normalise(want)) for want, _got in pairs]
+    errors = sum(speech.wer(want, got) * n for (want, got), n in zip(pairs, words, strict=True))
     return Commands(
         language,
         len(pairs),
@@ -210,6 +213,7 @@ async def command_accuracy(parts: Parts, language: str, folder: Path) -> Command
         len(dictated.PROSE_BY_LANGUAGE[language]),
         changed,
         kept,
+        errors / sum(words),
         lines + prose_lines,
     )
 
@@ -328,14 +332,18 @@ def percent(part: int, whole: int) -> str:
 
 
 def print_commands(rows: list[Commands]) -> None:
-    print("| language | model | commands exact | commands carried out | prose: false commands |")
-    print("|---|---|---|---|---|")
+    print(
+        "| language | model | commands exact | commands carried out | word errors "
+        "| prose: false commands |"
+    )
+    print("|---|---|---|---|---|---|")
     for r in rows:
         code = r.language
         model = "tiny.en, Language auto" if code == "en" else f"base, Language {code}"
         print(
             f"| {code} | {model} | {percent(r.exact, r.sentences)} "
-            f"| {percent(r.carried_out, r.sentences)} | {r.false_commands} of {r.prose} "
+            f"| {percent(r.carried_out, r.sentences)} | {r.wer:.0f} % "
+            f"| {r.false_commands} of {r.prose} "
             f"(the command word decoded in {r.prose_word_decoded}) |"
         )
 
