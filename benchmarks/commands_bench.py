@@ -58,7 +58,7 @@ from v2md.text.vocabulary import FILE_NAME, Vocabulary  # noqa: E402
 from v2md.workflow import RecordingWorkflow  # noqa: E402
 
 MODELS = {"en": ("tiny.en", "auto")}  # the others: base, with their language set
-# How Whisper wrote the names before AddWord (tests/test_vocabulary_live.py), for the Stop text.
+# Near misses tiny.en wrote for the names (tests/test_vocabulary_live.py), for the Stop text.
 MISHEARD = {"Zorblax": "Norblax", "Quintaro": "Quinn Taro", "Velmira": "Melmira"}
 MISHEARD |= {"Kubrexa": "Calibrexa", "Snarkplex": "Sarkplex", "Yselda Vorhaus": "warehouse"}
 REPLACEMENTS = (
