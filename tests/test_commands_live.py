@@ -8,7 +8,6 @@ The daemon runs as a user has it: the bundled English model, Language auto, comm
 from __future__ import annotations
 
 import asyncio
-import re
 import signal
 import sqlite3
 import time
@@ -17,8 +16,8 @@ import dictated
 import numpy as np
 import pytest
 import speech
+from dictated import NAMES, carried_out
 from harness import STOP_AFTER_PAUSE_S, Watch, assert_eventually, running_daemon
-from test_vocabulary_live import NAMES
 
 from v2md.asr.models import whole_words
 from v2md.text.commands import apply, load_table
@@ -36,28 +35,6 @@ pytestmark = pytest.mark.slow
 # none was taken from prose. The bounds leave room for another CPU's kernels.
 MIN_EXACT = 25
 MIN_CARRIED_OUT = 35
-
-# The marks and breaks commands write, in the order the user sees them.
-_MARKS = re.compile(r"[.,;:?!“”()\n]")
-
-
-def marks(text: str) -> list[str]:
-    return _MARKS.findall(text)
-
-
-def command_words_left(text: str, expected: str) -> list[str]:
-    """Command phrases written out as words where the expected text has none of them."""
-    table = load_table("en")
-    assert table is not None
-    said = " ".join(speech.normalise(text))
-    meant = " ".join(speech.normalise(expected))
-    phrases = {" ".join(c.words) for same in table.commands.values() for c in same}
-    return sorted(p for p in phrases if f" {p} " in f" {said} " and f" {p} " not in f" {meant} ")
-
-
-def carried_out(text: str, expected: str) -> bool:
-    """Every command did what it says, whatever Whisper made of the other words."""
-    return marks(text) == marks(expected) and not command_words_left(text, expected)
 
 
 @pytest.fixture(scope="module")

@@ -11,24 +11,13 @@ import sys
 import pytest
 import speech
 from dbus_fast import DBusError
+from dictated import NAMES, name_error_rate, name_errors
 from harness import ROOT, running_daemon
 
 from v2md import INTERFACE
 from v2md.errors import ERROR_PREFIX
 
 pytestmark = pytest.mark.slow
-
-# (sentence spoken by espeak-ng, the made-up names and jargon in it)
-NAMES = (
-    ("Send the report to Zorblax Quintaro.", "Zorblax Quintaro"),
-    ("Ask Velmira Droskov about the budget.", "Velmira Droskov"),
-    ("The Kubrexa server is down again.", "Kubrexa"),
-    ("We deploy with Snarkplex every Monday.", "Snarkplex"),
-    ("Our client Quibbleton signed the contract.", "Quibbleton"),
-    ("The new Flumitron sensor arrived today.", "Flumitron"),
-    ("Meet Yselda Vorhaus at the station.", "Yselda Vorhaus"),
-    ("Please restart the Gravimond cluster tonight.", "Gravimond"),
-)
 
 # Measured with tiny.en (2 cores, AVX2 kernels) on espeak-ng's voice: before, none of the
 # 11 name words spelled right (100 % error). After AddWord, Whisper alone gets 5 or 6 of 11
@@ -40,18 +29,6 @@ NAMES = (
 # bounds leave two words, and two sentences, of room for another CPU's kernels.
 MAX_NAME_ERRORS_AFTER = 46.0  # percent of the name words
 MIN_SENTENCES_RIGHT_AFTER = 4  # of 8: every name in the sentence spelled right
-
-
-def name_errors(name: str, text: str) -> int:
-    """The words of ``name`` not in ``text`` as written (case and spelling count)."""
-    written = set(text.replace(".", " ").replace(",", " ").split())
-    return sum(word not in written for word in name.split())
-
-
-def name_error_rate(texts: list[str]) -> float:
-    words = sum(len(name.split()) for _said, name in NAMES)
-    wrong = sum(name_errors(name, text) for (_said, name), text in zip(NAMES, texts, strict=True))
-    return 100.0 * wrong / words
 
 
 @pytest.fixture(scope="module")

@@ -11,8 +11,9 @@ paused next to it. Whisper writes the pauses it hears as punctuation, so a
 phrase is a command when punctuation (or the end of the text) comes right
 before or after it, and not after an article or similar ("a full stop"). A
 hyphenated word is never a command, and "literal" before a phrase writes its
-words. ``benchmarks/commands_bench.py`` measures that rule against the others
-on dictated commands and on prose.
+words. ``benchmarks/commands_bench.py`` measures the rules on dictated commands
+(exact text, commands carried out) and on prose with the command words (false
+commands), in each language of the tables, and what they add to a Stop.
 
 Whisper mishears a command now and then ("Andclamation mark", "peer it"): a run of words
 set off by pauses on both sides that is a near miss of a phrase (``nearmiss.py``) is that
@@ -283,7 +284,8 @@ def _paused(
     """Whether the speaker paused at a command: punctuation before it, or for a command that
     does not end the word before (a line break, an opening quote, "scratch that"), the
     start of the text or punctuation after it. Punctuation after a mark is not enough:
-    prose has "after a short period, we left" (measured in benchmarks/commands_bench.py)."""
+    prose has "after a short period, we left" (benchmarks/commands_bench.py counts the false
+    commands on prose)."""
     if gap_before.strip():
         return True
     if match.command.kind is Kind.PUNCTUATION:
