@@ -123,6 +123,17 @@ def test_near_misses_elsewhere_are_words(en, lexicon, text):
     assert apply(text, en, lexicon) == text
 
 
+@pytest.mark.parametrize(
+    ("language", "text"),
+    [
+        ("de", "Wir planen, ein neuer Absatz, im Text."),
+        ("it", "Scrivo, un nuovo paragrafo, domani."),
+    ],
+)
+def test_an_article_before_a_near_miss_keeps_it_words(lexicon, language, text):
+    assert apply(text, load_table(language), lexicon) == text
+
+
 @pytest.mark.parametrize("language", LANGUAGES)
 def test_every_language_has_every_kind_of_command(language):
     table = load_table(language)

@@ -361,7 +361,9 @@ class RecordingWorkflow:
     ) -> str:
         """Transcribe a file on the same worker; the worker validates the path and the audio
         and tells ``on_progress`` the fraction decoded."""
-        return self._shaped(await self._f.worker.transcribe_file(path, on_progress))
+        text = await self._f.worker.transcribe_file(path, on_progress)
+        # Off the loop: near misses of a long vocabulary over an hour's text take seconds.
+        return await asyncio.to_thread(self._shaped, text)
 
     def _shaped(self, text: str) -> str:
         """Decoded text as the user gets it: spoken commands carried out."""

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from v2md.errors import InvalidArgumentError
-from v2md.text.nearmiss import Lexicon, key, nearest
+from v2md.text.nearmiss import Lexicon, Targets, key
 
 log = logging.getLogger(__name__)
 
@@ -73,16 +73,37 @@ class Table:
     words_before: frozenset[str] = frozenset()
     # First word of a phrase -> its commands, longest first.
     commands: dict[str, list[Command]] = field(default_factory=dict)
+    # Runs of n words -> the phrases they may be near misses of (near_misses).
+    _near: dict[int, tuple[list[Command], Targets]] = field(
+        default_factory=dict, repr=False, compare=False
+    )
 
     def add(self, phrase: str, kind: Kind, written: str) -> None:
         words = tuple(w.casefold() for w in _WORD.findall(phrase))
         if not words:
             raise ValueError(f"{phrase!r} has no words")
+        self._near.clear()
         same = self.commands.setdefault(words[0], [])
         same[:] = [c for c in same if c.words != words]
         if written or kind is Kind.SCRATCH:
             same.append(Command(words, kind, written))
             same.sort(key=lambda c: -len(c.words))
+
+    def near_misses(self, words: int) -> tuple[list[Command], Targets]:
+        """The commands a run of ``words`` words may be a near miss of (phrases of one word
+        fewer to one more), and their search, whose memo lasts as long as the table."""
+        if words not in self._near:
+            commands = [c for same in self.commands.values() for c in same]
+            keys = [
+                key("".join(c.words)) if abs(len(c.words) - words) <= 1 else "" for c in commands
+            ]
+            self._near[words] = (commands, Targets(keys, NEAR_MISS_RATIO, NEAR_MISS_LETTERS))
+        return self._near[words]
+
+    @property
+    def longest(self) -> int:
+        """The most words a phrase has."""
+        return max((len(c.words) for same in self.commands.values() for c in same), default=0)
 
 
 def table_path(directory: Path, language: str) -> Path:
@@ -200,10 +221,8 @@ class _NearMisses:
     def __init__(self, text: str, words: list[re.Match[str]], table: Table) -> None:
         self._text = text
         self._words = words
-        self._commands = [c for same in table.commands.values() for c in same]
-        self._keys = [key("".join(c.words)) for c in self._commands]
-        self._longest = max((len(c.words) for c in self._commands), default=0) + 1
-        self._known: dict[tuple[str, int], tuple[int, float] | None] = {}  # by (key, words)
+        self._table = table
+        self._longest = table.longest + 1
 
     def _set_off(self, start: int, end: int) -> bool:
         """Whether pause marks (or the text's ends) come right before and after."""
@@ -223,16 +242,12 @@ class _NearMisses:
             run = words[first : last + 1]
             if len(run) == 1 and lexicon.common(run[0].group()):
                 continue  # a word the decoder meant
-            heard = (key("".join(w.group() for w in run)), len(run))
-            if heard not in self._known:
-                keys = [
-                    k if abs(len(c.words) - heard[1]) <= 1 else ""
-                    for c, k in zip(self._commands, self._keys, strict=True)
-                ]
-                self._known[heard] = nearest(heard[0], keys, NEAR_MISS_RATIO, NEAR_MISS_LETTERS)
-            found = self._known[heard]
+            if run[0].group().casefold() in self._table.words_before:
+                break  # "ein neuer Absatz": the article keeps it words, as for an exact phrase
+            commands, targets = self._table.near_misses(len(run))
+            found = targets.nearest(key("".join(w.group() for w in run)))
             if found is not None and (best is None or found[1] < best[1]):
-                command = self._commands[found[0]]
+                command = commands[found[0]]
                 best = (_Match(run[0].start(), run[-1].end(), command, first, last), found[1])
         return best[0] if best is not None else None
 

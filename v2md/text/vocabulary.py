@@ -25,7 +25,7 @@ import unicodedata
 from pathlib import Path
 
 from v2md.errors import InvalidArgumentError, StorageError
-from v2md.text.nearmiss import Lexicon, key, nearest
+from v2md.text.nearmiss import Lexicon, Targets, key
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +68,8 @@ class Vocabulary:
         self._words: list[str] = []
         self._replacements: dict[str, tuple[str, str]] = {}  # folded heard -> (heard, written)
         self._pattern: re.Pattern[str] | None = None
+        # The words the near-miss search was built for, and what it built (_near_misses).
+        self._near: tuple[list[str], dict[str, tuple[str, int]], dict[int, Targets]] | None = None
         self._load()
 
     def _load(self) -> None:
@@ -193,19 +195,8 @@ class Vocabulary:
         is never a near miss; with no lexicon, nothing is."""
         if not lexicon or not self._words:
             return text
-        targets: dict[str, tuple[str, int]] = {}  # key -> (written, words)
-        for word in self._words:
-            parts = word.split()
-            targets.setdefault(key(word), (word, len(parts)))
-            for part in parts if len(parts) > 1 else ():
-                targets.setdefault(key(part), (part, 1))
-        longest = max(n for _w, n in targets.values()) + 1
-        # The keys a run of n words may be a near miss of: words of n - 1 to n + 1 words.
-        sized = {
-            n: [k for k, (_w, m) in targets.items() if k and abs(m - n) <= 1]
-            for n in range(1, longest + 1)
-        }
-        known: dict[tuple[str, int], tuple[str, float] | None] = {}  # (run key, n) -> match
+        targets, sized = self._near_misses()
+        longest = max(sized)
         words = list(_WORD.finditer(text))
         found: list[tuple[float, int, int, str]] = []  # (distance per letter, first, last, word)
         for first in range(len(words)):
@@ -215,16 +206,11 @@ class Vocabulary:
                 run = words[first : last + 1]
                 if all(lexicon.common(w.group()) for w in run):
                     continue
-                heard = (key("".join(w.group() for w in run)), len(run))
-                if heard not in known:
-                    near = sized[len(run)]
-                    best = nearest(heard[0], near, NEAR_MISS_RATIO, NEAR_MISS_LETTERS, whole=True)
-                    known[heard] = (
-                        None if best is None else (near[best[0]], best[1] / len(near[best[0]]))
-                    )
-                match = known[heard]
-                if match is not None:
-                    found.append((match[1], first, last, targets[match[0]][0]))
+                near = sized[len(run)]
+                best = near.nearest(key("".join(w.group() for w in run)))
+                if best is not None:
+                    matched = near.keys[best[0]]
+                    found.append((best[1] / len(matched), first, last, targets[matched][0]))
         taken: set[int] = set()
         chosen: list[tuple[int, int, str]] = []
         for _apart, first, last, written in sorted(found):
@@ -235,3 +221,27 @@ class Vocabulary:
         for start, end, written in sorted(chosen, reverse=True):
             text = text[:start] + written + text[end:]
         return text
+
+    def _near_misses(self) -> tuple[dict[str, tuple[str, int]], dict[int, Targets]]:
+        """Each word's key (and each part's, for a word of several) -> (as written, words);
+        and for runs of n words, the keys of words of n - 1 to n + 1 words. Built again only
+        when the words change, so their memo of runs lasts from one update to the next."""
+        if self._near is None or self._near[0] != self._words:
+            targets: dict[str, tuple[str, int]] = {}
+            for word in self._words:
+                parts = word.split()
+                targets.setdefault(key(word), (word, len(parts)))
+                for part in parts if len(parts) > 1 else ():
+                    targets.setdefault(key(part), (part, 1))
+            longest = max(n for _w, n in targets.values()) + 1
+            sized = {
+                n: Targets(
+                    [k for k, (_w, m) in targets.items() if k and abs(m - n) <= 1],
+                    NEAR_MISS_RATIO,
+                    NEAR_MISS_LETTERS,
+                    whole=True,
+                )
+                for n in range(1, longest + 1)
+            }
+            self._near = (list(self._words), targets, sized)
+        return self._near[1], self._near[2]
