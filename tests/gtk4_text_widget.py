@@ -13,7 +13,7 @@ import gi
 gi.require_version("Gtk", "4.0")
 gi.require_version("Gdk", "4.0")
 from gi.repository import Gdk, GLib, Gtk  # noqa: E402
-from gtk_widget_commands import obey, report  # noqa: E402
+from gtk_widget_commands import obey, report, report_text  # noqa: E402
 
 FIELDS = ("first", "second")
 
@@ -25,14 +25,7 @@ def main() -> None:
     views = {}
     for name in FIELDS:
         view = Gtk.TextView(vexpand=True, wrap_mode=Gtk.WrapMode.WORD_CHAR)
-        buffer = view.get_buffer()
-        buffer.connect(
-            "changed",
-            lambda b, n=name: report(
-                "changed", n, b.get_text(b.get_start_iter(), b.get_end_iter(), True)
-            ),
-        )
-        view.connect("preedit-changed", lambda _v, text, n=name: report("preedit", n, text))
+        report_text(view, name)
         focus = Gtk.EventControllerFocus()
         focus.connect("enter", lambda _c, n=name: report("focus", n))
         view.add_controller(focus)

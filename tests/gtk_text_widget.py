@@ -17,7 +17,7 @@ import gi
 gi.require_version("Gtk", "3.0")
 gi.require_version("Gdk", "3.0")
 from gi.repository import Gdk, Gtk  # noqa: E402
-from gtk_widget_commands import obey, report  # noqa: E402
+from gtk_widget_commands import obey, report, report_text  # noqa: E402
 
 FIELDS = ("first", "second")
 
@@ -28,14 +28,7 @@ def main() -> None:
     views = {}
     for name in FIELDS:
         view = Gtk.TextView(wrap_mode=Gtk.WrapMode.WORD_CHAR)
-        buffer = view.get_buffer()
-        buffer.connect(
-            "changed",
-            lambda b, n=name: report(
-                "changed", n, b.get_text(b.get_start_iter(), b.get_end_iter(), True)
-            ),
-        )
-        view.connect("preedit-changed", lambda _v, text, n=name: report("preedit", n, text))
+        report_text(view, name)
         view.connect("focus-in-event", lambda _v, _e, n=name: report("focus", n) or False)
         view.connect("key-press-event", lambda _v, e, n=name: report("key", n, e.keyval) or False)
         box.pack_start(view, True, True, 0)

@@ -13,6 +13,15 @@ def report(*items) -> None:
     print(json.dumps([time.monotonic(), *items]), flush=True)
 
 
+def report_text(view, name: str) -> None:
+    """Report each change of ``view``'s contents and of its input method's preedit."""
+    view.get_buffer().connect(
+        "changed",
+        lambda b: report("changed", name, b.get_text(b.get_start_iter(), b.get_end_iter(), True)),
+    )
+    view.connect("preedit-changed", lambda _v, text: report("preedit", name, text))
+
+
 def obey(views: dict, *, quit, remove) -> None:
     """Carry out stdin's commands on ``views`` (the fields by name) from the main loop;
     ``quit`` ends the loop, ``remove(view)`` takes a field out of its window."""

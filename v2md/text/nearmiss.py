@@ -51,16 +51,10 @@ def _indels(word: str) -> list[float]:
     ]
 
 
-def distance(a: str, b: str, limit: float = float("inf")) -> float:
-    """The weighted edit distance between two keys; anything over ``limit`` may come back
-    as just over it (the search stops early)."""
-    if abs(len(a) - len(b)) * _CHEAP > limit:
-        return limit + 1
-    return _distance(a, b, _indels(a), _indels(b), limit)
-
-
-def _distance(a: str, b: str, drop_a: list[float], drop_b: list[float], limit: float) -> float:
-    """``distance`` with each key's letter costs (``_indels``) worked out already."""
+def distance(a: str, b: str, drop_a: list[float], drop_b: list[float], limit: float) -> float:
+    """The weighted edit distance between two keys, given each one's letter costs
+    (``_indels``); anything over ``limit`` may come back as just over it (the search stops
+    early)."""
     previous = [0.0]
     for cost in drop_b:
         previous.append(previous[-1] + cost)
@@ -148,7 +142,7 @@ class Targets:
             shared = sum(min(n, its_letters[c]) for c, n in letters)
             if _CHEAP * max(len(run), len(target)) - _CHEAP * shared > limit:
                 continue
-            found = _distance(run, target, drop_run, drop_target, limit)
+            found = distance(run, target, drop_run, drop_target, limit)
             if found > limit:
                 continue
             if best is None or found < best[1]:
