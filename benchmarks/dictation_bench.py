@@ -209,13 +209,15 @@ async def transcribe_file(address: str, wav: Path) -> str:
 
 
 async def floor_ms(config: str, audio: np.ndarray, repeats: int = 3) -> float:
-    """Decode ``audio`` alone with the config's final model and options (p50 of repeats)."""
+    """Decode ``audio`` alone with the config's final model and options (p50 of repeats),
+    in the language the first decode heard, as a dictation keeps it."""
     from v2md.asr.worker import WhisperWorker
     from v2md.config import WhisperConfig
 
     worker = WhisperWorker(WhisperConfig(**CONFIGS[config]))
+    worker.dictating()
     try:
-        await worker.transcribe_speech(audio)  # load and warm up
+        await worker.transcribe_speech(audio)  # load, warm up and hear the language
         times = []
         for _ in range(repeats):
             t0 = time.perf_counter()
