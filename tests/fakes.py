@@ -470,11 +470,10 @@ class FakeEngine:
 
 
 class FakeModel:
-    """A loaded model that decodes instantly: live text hears one word from 0 s to
-    ``live_word_s`` (none where that is 0); a file's every block is three segments, ending
-    at its quarters (" part 1" .. " part 3"), and the seconds of each block are kept in
-    ``blocks_s``. Where no language is asked for, it hears ``heard``; ``asked`` keeps the
-    language each decode was asked for."""
+    """A loaded model that decodes instantly: live text hears nothing; a file's every
+    block is three segments, ending at its quarters (" part 1" .. " part 3"), and the
+    seconds of each block are kept in ``blocks_s``. Where no language is asked for, it
+    hears ``heard``; ``asked`` keeps the language each decode was asked for."""
 
     encoder_frames = 3000
     model = SimpleNamespace(device="cpu", compute_type="int8", is_multilingual=True)
@@ -484,7 +483,6 @@ class FakeModel:
         self.heard = heard
         self.asked: list[str | None] = []
         self.language = ""
-        self.live_word_s = 0.0
 
     def _decode(self, options: DecodeOptions) -> None:
         self.asked.append(options.language)
@@ -494,10 +492,7 @@ class FakeModel:
         self, audio: Audio, frames: int, max_windows: int | None, options: DecodeOptions
     ) -> list[object]:
         self._decode(options)
-        if not self.live_word_s:
-            return []
-        word = SimpleNamespace(start=0.0, end=self.live_word_s, word=" word")
-        return [SimpleNamespace(text=word.word, words=[word])]
+        return []
 
     def windows(self, audio: Audio, options: DecodeOptions) -> Iterator[tuple[str, float]]:
         self._decode(options)

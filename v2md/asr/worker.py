@@ -61,7 +61,7 @@ PSI_TRIGGER = b"some 100000 2000000\0"
 # runs on past the speech, repeating it in words stamped at one instant: over 184
 # streaming decodes of espeak speech, 573 such words with 0.5 s, 191 with 2 s.
 WINDOW_MARGIN_S = 2.0
-# Speech a dictation's decode must have heard for the language it found to be kept for the
+# Speech a dictation's final decode must have for the language it heard to be kept for the
 # rest of the dictation: a word or two is too little to tell a language by.
 KEEP_LANGUAGE_AFTER_S = 2.0
 
@@ -274,26 +274,24 @@ class WhisperWorker:
         # the audio's, the half-heard edge the next update decodes anyway. Measured on the
         # accuracy test's streaming: 85% of decodes did, for 24% of the CPU and no word.
         windows = 1 if window_s is not None else None
-
-        def decode(model: models.WindowedWhisperModel) -> tuple[list[Any], str]:
-            return model.segments(audio, frames, windows, options), model.language
-
-        segments, language = await self._run(Priority.LIVE, decode, final=False)
+        segments = await self._run(
+            Priority.LIVE,
+            lambda model: model.segments(audio, frames, windows, options),
+            final=False,
+        )
         words = [
             Word(float(w.start), float(w.end), w.word) for seg in segments for w in seg.words or ()
         ]
-        if words:  # a live decode's audio may begin with silence: its words say the speech
-            self._keep_language(language, words[-1].end - words[0].start)
         return _before_runaway(words)
 
     def dictating(self) -> Callable[[], None]:
         """A dictation begins; call the result when it ends. Meanwhile file transcription
         waits, so a dictation's decodes never wait behind a file window (measured: Stop took
         up to 6.2 s during a long TranscribeFile when file windows ran between them). Where
-        Language is auto, the language its first decode (live or final) of at least
-        KEEP_LANGUAGE_AFTER_S of speech heard is kept for the rest of it: detecting it runs a
-        full 30 s encoder window at every decode (base on Spanish speech: Stop 2.0 s after the
-        last word, 1.3 s for the last utterance alone; benchmarks/README.md)."""
+        Language is auto, the language the dictation's first final decode of at least
+        KEEP_LANGUAGE_AFTER_S heard is kept for the rest of it: detecting it runs a full 30 s
+        encoder window at every decode (base on Spanish speech: Stop 2.0 s after the last
+        word, 1.3 s for the last utterance alone; benchmarks/README.md)."""
         release_files = self._inference.hold_files()
         self._dictating, self._heard = True, None
 
@@ -335,14 +333,9 @@ class WhisperWorker:
 
         texts, language = await self._run(Priority.FINAL, decode)
         self._on_language(language)  # detected, where Language is auto
-        self._keep_language(language, seconds)
-        return "".join(texts).strip()
-
-    def _keep_language(self, language: str, speech_s: float) -> None:
-        """A dictation's decode heard ``language`` in ``speech_s`` of speech: the first one
-        to hear enough decides the language of the rest of it (see ``dictating``)."""
-        if self._dictating and self._heard is None and speech_s >= KEEP_LANGUAGE_AFTER_S:
+        if self._dictating and self._heard is None and seconds >= KEEP_LANGUAGE_AFTER_S:
             self._heard = language
+        return "".join(texts).strip()
 
     async def transcribe_file(
         self, path: str | Path, on_progress: Callable[[float], None] | None = None
