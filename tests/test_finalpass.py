@@ -174,6 +174,45 @@ async def test_decodes_that_respell_a_word_still_settle_and_lose_or_double_no_ot
     assert max(decoder.decoded) <= 12 * SAMPLE_RATE
 
 
+async def test_speech_that_runs_on_past_a_pause_confirms_the_text_before_it():
+    """An utterance spoken without a breath gives no pause at which to settle the one
+    before it: once it has run on 2 s, a decode in mid speech confirms that text, so a
+    Stop right after the long utterance decodes it alone, not both."""
+    decoder = spelling()
+    recording = Recording(FinalPass(decoder))
+    await recording.sentence()  # decoded up to its pause; nothing has confirmed it yet
+    assert recording.final.settled_text == ""
+    recording.speak(1)  # 1.4 s past the pause: too soon to tell
+    assert not recording.final.confirm_due(recording.samples)
+    recording.speak(2)
+    assert recording.final.confirm_due(recording.samples)
+    await recording.final.confirm(recording.samples)
+    assert recording.final.settled_text == said(8)
+    assert not recording.final.confirm_due(recording.samples)
+    end = recording.speak(13)  # 16 words without a breath, and Stop at once
+    assert await recording.final.finish(end) == said(24)
+    assert decoder.decoded[-1] <= 9.5 * SAMPLE_RATE  # the long utterance and its lead-in
+
+
+async def test_a_confirmation_that_disagrees_is_tried_once_and_loses_no_word():
+    speller = Speller()
+
+    def hears_it_otherwise(audio: np.ndarray) -> str:  # every decode after the first
+        words = speller(audio).split()
+        return " ".join(words if speller.decodes == 1 else reversed(words))
+
+    recording = Recording(FinalPass(FakeWorker(hears_it_otherwise)))
+    await recording.sentence()
+    recording.speak(5)
+    assert recording.final.confirm_due(recording.samples)
+    await recording.final.confirm(recording.samples)
+    assert recording.final.settled_text == ""
+    recording.speak(10)
+    assert not recording.final.confirm_due(recording.samples)  # once per pause
+    text = await recording.final.finish(recording.samples)
+    assert sorted(text.split()) == sorted(said(recording.words).split())
+
+
 async def test_silence_before_speech_is_dropped_but_a_lead_in_is_kept():
     decoder = spelling()
     final = FinalPass(decoder)
@@ -328,6 +367,24 @@ async def test_text_settles_at_a_breath_too_short_for_the_vad_to_call_a_pause():
         assert vad.speech_active  # the VAD never heard a pause
     assert await live.finish() == said(48)
     assert max(decoder.decoded) <= 9 * SAMPLE_RATE  # two sentences and their breaths
+
+
+async def test_a_stop_after_a_long_utterance_decodes_it_alone():
+    """Through the session: a sentence, a pause, then 8 s of speech without a breath; the
+    text before the pause is confirmed while the long one is spoken."""
+    decoder = spelling()
+    source = FakeSource()
+    final = FinalPass(decoder)
+    vad = FakeVAD(hangover_ms=300)
+    live = LiveSession(Config(), source, FakeStream(live=False), final, vad, FakeSessionEvents())
+    await live.start()
+    audio = np.concatenate([spoken(0, 8), pause(1.0), spoken(8, 16)])
+    for chunk in np.split(audio, audio.size // (SAMPLE_RATE // 10)):
+        source.feed(chunk)
+        await until(lambda: source.starved)
+    await until(lambda: final.settled_text == said(8))
+    assert await live.finish() == said(24)
+    assert decoder.decoded[-1] <= 9.5 * SAMPLE_RATE
 
 
 async def test_a_recording_holds_file_transcription_until_it_ends():

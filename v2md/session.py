@@ -29,7 +29,7 @@ import functools
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Protocol
@@ -300,7 +300,9 @@ class LiveSession:
         if end is not None and end > self._final.decoded_until:
             if quiet >= self._speculate:
                 # A pause, or speech gone quiet that may become one: decode it all, in context.
-                self._decode_to(end)
+                self._start_decode(self._final.decode_to, end)
+            elif self._final.confirm_due(end):
+                self._start_decode(self._final.confirm, end)
             else:
                 self._maybe_update(end)
         elif self._decode is None and not vad.speech_active:
@@ -341,19 +343,26 @@ class LiveSession:
         if text is not None and not self._ending:
             self._events.provisional_text(text)
 
-    def _decode_to(self, end: int) -> None:
+    def _start_decode(self, decode: Callable[[int], Awaitable[None]], end: int) -> None:
+        """Run one of the final pass's decodes up to ``end``, unless one is in flight (the
+        next chunk asks again)."""
         if self._decode is None:
-            self._decode = asyncio.create_task(self._full_context(end), name="v2m-final-pass")
+            self._decode = asyncio.create_task(
+                self._full_context(decode, end), name="v2m-final-pass"
+            )
 
-    async def _full_context(self, end: int) -> None:
+    async def _full_context(self, decode: Callable[[int], Awaitable[None]], end: int) -> None:
+        before = (self._final.decoded_until, self._final.text)
         try:
-            await self._final.decode_to(end)
+            await decode(end)
         except V2MError as exc:
             # Stop decodes again; if that fails too, the audio is kept then.
             log.warning("full-context decode failed: %s", exc)
             return
         finally:
             self._decode = None
+        if (self._final.decoded_until, self._final.text) == before:
+            return  # a confirmation that changed nothing: live text goes on from where it is
         shown = self._stream.rebase(self._final.decoded_until, self._final.text)
         # Live text is as fresh as it gets: the next live decode is due an update interval
         # from now, not at once (on the audiobook: 30 live decodes instead of 34).
