@@ -16,8 +16,9 @@ decode up to an earlier pause (``pause_at``), every one or nearly
 SETTLE_AFTER_S past that pause, the earlier decode is final: two decodes with
 different amounts of context agree on it. The next window starts at that
 pause, in silence, so no word is cut or heard twice, and the audio before it is
-let go of. Where speech runs on past a pause without a breath, a decode in mid speech
-(``confirm``) stands in for the later one once it has heard SETTLE_AFTER_S past it. Settled speech is never decoded again: each stretch is heard by two or
+let go of. Where speech runs on past a pause without a breath, a decode in mid
+speech (``confirm``) stands in for the later one once it has heard SETTLE_AFTER_S
+past it. Settled speech is never decoded again: each stretch is heard by two or
 three decodes however long the dictation, and a Stop decodes only the unsettled
 tail (usually the last one or two utterances). Where decodes keep disagreeing,
 the window grows with context until it would pass WINDOW_S, and the latest
