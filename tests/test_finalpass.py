@@ -176,20 +176,20 @@ async def test_decodes_that_respell_a_word_still_settle_and_lose_or_double_no_ot
 
 async def test_speech_that_runs_on_past_a_pause_confirms_the_text_before_it():
     """An utterance spoken without a breath gives no pause at which to settle the one
-    before it: once it has run on 2 s, a decode in mid speech confirms that text, so a
+    before it: once it has run on 4 s, a decode in mid speech confirms that text, so a
     Stop right after the long utterance decodes it alone, not both."""
     decoder = spelling()
     recording = Recording(FinalPass(decoder))
     await recording.sentence()  # decoded up to its pause; nothing has confirmed it yet
     assert recording.final.settled_text == ""
-    recording.speak(1)  # 1.4 s past the pause: too soon to tell
+    recording.speak(6)  # 3.9 s past the pause: a breath may still come
     assert not recording.final.confirm_due(recording.samples)
-    recording.speak(2)
+    recording.speak(1)
     assert recording.final.confirm_due(recording.samples)
     await recording.final.confirm(recording.samples)
     assert recording.final.settled_text == said(8)
     assert not recording.final.confirm_due(recording.samples)
-    end = recording.speak(13)  # 16 words without a breath, and Stop at once
+    end = recording.speak(9)  # 16 words without a breath, and Stop at once
     assert await recording.final.finish(end) == said(24)
     assert decoder.decoded[-1] <= 9.5 * SAMPLE_RATE  # the long utterance and its lead-in
 
@@ -203,7 +203,7 @@ async def test_a_confirmation_that_disagrees_is_tried_once_and_loses_no_word():
 
     recording = Recording(FinalPass(FakeWorker(hears_it_otherwise)))
     await recording.sentence()
-    recording.speak(5)
+    recording.speak(7)
     assert recording.final.confirm_due(recording.samples)
     await recording.final.confirm(recording.samples)
     assert recording.final.settled_text == ""
