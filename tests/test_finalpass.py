@@ -194,6 +194,22 @@ async def test_speech_that_runs_on_past_a_pause_confirms_the_text_before_it():
     assert decoder.decoded[-1] <= 9.5 * SAMPLE_RATE  # the long utterance and its lead-in
 
 
+async def test_a_confirmation_settles_its_own_words_not_an_earlier_decodes():
+    """Each decode respells the first word: the one settled is the confirmation's, which
+    heard the most, not that of a decode in between (tiny.en: "an old-sposed young man"
+    from a decode at a moment's quiet, "an ill-disposed young man" from the confirmation)."""
+    decoder = spelling(respell=True)
+    recording = Recording(FinalPass(decoder))
+    await recording.sentence()
+    end = recording.speak(1)
+    await recording.final.decode_to(end)  # speech went quiet a moment, 1.5 s on
+    recording.speak(6)
+    await recording.final.confirm(recording.samples)
+    assert recording.final.settled_text == " ".join(["v3", *said(8).split()[1:]])
+    text = await recording.final.finish(recording.samples)
+    assert text.split()[8:] == ["v4", *said(recording.words).split()[9:]]
+
+
 async def test_a_confirmation_that_disagrees_is_tried_once_and_loses_no_word():
     speller = Speller()
 

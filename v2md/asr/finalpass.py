@@ -199,6 +199,10 @@ class FinalPass:
             return  # audio spilled meanwhile: that candidate is settled already
         split = split_agreed(candidate.text, text)
         if split is not None:
+            # A decode since the pause (speech that went quiet a moment) heard less than
+            # this one: its words are not the ones to settle, and the next pause decodes
+            # its speech again.
+            self._latest = None
             self._settle(_Decode(split[0], candidate.end))
 
     async def finish(self, end: int) -> str:
