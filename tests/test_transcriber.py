@@ -7,6 +7,7 @@ import itertools
 import logging
 import os
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -114,6 +115,40 @@ def test_bundled_model_is_the_default():
     assert spec.display_name == "tiny.en (bundled)"
     assert (Path(spec.source) / "model.bin").is_file()
     assert (spec.device, spec.compute_type) == ("cpu", "int8")
+
+
+@pytest.mark.parametrize("speech_only", [True, False])
+def test_a_decode_that_ends_early_in_speech_goes_on_from_where_it_ended(monkeypatch, speech_only):
+    """faster-whisper takes a decode ending on a single timestamp as the end of what was
+    said in its window and skips the rest: in speech the VAD kept, that lost a sentence
+    (base, the Spanish commands prompt). Here the first decode of 10 s of speech says it
+    ended at 2 s, each later one at the window's end."""
+    from faster_whisper import WhisperModel
+
+    model = models.load(models.resolve(WhisperConfig()), cpu_threads=1)
+    decoded: list[str] = []
+
+    def decode(self, encoder_output, prompt, tokenizer, options):
+        said = ["one", "two", "three"][len(decoded)]
+        decoded.append(said)
+        end = tokenizer.timestamp_begin + (100 if len(decoded) == 1 else 1500)
+        tokens = [tokenizer.timestamp_begin, *tokenizer.encode(f" {said}"), end]
+        return SimpleNamespace(sequences_ids=[tokens], no_speech_prob=0.0), 0.0, 0.0, 1.0
+
+    monkeypatch.setattr(WhisperModel, "generate_with_fallback", decode)
+    audio, _said = speech.utterance(10)
+    options = DecodeOptions(
+        beam_size=1,
+        language="en",
+        initial_prompt=None,
+        hotwords=None,
+        word_timestamps=False,
+        vad_filter=speech_only,
+    )
+    text = "".join(segment.text for segment in model.segments(audio, 3000, None, options))
+    # Speech only: decoded on from 2 s. Silence left in (live text's decodes): the
+    # decoder's word stands, as faster-whisper has it.
+    assert text.split() == (["one", "two"] if speech_only else ["one"])
 
 
 def test_encoder_window_covers_audio_and_margin():
