@@ -1,5 +1,5 @@
-"""The near-miss search (``v2md/text/nearmiss.py``): the bounds that spare it the weighted
-distance never change an answer."""
+"""The near-miss search (``v2md/text/nearmiss.py``): the weighted distance, and the bounds
+that spare the search most of it, which never change an answer."""
 
 from __future__ import annotations
 
@@ -10,11 +10,25 @@ from hypothesis import given
 from hypothesis import strategies as st
 from rapidfuzz.distance import Indel, Levenshtein
 
-from v2md.text.nearmiss import _ALIKE, _CHEAP, _VOWELS, Targets, _indels, _sounds, distance
+from v2md.text.nearmiss import (
+    _ALIKE,
+    _CHEAP,
+    _VOWELS,
+    Targets,
+    _indels,
+    _sounds,
+    distance,
+    key,
+)
 
 # Syllables of names as a user has them, and of command words, so that runs share letters.
 _SYLLABLES = "zor blax quin ta ro vel mi ra dros kov ku bre xa snar plex fu tron pe ri od".split()
 _LETTERS = "aeiouybcdfghjklmnpqrstvwxz0123456789"
+
+
+@given(st.text(), st.text())
+def test_a_key_of_words_is_their_keys_joined(a, b):
+    assert key(a + b) == key(a) + key(b)  # what Vocabulary.correct builds a run's key from
 
 
 def _table(a: str, b: str) -> float:

@@ -199,14 +199,14 @@ class Vocabulary:
         longest = max(sized)
         words = list(_WORD.finditer(text))
         whole = [lexicon.common(w.group()) for w in words]
+        keys = [key(w.group()) for w in words]  # a run's key is its words' keys joined
         runs: list[tuple[int, int, str]] = []  # (first, last, key) of runs not all whole words
         for first in range(len(words)):
             for last in range(first, min(first + longest, len(words))):
                 if last > first and text[words[last - 1].end() : words[last].start()].strip():
                     break  # punctuation between: not one run
                 if not all(whole[first : last + 1]):
-                    run = key("".join(w.group() for w in words[first : last + 1]))
-                    runs.append((first, last, run))
+                    runs.append((first, last, "".join(keys[first : last + 1])))
         for n, near in sized.items():
             near.search(run for first, last, run in runs if last - first + 1 == n)
         found: list[tuple[float, int, int, str]] = []  # (distance per letter, first, last, word)
