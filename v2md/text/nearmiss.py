@@ -81,6 +81,19 @@ def distance(a: str, b: str, drop_a: list[float], drop_b: list[float], limit: fl
     """The weighted edit distance between two keys, given each one's letter costs
     (``_indels``); anything over ``limit`` may come back as just over it (the search stops
     early)."""
+    # A letter both keys start with is matched to itself: no alignment costs less, unless it
+    # is a consonant one of them doubles (matching it further on and dropping the double at
+    # _CHEAP may). So is one both end with. The table is built for what is left.
+    shorter = min(len(a), len(b))
+    start = 0
+    while start < shorter and _same(a[start], b[start], drop_a[start], drop_b[start]):
+        start += 1
+    end = 0
+    while start + end < shorter and _same(a[~end], b[~end], drop_a[~end], drop_b[~end]):
+        end += 1
+    if start or end:
+        a, b = a[start : len(a) - end], b[start : len(b) - end]
+        drop_a, drop_b = drop_a[start : len(drop_a) - end], drop_b[start : len(drop_b) - end]
     previous = list(accumulate(drop_b, initial=0.0))
     for x, drop in zip(a, drop_a, strict=True):
         swaps = _SWAPS.get(x) or {x: 0.0}
@@ -103,6 +116,12 @@ def distance(a: str, b: str, drop_a: list[float], drop_b: list[float], limit: fl
             return limit + 1
         previous = current
     return previous[-1]
+
+
+def _same(x: str, y: str, drop_x: float, drop_y: float) -> bool:
+    """Whether two letters at the ends of their keys are the same, and a vowel or a letter
+    neither key doubles."""
+    return x == y and (x in _VOWELS or drop_x == drop_y == 1.0)
 
 
 @dataclass(frozen=True)
