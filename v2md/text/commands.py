@@ -224,20 +224,22 @@ class _NearMisses:
         self._table = table
         self._longest = table.longest + 1
 
-    def _set_off(self, start: int, end: int) -> bool:
-        """Whether pause marks (or the text's ends) come right before and after."""
-        before = self._text[self._words[start - 1].end() : self._words[start].start()]
-        after_end = self._words[end + 1].start() if end + 1 < len(self._words) else None
-        after = self._text[self._words[end].end() : after_end]
-        return (start == 0 or bool(before.strip())) and (after_end is None or bool(after.strip()))
+    def _paused_after(self, end: int) -> bool:
+        """Whether pause marks (or the text's end) come right after word ``end``."""
+        if end + 1 == len(self._words):
+            return True
+        return bool(self._text[self._words[end].end() : self._words[end + 1].start()].strip())
 
     def at(self, first: int, lexicon: Lexicon) -> _Match | None:
-        """The nearest near miss of a phrase starting at word ``first``, if any."""
+        """The nearest near miss of a phrase starting at word ``first``, if any: a run of
+        words set off by pause marks (or the text's ends) on both sides."""
         words, best = self._words, None
+        if first > 0 and not self._paused_after(first - 1):
+            return None  # most words: none starts here
         for last in range(first, min(first + self._longest, len(words))):
-            if last > first and self._text[words[last - 1].end() : words[last].start()].strip():
+            if last > first and self._paused_after(last - 1):
                 break
-            if not self._set_off(first, last):
+            if not self._paused_after(last):
                 continue
             run = words[first : last + 1]
             if len(run) == 1 and lexicon.common(run[0].group()):

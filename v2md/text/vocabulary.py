@@ -198,19 +198,24 @@ class Vocabulary:
         targets, sized = self._near_misses()
         longest = max(sized)
         words = list(_WORD.finditer(text))
-        found: list[tuple[float, int, int, str]] = []  # (distance per letter, first, last, word)
+        whole = [lexicon.common(w.group()) for w in words]
+        keys = [key(w.group()) for w in words]  # a run's key is its words' keys joined
+        runs: list[tuple[int, int, str]] = []  # (first, last, key) of runs not all whole words
         for first in range(len(words)):
             for last in range(first, min(first + longest, len(words))):
                 if last > first and text[words[last - 1].end() : words[last].start()].strip():
                     break  # punctuation between: not one run
-                run = words[first : last + 1]
-                if all(lexicon.common(w.group()) for w in run):
-                    continue
-                near = sized[len(run)]
-                best = near.nearest(key("".join(w.group() for w in run)))
-                if best is not None:
-                    matched = near.keys[best[0]]
-                    found.append((best[1] / len(matched), first, last, targets[matched][0]))
+                if not all(whole[first : last + 1]):
+                    runs.append((first, last, "".join(keys[first : last + 1])))
+        for n, near in sized.items():
+            near.search(run for first, last, run in runs if last - first + 1 == n)
+        found: list[tuple[float, int, int, str]] = []  # (distance per letter, first, last, word)
+        for first, last, run in runs:
+            near = sized[last - first + 1]
+            best = near.nearest(run)
+            if best is not None:
+                matched = near.keys[best[0]]
+                found.append((best[1] / len(matched), first, last, targets[matched][0]))
         taken: set[int] = set()
         chosen: list[tuple[int, int, str]] = []
         for _apart, first, last, written in sorted(found):
