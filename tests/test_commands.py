@@ -175,6 +175,23 @@ def test_other_languages(language, said, written):
     assert apply(said, load_table(language)) == written
 
 
+@pytest.mark.parametrize(
+    ("language", "said", "written"),
+    [
+        (
+            "es",
+            "Abrir interrogación, dónde está la estación, cierra interrogación.",
+            "¿Dónde está la estación?",
+        ),
+        ("es", "Hola, punto, abrir exclamación, qué bien, cierra exclamación.", "Hola. ¡Qué bien!"),
+        ("en", "Done, new line, open quote, yes, close quote.", "Done,\n“Yes”"),
+        ("en", "He said, open quote, hello, close quote.", "He said “hello”"),
+    ],
+)
+def test_an_opening_mark_that_starts_a_sentence_capitalises_the_word_after(language, said, written):
+    assert apply(said, load_table(language)) == written
+
+
 def test_a_user_table_adds_replaces_and_removes_commands(tmp_path):
     user = tmp_path / "commands"
     user.mkdir()

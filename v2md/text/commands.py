@@ -337,6 +337,10 @@ class _Writer:
             self._glue = False
             return
         if kind is Kind.OPENING:
+            # "¿", "«" or "(" where a sentence starts: the word after it starts the sentence
+            # (Whisper wrote it lowercase after the comma it set after the command's words).
+            ended = self._buf.rstrip(" \t")
+            self._capital = self._capital or not ended or ended[-1] in _SENTENCE_END
             if self._buf and not self._buf[-1].isspace() and not self._glue:
                 self._buf += " "
             self._buf += command.written
