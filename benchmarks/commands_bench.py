@@ -103,6 +103,12 @@ class Parts:
     workflow: RecordingWorkflow
     heard: Heard
     rules: TextRules
+    settings: str  # the --whisper settings, as the report names them
+
+    def model(self) -> str:
+        """The worker's models, language and settings."""
+        worker = self.heard.worker
+        return f"{worker.model_name}, Language {worker.language}{self.settings}"
 
     async def decode(self, wav: Path) -> tuple[str, str]:
         """(the text the user gets, Whisper's text before the shaping)."""
@@ -132,7 +138,8 @@ async def daemon_parts(
     features = Features(worker=heard, open_session=no_dictation, text=rules)  # type: ignore[arg-type]
     await worker.load()
     try:
-        yield Parts(RecordingWorkflow(cfg, features, events), heard, rules)
+        settings = "".join(f", {name} = {value!r}" for name, value in whisper.items())
+        yield Parts(RecordingWorkflow(cfg, features, events), heard, rules, settings)
     finally:
         await worker.close()
 
@@ -215,10 +222,9 @@ async def command_accuracy(parts: Parts, language: str, folder: Path) -> Command
     changed, kept, prose_lines = await prose_changed(parts, language, folder)
     words = [len(speech.normalise(want)) for want, _got in pairs]
     errors = sum(speech.wer(want, got) * n for (want, got), n in zip(pairs, words, strict=True))
-    worker = parts.heard.worker
     return Commands(
         language,
-        f"{worker.model_name}, Language {worker.language}",
+        parts.model(),
         len(pairs),
         sum(got == want for want, got in pairs),
         sum(done),
