@@ -125,7 +125,7 @@ async def daemon_parts(
     ``model`` and ``language``."""
     cfg = Config(whisper=WhisperConfig(**{"model": model, "language": language, **whisper}))
     vocabulary = Vocabulary(home / "data" / FILE_NAME)
-    rules = TextRules(cfg.commands, home / "config", vocabulary, Lexicon(whole_words()))
+    rules = TextRules(cfg.commands, home / "config", vocabulary, Lexicon.of(whole_words()))
     events = Events()
     worker = WhisperWorker(cfg.whisper, on_language=events.language_detected, bias=rules.prompt)
     if worker.english_only:
@@ -322,7 +322,7 @@ def stop_latency(folder: Path, repeats: int) -> list[Stop]:
     table, then p50 / p95 / max over ``repeats``; and p50 without the near-miss search (no
     lexicon: the exact rules alone)."""
     text = dictation_text()
-    lexicon = Lexicon(whole_words())
+    lexicon = Lexicon.of(whole_words())
     rows = []
     for words, replacements in ((0, 0), (0, 10), (20, 10), (200, 10)):
         home = folder / f"stop-{words}-{replacements}"
