@@ -21,7 +21,10 @@ says what the rules did.
   and 200 words and 10 replacements in the vocabulary.
 
     python benchmarks/commands_bench.py [--languages en es de fr it]
-        [--parts commands names stop] [--repeats 200]
+        [--parts commands names stop] [--repeats 200] [--whisper beam_size=5 final_model=base]
+
+``--whisper`` sets ``[whisper]`` settings over the bench's (TOML values) for every worker, to
+tell the model's share of the misses from the rules' (a wider beam, a larger final model).
 """
 
 from __future__ import annotations
@@ -37,9 +40,11 @@ import statistics
 import sys
 import tempfile
 import time
+import tomllib
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
@@ -98,6 +103,12 @@ class Parts:
     workflow: RecordingWorkflow
     heard: Heard
     rules: TextRules
+    settings: str  # the --whisper settings, as the report names them
+
+    def model(self) -> str:
+        """The worker's models, language and settings."""
+        worker = self.heard.worker
+        return f"{worker.model_name}, Language {worker.language}{self.settings}"
 
     async def decode(self, wav: Path) -> tuple[str, str]:
         """(the text the user gets, Whisper's text before the shaping)."""
@@ -106,12 +117,15 @@ class Parts:
 
 
 @contextlib.asynccontextmanager
-async def daemon_parts(model: str, language: str, home: Path) -> AsyncIterator[Parts]:
+async def daemon_parts(
+    model: str, language: str, home: Path, whisper: dict[str, Any]
+) -> AsyncIterator[Parts]:
     """The worker, text rules and workflow wired as ``daemon._build_features`` wires them,
-    with an empty vocabulary and the package's command tables."""
-    cfg = Config(whisper=WhisperConfig(model=model, language=language))
+    with an empty vocabulary and the package's command tables; ``whisper``: settings over
+    ``model`` and ``language``."""
+    cfg = Config(whisper=WhisperConfig(**{"model": model, "language": language, **whisper}))
     vocabulary = Vocabulary(home / "data" / FILE_NAME)
-    rules = TextRules(cfg.commands, home / "config", vocabulary, Lexicon(whole_words()))
+    rules = TextRules(cfg.commands, home / "config", vocabulary, Lexicon.of(whole_words()))
     events = Events()
     worker = WhisperWorker(cfg.whisper, on_language=events.language_detected, bias=rules.prompt)
     if worker.english_only:
@@ -124,7 +138,8 @@ async def daemon_parts(model: str, language: str, home: Path) -> AsyncIterator[P
     features = Features(worker=heard, open_session=no_dictation, text=rules)  # type: ignore[arg-type]
     await worker.load()
     try:
-        yield Parts(RecordingWorkflow(cfg, features, events), heard, rules)
+        settings = "".join(f", {name} = {value!r}" for name, value in whisper.items())
+        yield Parts(RecordingWorkflow(cfg, features, events), heard, rules, settings)
     finally:
         await worker.close()
 
@@ -142,6 +157,7 @@ def spoken(said: str, language: str, wav: Path) -> Path:
 @dataclass
 class Commands:
     language: str
+    model: str  # the worker's models and language
     sentences: int
     exact: int
     carried_out: int
@@ -193,20 +209,22 @@ async def command_accuracy(parts: Parts, language: str, folder: Path) -> Command
     """Exact texts and commands carried out on the language's command sentences; false
     commands on its prose."""
     folder.mkdir()
-    pairs = []
+    pairs, heard = [], []
     for n, (said, want) in enumerate(dictated.COMMANDS_BY_LANGUAGE[language]):
-        shaped, _raw = await parts.decode(spoken(said, language, folder / f"command{n}.wav"))
+        shaped, raw = await parts.decode(spoken(said, language, folder / f"command{n}.wav"))
         pairs.append((want, shaped))
+        heard.append(raw)
     done = [dictated.carried_out(got, want, language) for want, got in pairs]
     lines = [
-        f"{'ok ' if got == want else 'cmd' if ok else 'BAD'} {want!r} <- {got!r}"
-        for (want, got), ok in zip(pairs, done, strict=True)
+        f"{'ok ' if got == want else 'cmd' if ok else 'BAD'} {want!r} <- {got!r} <- {raw!r}"
+        for (want, got), ok, raw in zip(pairs, done, heard, strict=True)
     ]
     changed, kept, prose_lines = await prose_changed(parts, language, folder)
     words = [len(speech.normalise(want)) for want, _got in pairs]
     errors = sum(speech.wer(want, got) * n for (want, got), n in zip(pairs, words, strict=True))
     return Commands(
         language,
+        parts.model(),
         len(pairs),
         sum(got == want for want, got in pairs),
         sum(done),
@@ -304,7 +322,7 @@ def stop_latency(folder: Path, repeats: int) -> list[Stop]:
     table, then p50 / p95 / max over ``repeats``; and p50 without the near-miss search (no
     lexicon: the exact rules alone)."""
     text = dictation_text()
-    lexicon = Lexicon(whole_words())
+    lexicon = Lexicon.of(whole_words())
     rows = []
     for words, replacements in ((0, 0), (0, 10), (20, 10), (200, 10)):
         home = folder / f"stop-{words}-{replacements}"
@@ -338,10 +356,8 @@ def print_commands(rows: list[Commands]) -> None:
     )
     print("|---|---|---|---|---|---|")
     for r in rows:
-        code = r.language
-        model = "tiny.en, Language auto" if code == "en" else f"base, Language {code}"
         print(
-            f"| {code} | {model} | {percent(r.exact, r.sentences)} "
+            f"| {r.language} | {r.model} | {percent(r.exact, r.sentences)} "
             f"| {percent(r.carried_out, r.sentences)} | {r.wer:.0f} % "
             f"| {r.false_commands} of {r.prose} "
             f"(the command word decoded in {r.prose_word_decoded}) |"
@@ -380,13 +396,13 @@ async def run(args: argparse.Namespace, folder: Path) -> None:
     names: Names | None = None
     others = [code for code in args.languages if code != "en"]
     if "en" in args.languages and {"commands", "names"} & set(args.parts):
-        async with daemon_parts(*MODELS["en"], folder / "en") as parts:
+        async with daemon_parts(*MODELS["en"], folder / "en", dict(args.whisper)) as parts:
             if "commands" in args.parts:
                 commands.append(await command_accuracy(parts, "en", folder / "en-said"))
             if "names" in args.parts:
                 names = await name_accuracy(parts, folder / "names")
     if others and "commands" in args.parts:
-        async with daemon_parts("base", others[0], folder / "base") as parts:
+        async with daemon_parts("base", others[0], folder / "base", dict(args.whisper)) as parts:
             for code in others:
                 parts.heard.worker.language = code  # what SetLanguage does
                 commands.append(await command_accuracy(parts, code, folder / f"{code}-said"))
@@ -415,12 +431,22 @@ def load() -> str:
     return " / ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
+def setting(text: str) -> tuple[str, Any]:
+    """``beam_size=5`` as ("beam_size", 5): the value as TOML, else a string."""
+    name, _, value = text.partition("=")
+    try:
+        return name, tomllib.loads(f"v = {value}")["v"]
+    except tomllib.TOMLDecodeError:
+        return name, value
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--languages", nargs="*", default=["en", "es", "de", "fr", "it"])
     parts = ["commands", "names", "stop"]
     parser.add_argument("--parts", nargs="*", default=parts, choices=parts)
     parser.add_argument("--repeats", type=int, default=200)
+    parser.add_argument("--whisper", nargs="*", default=[], type=setting, metavar="KEY=VALUE")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     print(f"{now()}, load {load()} before")

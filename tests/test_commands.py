@@ -89,7 +89,7 @@ def test_command_words_in_prose_stay_words(en, prose):
 
 @pytest.fixture(scope="module")
 def lexicon():
-    return Lexicon(whole_words())
+    return Lexicon.of(whole_words())
 
 
 # Commands Whisper misheard, set off by the pauses around them.
@@ -121,6 +121,25 @@ def test_near_misses_of_commands_set_off_by_pauses_are_commands(en, lexicon, sai
 @pytest.mark.parametrize("text", NOT_COMMANDS + PROSE)
 def test_near_misses_elsewhere_are_words(en, lexicon, text):
     assert apply(text, en, lexicon) == text
+
+
+# Whisper's sentence end for the pause after a command, and its capital on the next word.
+ENDED_AT_A_COMMAND = {
+    "Our budget, open bracket. For this year, close bracket, is fixed, period.": (
+        "Our budget (for this year) is fixed."
+    ),
+    "The door is open, semicolon. Come in, period.": "The door is open; come in.",
+    "Meet me, colon. Monday at noon, period.": "Meet me: Monday at noon.",  # a name's capital
+    "Note, colon. I will call, period.": "Note: I will call.",
+    "Done, period. The rest waits, period.": "Done. The rest waits.",  # a sentence's
+}
+
+
+@pytest.mark.parametrize(("said", "written"), ENDED_AT_A_COMMAND.items())
+def test_a_capital_whisper_wrote_after_a_sentence_end_a_command_replaced_goes(
+    en, lexicon, said, written
+):
+    assert apply(said, en, lexicon) == written
 
 
 @pytest.mark.parametrize(
@@ -172,6 +191,23 @@ def test_every_language_has_every_kind_of_command(language):
     ],
 )
 def test_other_languages(language, said, written):
+    assert apply(said, load_table(language)) == written
+
+
+@pytest.mark.parametrize(
+    ("language", "said", "written"),
+    [
+        (
+            "es",
+            "Abrir interrogación, dónde está la estación, cierra interrogación.",
+            "¿Dónde está la estación?",
+        ),
+        ("es", "Hola, punto, abrir exclamación, qué bien, cierra exclamación.", "Hola. ¡Qué bien!"),
+        ("en", "Done, new line, open quote, yes, close quote.", "Done,\n“Yes”"),
+        ("en", "He said, open quote, hello, close quote.", "He said “hello”"),
+    ],
+)
+def test_an_opening_mark_that_starts_a_sentence_capitalises_the_word_after(language, said, written):
     assert apply(said, load_table(language)) == written
 
 

@@ -87,7 +87,7 @@ async def test_prose_with_command_words_gives_no_false_command(own_bus, tmp_path
         raw = [await iface.call_transcribe_file(str(wav)) for wav in wavs]
     report = "\n".join(f"{r!r} -> {s!r}" for r, s in zip(raw, shaped, strict=True))
     assert sum(s != r for s, r in zip(shaped, raw, strict=True)) <= 1, report
-    lexicon = Lexicon(whole_words())
+    lexicon = Lexicon.of(whole_words())
     assert [apply(r, table, lexicon) for r in raw] == raw, report
     # Nor does the prose become the names of tests/test_vocabulary_live.py.
     vocabulary = Vocabulary(tmp_path / "vocabulary.json")

@@ -118,7 +118,7 @@ def test_refine_is_told_the_words(tmp_path):
 
 @pytest.fixture(scope="module")
 def lexicon():
-    return Lexicon(whole_words())
+    return Lexicon.of(whole_words())
 
 
 def test_the_bundled_model_gives_the_common_words(lexicon):

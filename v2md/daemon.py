@@ -118,7 +118,7 @@ def _build_features(
     # The local model makes live text, and the final text unless a server does (remote.py).
     remote = cfg.whisper.engine != "local"
     vocabulary = Vocabulary(xdg_dir("data") / "v2m" / FILE_NAME)
-    text = TextRules(cfg.commands, cfg.path.parent, vocabulary, Lexicon(whole_words()))
+    text = TextRules(cfg.commands, cfg.path.parent, vocabulary, Lexicon.of(whole_words()))
 
     local: WhisperWorker | None = None
     if not cfg.whisper.remote_only:

@@ -70,9 +70,10 @@ def _bundled_path() -> Path | None:
 
 
 def whole_words() -> frozenset[str]:
-    """The words the bundled model writes as one token of its vocabulary (case-folded
-    letters only, ~25,000: the commonest words, English first): the words the text rules
-    never take for a near miss of a command or of the user's words. Empty without it."""
+    """The words the bundled model writes as one token of its vocabulary, as it writes them
+    (letters only, ~25,000: the commonest words, English first, "for" and "For" both): the
+    words the text rules never take for a near miss of a command or of the user's words
+    (``Lexicon.of``). Empty without it."""
     path = _bundled_path()
     try:
         tokens = (path / "vocabulary.txt").read_text(encoding="utf-8") if path else ""
@@ -80,9 +81,7 @@ def whole_words() -> frozenset[str]:
         log.warning("the model's vocabulary cannot be read (%s): no near-miss corrections", exc)
         return frozenset()
     # GPT-2's byte-level BPE marks a token that starts a word with "\u0120" (a space).
-    return frozenset(
-        t[1:].casefold() for t in tokens.splitlines() if t[:1] == "\u0120" and t[1:].isalpha()
-    )
+    return frozenset(t[1:] for t in tokens.splitlines() if t[:1] == "\u0120" and t[1:].isalpha())
 
 
 def available() -> list[downloads.LocalModel]:

@@ -257,10 +257,11 @@ class _NearMisses:
 def apply(text: str, table: Table, lexicon: Lexicon | None = None) -> str:
     """``text`` with the table's commands carried out where they were said as commands;
     with a ``lexicon`` (the words the decoder writes whole), near misses of them too."""
-    words, found = _matches(text, table, lexicon or Lexicon())
+    lexicon = lexicon or Lexicon()
+    words, found = _matches(text, table, lexicon)
     if not found:
         return text
-    out = _Writer()
+    out = _Writer(lexicon)
     at = 0  # text before this offset is written
     for index, match in enumerate(found):
         before = words[match.first_word - 1] if match.first_word else None
@@ -285,8 +286,9 @@ def apply(text: str, table: Table, lexicon: Lexicon | None = None) -> str:
         # Whisper's mark for the pause goes, except before a line break: "Dear Anna,"
         # and "Send it." keep theirs.
         out.text(kept if match.command.kind is Kind.LAYOUT else kept.rstrip(_PAUSE_MARKS))
-        out.command(match.command)
-        at = match.end + len(gap_after) - len(gap_after.lstrip(_PAUSE_MARKS))
+        dropped = gap_after[: len(gap_after) - len(gap_after.lstrip(_PAUSE_MARKS))]
+        out.command(match.command, ended=any(c in ".?!" for c in dropped))
+        at = match.end + len(dropped)
     out.text(text[at:])
     return out.result()
 
@@ -313,10 +315,14 @@ def _paused(
 class _Writer:
     """Builds the rewritten text: spacing and capitals around what commands write."""
 
-    def __init__(self) -> None:
+    def __init__(self, lexicon: Lexicon) -> None:
+        self._lexicon = lexicon
         self._buf = ""
         self._glue = False  # no space before the next text (after an opening mark)
         self._capital = False  # the next text starts a sentence
+        # The next text's capital came with a sentence end Whisper wrote for a pause, which
+        # the command before it replaced ("open bracket. For this year").
+        self._ended = False
 
     def text(self, piece: str) -> None:
         piece = piece.strip()
@@ -324,12 +330,21 @@ class _Writer:
             return
         if self._capital:
             piece = piece[0].upper() + piece[1:]
+        elif (
+            self._ended
+            and (first := _WORD.match(piece))
+            and self._lexicon.sentence_capital(first.group())
+        ):
+            piece = piece[0].lower() + piece[1:]
         if self._buf and not self._glue and not self._buf[-1].isspace():
             self._buf += " "
         self._buf += piece
-        self._glue = self._capital = False
+        self._glue = self._capital = self._ended = False
 
-    def command(self, command: Command) -> None:
+    def command(self, command: Command, *, ended: bool = False) -> None:
+        """Write ``command``; ``ended``: Whisper's marks after it, which it replaced, held a
+        sentence end."""
+        self._ended = ended
         kind = command.kind
         if kind is Kind.SCRATCH:
             kept = self._buf.rstrip(_PAUSE_MARKS)
@@ -339,6 +354,10 @@ class _Writer:
             self._glue = False
             return
         if kind is Kind.OPENING:
+            # "¿", "«" or "(" where a sentence starts: the word after it starts the sentence
+            # (Whisper wrote it lowercase after the comma it set after the command's words).
+            before = self._buf.rstrip(" \t")
+            self._capital = self._capital or not before or before[-1] in _SENTENCE_END
             if self._buf and not self._buf[-1].isspace() and not self._glue:
                 self._buf += " "
             self._buf += command.written

@@ -130,10 +130,17 @@ class Lexicon:
     corrected as a near miss."""
 
     words: frozenset[str] = frozenset()
+    # Those of them it writes in lowercase too ("for", not "Monday"): where one has a capital,
+    # it is the capital of a sentence's start.
+    lowercase: frozenset[str] = frozenset()
 
     @classmethod
     def of(cls, words: Iterable[str]) -> Lexicon:
-        return cls(frozenset(w.casefold() for w in words))
+        """The lexicon of ``words`` as the decoder writes them."""
+        written = frozenset(words)
+        return cls(
+            frozenset(w.casefold() for w in written), frozenset(filter(str.islower, written))
+        )
 
     def __bool__(self) -> bool:
         return bool(self.words)
@@ -142,6 +149,11 @@ class Lexicon:
         """Whether ``word`` (apostrophes and hyphens allowed) is made only of whole words."""
         parts = [p for p in word.casefold().replace("\u2019", "'").replace("-", "'").split("'")]
         return all(p in self.words or p in _CLITICS for p in parts if p)
+
+    def sentence_capital(self, word: str) -> bool:
+        """Whether ``word``'s capital can only be a sentence's: "For", not "Monday", "I" or
+        "NASA"."""
+        return word[:1].isupper() and word[1:].islower() and word.lower() in self.lowercase
 
 
 # What follows an apostrophe in a word the decoder writes as two tokens ("don't", "Anna's").
