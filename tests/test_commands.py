@@ -203,6 +203,8 @@ def test_other_languages(language, said, written):
             "¿Dónde está la estación?",
         ),
         ("es", "Hola, punto, abrir exclamación, qué bien, cierra exclamación.", "Hola. ¡Qué bien!"),
+        # Whisper wrote the mark as well as the words for it
+        ("es", "Abrir interrogación, ¿dónde está?", "¿Dónde está?"),
         ("en", "Done, new line, open quote, yes, close quote.", "Done,\n“Yes”"),
         ("en", "He said, open quote, hello, close quote.", "He said “hello”"),
     ],

@@ -319,6 +319,7 @@ class _Writer:
         self._lexicon = lexicon
         self._buf = ""
         self._glue = False  # no space before the next text (after an opening mark)
+        self._opened = ""  # the opening mark just written, which the next text may repeat
         self._capital = False  # the next text starts a sentence
         # The next text's capital came with a sentence end Whisper wrote for a pause, which
         # the command before it replaced ("open bracket. For this year").
@@ -326,6 +327,9 @@ class _Writer:
 
     def text(self, piece: str) -> None:
         piece = piece.strip()
+        if self._opened and piece.startswith(self._opened):
+            # Whisper wrote the mark too ("abrir interrogación, ¿dónde"): once is enough.
+            piece = piece[len(self._opened) :].lstrip()
         if not piece:
             return
         if self._capital:
@@ -340,11 +344,13 @@ class _Writer:
             self._buf += " "
         self._buf += piece
         self._glue = self._capital = self._ended = False
+        self._opened = ""
 
     def command(self, command: Command, *, ended: bool = False) -> None:
         """Write ``command``; ``ended``: Whisper's marks after it, which it replaced, held a
         sentence end."""
         self._ended = ended
+        self._opened = ""
         kind = command.kind
         if kind is Kind.SCRATCH:
             kept = self._buf.rstrip(_PAUSE_MARKS)
@@ -362,6 +368,7 @@ class _Writer:
                 self._buf += " "
             self._buf += command.written
             self._glue = True
+            self._opened = command.written.strip()
             return
         self._buf = self._buf.rstrip(" \t") if kind is Kind.LAYOUT else self._buf.rstrip()
         self._buf += command.written
