@@ -347,17 +347,27 @@ async def test_no_provisional_update_waits_behind_a_full_context_decode():
     assert await live.finish() == said(3 * 8)
 
 
-async def test_the_final_decode_starts_before_the_vad_declares_the_pause():
-    decoder = spelling()
+async def spoken_live(decoder, audio: np.ndarray, step_s: float) -> tuple:
+    """A live session whose VAD stays in speech 300 ms into silence, as Silero's does, fed
+    ``audio`` a ``step_s`` chunk at a time, each heard before the next: (session, its final
+    pass, its VAD, whether the VAD was in speech after each chunk)."""
     source = FakeSource()
     final = FinalPass(decoder)
-    vad = FakeVAD(hangover_ms=300)  # speech stays active 300 ms into silence, as Silero's
+    vad = FakeVAD(hangover_ms=300)
     live = LiveSession(Config(), source, FakeStream(live=False), final, vad, FakeSessionEvents())
     await live.start()
-    audio = np.concatenate([spoken(0, 8), pause(1.0), spoken(8, 8), pause(0.2)])
-    for chunk in np.split(audio, audio.size // (SAMPLE_RATE // 10)):
+    in_speech = []
+    for chunk in np.split(audio, audio.size // round(step_s * SAMPLE_RATE)):
         source.feed(chunk)
         await until(lambda: source.starved)
+        in_speech.append(vad.speech_active)
+    return live, final, vad, in_speech
+
+
+async def test_the_final_decode_starts_before_the_vad_declares_the_pause():
+    decoder = spelling()
+    audio = np.concatenate([spoken(0, 8), pause(1.0), spoken(8, 8), pause(0.2)])
+    live, final, vad, _ = await spoken_live(decoder, audio, 0.1)
     assert vad.speech_active  # 0.2 s after the last word: no pause yet for the VAD
     speech_end = 16 * WORD + SAMPLE_RATE
     await until(lambda: final.decoded_until >= speech_end)  # yet its decode is done
@@ -371,16 +381,9 @@ async def test_text_settles_at_a_breath_too_short_for_the_vad_to_call_a_pause():
     still settles there, so a Stop right after the last sentence decodes the last one or
     two, not everything since the dictation began (a window of up to 28 s)."""
     decoder = spelling()
-    source = FakeSource()
-    final = FinalPass(decoder)
-    vad = FakeVAD(hangover_ms=300)
-    live = LiveSession(Config(), source, FakeStream(live=False), final, vad, FakeSessionEvents())
-    await live.start()
     audio = np.concatenate([np.concatenate([spoken(n * 8, 8), pause(0.25)]) for n in range(6)])
-    for chunk in np.split(audio, audio.size // (SAMPLE_RATE // 20)):
-        source.feed(chunk)
-        await until(lambda: source.starved)
-        assert vad.speech_active  # the VAD never heard a pause
+    live, _final, _vad, in_speech = await spoken_live(decoder, audio, 0.05)
+    assert all(in_speech)  # the VAD never heard a pause
     assert await live.finish() == said(48)
     assert max(decoder.decoded) <= 9 * SAMPLE_RATE  # two sentences and their breaths
 
@@ -389,15 +392,8 @@ async def test_a_stop_after_a_long_utterance_decodes_it_alone():
     """Through the session: a sentence, a pause, then 8 s of speech without a breath; the
     text before the pause is confirmed while the long one is spoken."""
     decoder = spelling()
-    source = FakeSource()
-    final = FinalPass(decoder)
-    vad = FakeVAD(hangover_ms=300)
-    live = LiveSession(Config(), source, FakeStream(live=False), final, vad, FakeSessionEvents())
-    await live.start()
     audio = np.concatenate([spoken(0, 8), pause(1.0), spoken(8, 16)])
-    for chunk in np.split(audio, audio.size // (SAMPLE_RATE // 10)):
-        source.feed(chunk)
-        await until(lambda: source.starved)
+    live, final, _vad, _ = await spoken_live(decoder, audio, 0.1)
     await until(lambda: final.settled_text == said(8))
     assert await live.finish() == said(24)
     assert decoder.decoded[-1] <= 9.5 * SAMPLE_RATE
