@@ -35,14 +35,14 @@ log = logging.getLogger(__name__)
 
 BUNDLED_MODEL = "tiny.en"
 FULL_WINDOW_FRAMES = 3000  # Whisper's fixed 30 s encoder input, in 10 ms mel frames
-# CTranslate2's words when the GPU cannot be used: "CUDA failed with error …", "cuDNN failed
-# with status …", "Library libcublas.so.12 is not found or cannot be loaded".
 # Speech left in a window after a decode that ended on a single timestamp, past which the
 # window is decoded on from there (see ``WindowedWhisperModel``). Whisper's timestamps run
 # early: tiny.en ended "Please leave your message after the tone." 1.6 s before the
 # window's speech did, and decoding on from there wrote the sentence twice; the sentence
 # base left out of a file was 4.9 s.
 UNHEARD_S = 3.0
+# CTranslate2's words when the GPU cannot be used: "CUDA failed with error …", "cuDNN failed
+# with status …", "Library libcublas.so.12 is not found or cannot be loaded".
 _CUDA_FAILURE = re.compile(r"cuda|cudnn|cublas", re.IGNORECASE)
 
 
@@ -375,11 +375,9 @@ class WindowedWhisperModel(WhisperModel):  # type: ignore[misc]  # faster-whispe
         )
         if single_ending and getattr(self._call, "speech_only", False):
             last = tokens[-1] - tokenizer.timestamp_begin  # where the decoder said it ended
-            if last > 0 and segment_duration - last * self.time_precision >= UNHEARD_S:
-                log.debug(
-                    "decode ended %.1f s before its window's speech: going on from there",
-                    segment_duration - last * self.time_precision,
-                )
+            left = segment_duration - last * self.time_precision
+            if last > 0 and left >= UNHEARD_S:
+                log.debug("decode ended %.1f s before its window's speech: going on", left)
                 next_seek = seek + last * self.input_stride
         return found, next_seek, single_ending
 
