@@ -79,6 +79,9 @@ class PipeWire:
                 self.servers.append(Server(name, self.env, root / f"{name}.log"))
                 if name == "pipewire":
                     self._wait((self.runtime / "pipewire-0").exists, "PipeWire's socket")
+            # pactl before pipewire-pulse's socket is there makes runtime/pulse itself, and
+            # pipewire-pulse starting then fails on it ("mkdir() …/pulse failed: File exists").
+            self._wait((self.runtime / "pulse" / "native").exists, "pipewire-pulse's socket")
             self._wait(lambda: self.pactl("info") is not None, "pipewire-pulse to answer")
             self.pactl("load-module", "module-null-sink", f"sink_name={SINK}", check=True)
             self._wait(lambda: SOURCE in (self.pactl("list", "short", "sources") or ""), SOURCE)
