@@ -170,3 +170,14 @@ def test_decodes_side_by_side_share_the_cores_unless_told_otherwise():
     assert decode_threads(parallel=True, cores=8) == 4
     assert decode_threads(parallel=True, cores=1) == 1
     assert decode_threads(parallel=False, cores=8) == 0  # CTranslate2's own choice
+
+
+async def test_numpys_blas_runs_on_the_calling_thread_once_a_worker_exists():
+    # OpenBLAS's own threads spin after each call: a third of a dictation's CPU.
+    import threadpoolctl
+
+    threadpoolctl.threadpool_limits(2, user_api="blas")
+    worker = WhisperWorker(WhisperConfig())
+    blas = threadpoolctl.threadpool_info()
+    await worker.close()
+    assert blas and all(pool["num_threads"] == 1 for pool in blas if pool["user_api"] == "blas")

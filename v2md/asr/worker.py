@@ -41,6 +41,7 @@ from typing import Any
 
 import numpy as np
 import psutil
+import threadpoolctl
 
 from v2md.asr import downloads, models
 from v2md.asr.filedecode import check_audio, decode_file
@@ -107,6 +108,11 @@ class WhisperWorker:
         self._model: models.WindowedWhisperModel | None = None
         self._final_model: models.WindowedWhisperModel | None = None  # None: self._model
         self._threads = cfg.cpu_threads or decode_threads(cfg.parallel_decodes)
+        # The decodes' own threads are the parallelism. numpy's OpenBLAS (faster-whisper's
+        # mel spectrogram) kept a thread per core beside them that spins after each call:
+        # through the daemon, a third of a dictation's CPU (audiobook 60 s: 0.34 -> 0.20 s
+        # per audio second with one; benchmarks/README.md).
+        threadpoolctl.threadpool_limits(1, user_api="blas")
         self._load_lock = asyncio.Lock()
         self._in_flight = 0
         self._last_used = clock()
