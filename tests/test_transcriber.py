@@ -23,6 +23,11 @@ from v2md.config import WhisperConfig
 from v2md.errors import InvalidArgumentError, ModelError
 
 
+def greedy_english(**options) -> DecodeOptions:
+    """Options for a decode of the real model in English, greedy, without a prompt."""
+    return DecodeOptions(beam_size=1, language="en", initial_prompt=None, hotwords=None, **options)
+
+
 @pytest.fixture
 def fake_model(monkeypatch):
     monkeypatch.setattr(models, "load", lambda spec, cpu_threads, on_download, **_kw: FakeModel())
@@ -137,14 +142,7 @@ def test_a_decode_that_ends_early_in_speech_goes_on_from_where_it_ended(monkeypa
 
     monkeypatch.setattr(WhisperModel, "generate_with_fallback", decode)
     audio, _said = speech.utterance(10)
-    options = DecodeOptions(
-        beam_size=1,
-        language="en",
-        initial_prompt=None,
-        hotwords=None,
-        word_timestamps=False,
-        vad_filter=speech_only,
-    )
+    options = greedy_english(word_timestamps=False, vad_filter=speech_only)
     text = "".join(segment.text for segment in model.segments(audio, 3000, None, options))
     # Speech only: decoded on from 2 s. Silence left in (live text's decodes): the
     # decoder's word stands, as faster-whisper has it.
@@ -390,15 +388,7 @@ def test_a_window_budget_ends_the_decode_after_that_many_windows(monkeypatch):
     # the audio needs more than one.
     audio, _ = speech.utterance(40)
     frames = models.window_frames(None, 0, 0.0)
-    options = DecodeOptions(
-        beam_size=1,
-        language="en",
-        initial_prompt=None,
-        hotwords=None,
-        word_timestamps=True,
-        vad_filter=False,
-        temperature=0.0,
-    )
+    options = greedy_english(word_timestamps=True, vad_filter=False, temperature=0.0)
     unlimited = model.segments(audio, frames, None, options)
     assert len(windows) > 1
     windows.clear()
