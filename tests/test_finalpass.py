@@ -11,15 +11,12 @@ from collections import Counter
 import numpy as np
 from fakes import FakeSessionEvents, FakeSource, FakeStream, FakeVAD, FakeWorker
 
-from v2md.asr.finalpass import SETTLE_WINDOW_S, WINDOW_S, FinalPass, split_agreed
+from v2md.asr.finalpass import WINDOW_S, FinalPass, split_agreed
 from v2md.audio.format import SAMPLE_RATE
 from v2md.config import Config
 from v2md.session import LiveSession
 
 WORD = SAMPLE_RATE // 2  # every half second of speech is one word
-# The longest window a settling final pass decodes: the settle window and the two
-# sentences of 5 s after it that agree on its text.
-SETTLING_WINDOW = (SETTLE_WINDOW_S + 10) * SAMPLE_RATE
 
 
 def spoken(first: int, count: int) -> np.ndarray:
@@ -87,17 +84,12 @@ class Recording:
         self.final.append(pause(seconds))
         self.samples += round(seconds * SAMPLE_RATE)
 
-    async def sentence(self, words: int = 8) -> None:
+    async def sentence(self) -> None:
         """A sentence and a 1 s pause, decoded at the pause as the session does."""
-        end = self.speak(words)
+        end = self.speak()
         self.quiet(1.0)
         self.final.pause_at(end)
         await self.final.decode_to(end)
-
-    async def opening(self) -> None:
-        """Sentences until the window up to the last pause is long enough to settle."""
-        while self.samples - SAMPLE_RATE + PAD < SETTLE_WINDOW_S * SAMPLE_RATE:
-            await self.sentence()
 
 
 PAD = SAMPLE_RATE // 10
@@ -113,7 +105,7 @@ async def test_each_stretch_is_decoded_a_bounded_number_of_times_however_long_th
     # Settled text is never decoded again: each word is heard by a few decodes at most,
     # whatever the length, and no window grows with the dictation.
     assert max(speller.times_heard.values()) <= 3
-    assert max(decoder.decoded) <= SETTLING_WINDOW
+    assert max(decoder.decoded) <= 12 * SAMPLE_RATE  # two sentences and their pauses
 
 
 async def test_a_stop_right_after_speech_decodes_only_the_unsettled_tail():
@@ -125,7 +117,7 @@ async def test_a_stop_right_after_speech_decodes_only_the_unsettled_tail():
     end = recording.speak()  # the last sentence, and Stop at once
     assert await recording.final.finish(end) == said(recording.words)
     assert len(decoder.decoded) == before + 1
-    assert decoder.decoded[-1] <= SETTLING_WINDOW < WINDOW_S * SAMPLE_RATE
+    assert decoder.decoded[-1] <= 12 * SAMPLE_RATE  # not the 28 s window
 
 
 async def test_a_stop_after_a_pause_decodes_nothing_more():
@@ -178,8 +170,8 @@ async def test_decodes_that_respell_a_word_still_settle_and_lose_or_double_no_ot
     assert len(words) == len(reference)
     assert all(w == r or w.startswith("v") for w, r in zip(words, reference, strict=True))
     assert sum(w.startswith("v") for w in words) <= 12
-    # Settled as if they agreed: no window grows past the settle window's sentences.
-    assert max(decoder.decoded) <= SETTLING_WINDOW
+    # Settled as if they agreed: no window grows past two sentences.
+    assert max(decoder.decoded) <= 12 * SAMPLE_RATE
 
 
 async def test_speech_that_runs_on_past_a_pause_confirms_the_text_before_it():
@@ -188,47 +180,18 @@ async def test_speech_that_runs_on_past_a_pause_confirms_the_text_before_it():
     Stop right after the long utterance decodes it alone, not both."""
     decoder = spelling()
     recording = Recording(FinalPass(decoder))
-    await recording.opening()  # decoded up to its pause; nothing has confirmed it yet
+    await recording.sentence()  # decoded up to its pause; nothing has confirmed it yet
     assert recording.final.settled_text == ""
-    before = recording.words
     recording.speak(6)  # 3.9 s past the pause: a breath may still come
     assert not recording.final.confirm_due(recording.samples)
     recording.speak(1)
     assert recording.final.confirm_due(recording.samples)
     await recording.final.confirm(recording.samples)
-    assert recording.final.settled_text == said(before)
+    assert recording.final.settled_text == said(8)
     assert not recording.final.confirm_due(recording.samples)
     end = recording.speak(9)  # 16 words without a breath, and Stop at once
-    assert await recording.final.finish(end) == said(recording.words)
+    assert await recording.final.finish(end) == said(24)
     assert decoder.decoded[-1] <= 9.5 * SAMPLE_RATE  # the long utterance and its lead-in
-
-
-async def test_a_short_window_does_not_settle_even_where_decodes_agree():
-    """Two decodes of a few seconds agree on a word that a longer window hears better
-    (espeak's first sentence, decoded in 3 and 7 s windows: "roundfark stump"): the
-    text waits for a window of SETTLE_WINDOW_S, and a confirmation waits with it."""
-    speller = Speller()
-
-    def hears_little_in_short_windows(audio: np.ndarray) -> str:
-        words = speller(audio).split()
-        if audio.size < SETTLE_WINDOW_S * SAMPLE_RATE and words:
-            words[0] = "v"
-        return " ".join(words)
-
-    recording = Recording(FinalPass(FakeWorker(hears_little_in_short_windows)))
-    for _ in range(2):  # 2 s sentences: two windows of 2.1 and 5.1 s agree on "v"
-        await recording.sentence(words=4)
-    assert recording.final.settled_text == ""
-    recording.speak(8)  # 4 s past a pause in a window of 5 s: no confirmation
-    assert not recording.final.confirm_due(recording.samples)
-    end = recording.speak(2)
-    recording.quiet(1.0)
-    recording.final.pause_at(end)
-    await recording.final.decode_to(end)
-    while not recording.final.settled_text:
-        await recording.sentence()
-    settled = recording.final.settled_text.split()
-    assert settled == said(len(settled)).split()
 
 
 async def test_a_confirmation_settles_its_own_words_not_an_earlier_decodes():
@@ -237,17 +200,14 @@ async def test_a_confirmation_settles_its_own_words_not_an_earlier_decodes():
     from a decode at a moment's quiet, "an ill-disposed young man" from the confirmation)."""
     decoder = spelling(respell=True)
     recording = Recording(FinalPass(decoder))
-    await recording.opening()
-    before, decodes = recording.words, len(decoder.decoded)
+    await recording.sentence()
     end = recording.speak(1)
     await recording.final.decode_to(end)  # speech went quiet a moment, 1.5 s on
     recording.speak(6)
     await recording.final.confirm(recording.samples)
-    confirmation = f"v{decodes + 2}"
-    assert recording.final.settled_text == " ".join([confirmation, *said(before).split()[1:]])
+    assert recording.final.settled_text == " ".join(["v3", *said(8).split()[1:]])
     text = await recording.final.finish(recording.samples)
-    rest = said(recording.words).split()[before + 1 :]
-    assert text.split()[before:] == [f"v{decodes + 3}", *rest]
+    assert text.split()[8:] == ["v4", *said(recording.words).split()[9:]]
 
 
 async def test_a_confirmation_that_disagrees_is_tried_once_and_loses_no_word():
@@ -259,7 +219,6 @@ async def test_a_confirmation_that_disagrees_is_tried_once_and_loses_no_word():
 
     recording = Recording(FinalPass(FakeWorker(hears_it_otherwise)))
     await recording.sentence()
-    await recording.opening()
     recording.speak(7)
     assert recording.final.confirm_due(recording.samples)
     await recording.final.confirm(recording.samples)
@@ -426,17 +385,17 @@ async def test_text_settles_at_a_breath_too_short_for_the_vad_to_call_a_pause():
     live, _final, _vad, in_speech = await spoken_live(decoder, audio, 0.05)
     assert all(in_speech)  # the VAD never heard a pause
     assert await live.finish() == said(48)
-    assert max(decoder.decoded) <= (SETTLE_WINDOW_S + 9) * SAMPLE_RATE  # and two sentences
+    assert max(decoder.decoded) <= 9 * SAMPLE_RATE  # two sentences and their breaths
 
 
 async def test_a_stop_after_a_long_utterance_decodes_it_alone():
-    """Through the session: two sentences with pauses, then 8 s of speech without a
-    breath; the text before the last pause is confirmed while the long one is spoken."""
+    """Through the session: a sentence, a pause, then 8 s of speech without a breath; the
+    text before the pause is confirmed while the long one is spoken."""
     decoder = spelling()
-    audio = np.concatenate([*dictation(2), spoken(16, 16)])
+    audio = np.concatenate([spoken(0, 8), pause(1.0), spoken(8, 16)])
     live, final, _vad, _ = await spoken_live(decoder, audio, 0.1)
-    await until(lambda: final.settled_text == said(16))
-    assert await live.finish() == said(32)
+    await until(lambda: final.settled_text == said(8))
+    assert await live.finish() == said(24)
     assert decoder.decoded[-1] <= 9.5 * SAMPLE_RATE
 
 

@@ -14,17 +14,21 @@ one). When a later decode from the same start begins with the words of the
 decode up to an earlier pause (``pause_at``), every one or nearly
 (a respelled word; then the later one's words are taken), and has heard at least
 SETTLE_AFTER_S past that pause, the earlier decode is final: two decodes with
-different amounts of context agree on it. Only a window of SETTLE_WINDOW_S or
-more settles: two decodes of a few seconds can agree on words that a longer one
-hears better. The next window starts at that pause, in silence, so no word is
-cut or heard twice, and the audio before it is let go of. Where speech runs on
-past a pause without a breath, a decode in mid speech (``confirm``) stands in
-for the later one once it has heard CONFIRM_AFTER_S past it. Settled speech is
-never decoded again: each stretch is heard by a few decodes however long the
-dictation, and a Stop decodes only the unsettled tail (SETTLE_WINDOW_S and the
-utterance or two after it at most). Where decodes keep disagreeing, the window
-grows with context until it would pass WINDOW_S, and the latest decode up to a
-pause becomes final. benchmarks/README.md has what each choice measured.
+different amounts of context agree on it. The next window starts at that
+pause, in silence, so no word is cut or heard twice, and the audio before it is
+let go of. Where speech runs on past a pause without a breath, a decode in mid
+speech (``confirm``) stands in for the later one once it has heard CONFIRM_AFTER_S
+past it. Settled speech is never decoded again: each stretch is heard by two or
+three decodes however long the dictation, and a Stop decodes only the unsettled
+tail (usually the last one or two utterances). Where decodes keep disagreeing,
+the window grows with context until it would pass WINDOW_S, and the latest
+decode up to a pause becomes final.
+
+Measured with tiny.en on recorded speech, paced at 1.5x real time (two cores,
+under load; benchmarks/README.md): final WER audiobook 2.8%, telephone prompts
+3.4%, espeak 4.4%, against 2.8/2.5/4.4% when each pause re-decoded the whole
+window; audio decoded 2.3-3.8 times instead of 2.3-4.2, longest window 10-27 s
+instead of 24-27 s.
 
 Nothing is dropped: every sample stays here until final text covers it, up to
 the capacity the caller sets; past that the oldest audio is handed back
@@ -52,14 +56,6 @@ LEAD_IN_S = 1.0
 # Audio a later decode must have heard past a pause before its agreement settles the text
 # up to that pause: Whisper settles a sentence's words once it knows how the next begins.
 SETTLE_AFTER_S = 2.0
-# Audio a window must hold up to a pause before its text may settle there. Two short
-# decodes agree on words Whisper hears better with the sentences around them: espeak's
-# first sentence, settled by decodes of 3 and 7 s as "roundfark stump", cost that 16 s
-# dictation 15.6 % WER against 8.9 % for its file. At 8 s, tiny.en's final WER matched
-# the file's on the 15-130 s rows of benchmarks/README.md, for +0.02 CPU s per audio s
-# and a Stop right after the last word of at most ~170 ms (6 s: 15.6 % again; 12 s:
-# up to 273 ms).
-SETTLE_WINDOW_S = 8.0
 # Speech past a pause, without a breath, after which a decode in mid speech confirms the
 # text up to the pause (``confirm``): longer than most phrases, whose breath gives a decode
 # at a pause with more context (confirming 2 s into every phrase made Spanish prompts'
@@ -98,10 +94,9 @@ class FinalPass:
     then discarded if the audio it started from was dropped meanwhile).
     """
 
-    def __init__(self, decoder: SpeechDecoder) -> None:
+    def __init__(self, decoder: SpeechDecoder, *, settle_after_s: float = SETTLE_AFTER_S) -> None:
         self._decoder = decoder
-        self._settle_after = round(SETTLE_AFTER_S * SAMPLE_RATE)
-        self._settle_window = round(SETTLE_WINDOW_S * SAMPLE_RATE)
+        self._settle_after = round(settle_after_s * SAMPLE_RATE)
         self._chunks: list[np.ndarray] = []  # audio from self._origin on
         self._kept = 0  # samples in _chunks
         self._origin = 0  # absolute sample where the kept audio starts: all before is final
@@ -168,7 +163,6 @@ class FinalPass:
         if (
             candidate is not None
             and end - candidate.end >= self._settle_after
-            and candidate.end - origin >= self._settle_window
             and split_agreed(candidate.text, self._latest.text) is not None
         ):
             self._settle(candidate)
@@ -176,17 +170,15 @@ class FinalPass:
             self._candidate = self._latest
 
     def confirm_due(self, now: int) -> bool:
-        """Speech has run on CONFIRM_AFTER_S past a pause with no quiet since, the window up
-        to that pause may settle, and no decode has heard enough after the pause to settle
-        it: time to ``confirm``. Without it, an utterance spoken without a breath kept the
-        text before it open, and a Stop right after decoded both (base, a 7.7 s Spanish
-        prompt: 1.0 s for 0.45 s)."""
+        """Speech has run on CONFIRM_AFTER_S past a pause with no quiet since, and no decode
+        has heard enough after the pause to settle the text before it: time to ``confirm``.
+        Without it, an utterance spoken without a breath kept the text before it open, and
+        a Stop right after decoded both (base, a 7.7 s Spanish prompt: 1.0 s for 0.45 s)."""
         candidate, latest = self._candidate, self._latest
         return (
             candidate is not None
             and latest is not None
             and candidate is not self._confirming
-            and candidate.end - self._origin >= self._settle_window
             and latest.end - candidate.end < self._settle_after
             and now - candidate.end >= CONFIRM_AFTER_S * SAMPLE_RATE
         )
