@@ -11,28 +11,12 @@ from collections import Counter
 import numpy as np
 from fakes import FakeSessionEvents, FakeSource, FakeStream, FakeVAD, FakeWorker
 
-from v2md.asr.finalpass import (
-    SETTLE_BUDGET_S,
-    SETTLE_WINDOW_S,
-    WINDOW_S,
-    FinalPass,
-    SpeechDecoder,
-    split_agreed,
-)
+from v2md.asr.finalpass import WINDOW_S, FinalPass, split_agreed
 from v2md.audio.format import SAMPLE_RATE
 from v2md.config import Config
 from v2md.session import LiveSession
 
 WORD = SAMPLE_RATE // 2  # every half second of speech is one word
-# The longest window a settling final pass decodes: the settle window and the two
-# sentences of 5 s after it that agree on its text.
-SETTLING_WINDOW = (SETTLE_WINDOW_S + 10) * SAMPLE_RATE
-
-
-def final_pass(decoder: SpeechDecoder) -> FinalPass:
-    """A final pass on a clock no decode takes time on: its settle window is the longest,
-    SETTLE_WINDOW_S, however busy the machine running the tests."""
-    return FinalPass(decoder, clock=lambda: 0.0)
 
 
 def spoken(first: int, count: int) -> np.ndarray:
@@ -100,17 +84,12 @@ class Recording:
         self.final.append(pause(seconds))
         self.samples += round(seconds * SAMPLE_RATE)
 
-    async def sentence(self, words: int = 8) -> None:
+    async def sentence(self) -> None:
         """A sentence and a 1 s pause, decoded at the pause as the session does."""
-        end = self.speak(words)
+        end = self.speak()
         self.quiet(1.0)
         self.final.pause_at(end)
         await self.final.decode_to(end)
-
-    async def opening(self) -> None:
-        """Sentences until the window up to the last pause is long enough to settle."""
-        while self.samples - SAMPLE_RATE + PAD < SETTLE_WINDOW_S * SAMPLE_RATE:
-            await self.sentence()
 
 
 PAD = SAMPLE_RATE // 10
@@ -119,31 +98,31 @@ PAD = SAMPLE_RATE // 10
 async def test_each_stretch_is_decoded_a_bounded_number_of_times_however_long_the_dictation():
     speller = Speller()
     decoder = FakeWorker(speller)
-    recording = Recording(final_pass(decoder))
+    recording = Recording(FinalPass(decoder))
     for _ in range(120):  # ten minutes: 120 sentences of 8 words and a 1 s pause
         await recording.sentence()
     assert await recording.final.finish(recording.samples) == said(recording.words)
     # Settled text is never decoded again: each word is heard by a few decodes at most,
     # whatever the length, and no window grows with the dictation.
     assert max(speller.times_heard.values()) <= 3
-    assert max(decoder.decoded) <= SETTLING_WINDOW
+    assert max(decoder.decoded) <= 12 * SAMPLE_RATE  # two sentences and their pauses
 
 
 async def test_a_stop_right_after_speech_decodes_only_the_unsettled_tail():
     decoder = spelling()
-    recording = Recording(final_pass(decoder))
+    recording = Recording(FinalPass(decoder))
     for _ in range(20):
         await recording.sentence()
     before = len(decoder.decoded)
     end = recording.speak()  # the last sentence, and Stop at once
     assert await recording.final.finish(end) == said(recording.words)
     assert len(decoder.decoded) == before + 1
-    assert decoder.decoded[-1] <= SETTLING_WINDOW < WINDOW_S * SAMPLE_RATE
+    assert decoder.decoded[-1] <= 12 * SAMPLE_RATE  # not the 28 s window
 
 
 async def test_a_stop_after_a_pause_decodes_nothing_more():
     decoder = spelling()
-    recording = Recording(final_pass(decoder))
+    recording = Recording(FinalPass(decoder))
     for _ in range(5):
         await recording.sentence()
     before = len(decoder.decoded)
@@ -153,7 +132,7 @@ async def test_a_stop_after_a_pause_decodes_nothing_more():
 
 async def test_a_speculative_decode_whose_speech_resumes_loses_and_doubles_no_word():
     decoder = spelling()
-    recording = Recording(final_pass(decoder))
+    recording = Recording(FinalPass(decoder))
     await recording.sentence()
     # Speech goes quiet for 0.2 s: the session starts the final decode before the VAD
     # says it is a pause; speech resumes while that decode is still running.
@@ -172,7 +151,7 @@ async def test_a_speculative_decode_whose_speech_resumes_loses_and_doubles_no_wo
 
 async def test_a_window_where_decodes_never_agree_still_ends_at_the_window_limit():
     decoder = spelling(disagree=True)
-    recording = Recording(final_pass(decoder))
+    recording = Recording(FinalPass(decoder))
     for _ in range(12):  # 60 s
         await recording.sentence()
     text = await recording.final.finish(recording.samples)
@@ -182,7 +161,7 @@ async def test_a_window_where_decodes_never_agree_still_ends_at_the_window_limit
 
 async def test_decodes_that_respell_a_word_still_settle_and_lose_or_double_no_other():
     decoder = spelling(respell=True)
-    recording = Recording(final_pass(decoder))
+    recording = Recording(FinalPass(decoder))
     for _ in range(12):  # 60 s
         await recording.sentence()
     text = await recording.final.finish(recording.samples)
@@ -191,8 +170,8 @@ async def test_decodes_that_respell_a_word_still_settle_and_lose_or_double_no_ot
     assert len(words) == len(reference)
     assert all(w == r or w.startswith("v") for w, r in zip(words, reference, strict=True))
     assert sum(w.startswith("v") for w in words) <= 12
-    # Settled as if they agreed: no window grows past the settle window's sentences.
-    assert max(decoder.decoded) <= SETTLING_WINDOW
+    # Settled as if they agreed: no window grows past two sentences.
+    assert max(decoder.decoded) <= 12 * SAMPLE_RATE
 
 
 async def test_speech_that_runs_on_past_a_pause_confirms_the_text_before_it():
@@ -200,73 +179,19 @@ async def test_speech_that_runs_on_past_a_pause_confirms_the_text_before_it():
     before it: once it has run on 4 s, a decode in mid speech confirms that text, so a
     Stop right after the long utterance decodes it alone, not both."""
     decoder = spelling()
-    recording = Recording(final_pass(decoder))
-    await recording.opening()  # decoded up to its pause; nothing has confirmed it yet
+    recording = Recording(FinalPass(decoder))
+    await recording.sentence()  # decoded up to its pause; nothing has confirmed it yet
     assert recording.final.settled_text == ""
-    before = recording.words
     recording.speak(6)  # 3.9 s past the pause: a breath may still come
     assert not recording.final.confirm_due(recording.samples)
     recording.speak(1)
     assert recording.final.confirm_due(recording.samples)
     await recording.final.confirm(recording.samples)
-    assert recording.final.settled_text == said(before)
+    assert recording.final.settled_text == said(8)
     assert not recording.final.confirm_due(recording.samples)
     end = recording.speak(9)  # 16 words without a breath, and Stop at once
-    assert await recording.final.finish(end) == said(recording.words)
+    assert await recording.final.finish(end) == said(24)
     assert decoder.decoded[-1] <= 9.5 * SAMPLE_RATE  # the long utterance and its lead-in
-
-
-async def test_a_short_window_does_not_settle_even_where_decodes_agree():
-    """Two decodes of a few seconds agree on a word that a longer window hears better
-    (espeak's first sentence, decoded in 3 and 7 s windows: "roundfark stump"): the
-    text waits for a window of SETTLE_WINDOW_S, and a confirmation waits with it."""
-    speller = Speller()
-
-    def hears_little_in_short_windows(audio: np.ndarray) -> str:
-        words = speller(audio).split()
-        if audio.size < SETTLE_WINDOW_S * SAMPLE_RATE and words:
-            words[0] = "v"
-        return " ".join(words)
-
-    recording = Recording(final_pass(FakeWorker(hears_little_in_short_windows)))
-    for _ in range(2):  # 2 s sentences: two windows of 2.1 and 5.1 s agree on "v"
-        await recording.sentence(words=4)
-    assert recording.final.settled_text == ""
-    recording.speak(8)  # 4 s past a pause in a window of 5 s: no confirmation
-    assert not recording.final.confirm_due(recording.samples)
-    end = recording.speak(2)
-    recording.quiet(1.0)
-    recording.final.pause_at(end)
-    await recording.final.decode_to(end)
-    while not recording.final.settled_text:
-        await recording.sentence()
-    settled = recording.final.settled_text.split()
-    assert settled == said(len(settled)).split()
-
-
-async def test_a_slower_decoder_settles_in_shorter_windows():
-    """The settle window is the audio the decoder gets through in SETTLE_BUDGET_S, by its
-    own decodes' speed: at 0.1 s per audio second (the multilingual base on a busy
-    laptop) two sentences of 2 s settle, and a Stop right after the last word waits for
-    the last ones only, not for SETTLE_WINDOW_S of audio."""
-    now = 0.0
-    speller = Speller()
-
-    def slow(audio: np.ndarray) -> str:
-        nonlocal now
-        now += 0.1 * audio.size / SAMPLE_RATE
-        return speller(audio)
-
-    final = FinalPass(FakeWorker(slow), clock=lambda: now)
-    assert final.settle_window == SETTLE_WINDOW_S * SAMPLE_RATE  # nothing measured yet
-    recording = Recording(final)
-    await recording.sentence(words=4)
-    assert final.settle_window == round(SETTLE_BUDGET_S / 0.1 * SAMPLE_RATE)
-    await recording.sentence(words=4)
-    assert final.settled_text == said(4)
-    end = recording.speak(4)
-    assert await final.finish(end) == said(recording.words)
-    assert final.settle_window < 3 * SAMPLE_RATE  # and it stays as slow as it was
 
 
 async def test_a_confirmation_settles_its_own_words_not_an_earlier_decodes():
@@ -274,18 +199,15 @@ async def test_a_confirmation_settles_its_own_words_not_an_earlier_decodes():
     heard the most, not that of a decode in between (tiny.en: "an old-sposed young man"
     from a decode at a moment's quiet, "an ill-disposed young man" from the confirmation)."""
     decoder = spelling(respell=True)
-    recording = Recording(final_pass(decoder))
-    await recording.opening()
-    before, decodes = recording.words, len(decoder.decoded)
+    recording = Recording(FinalPass(decoder))
+    await recording.sentence()
     end = recording.speak(1)
     await recording.final.decode_to(end)  # speech went quiet a moment, 1.5 s on
     recording.speak(6)
     await recording.final.confirm(recording.samples)
-    confirmation = f"v{decodes + 2}"
-    assert recording.final.settled_text == " ".join([confirmation, *said(before).split()[1:]])
+    assert recording.final.settled_text == " ".join(["v3", *said(8).split()[1:]])
     text = await recording.final.finish(recording.samples)
-    rest = said(recording.words).split()[before + 1 :]
-    assert text.split()[before:] == [f"v{decodes + 3}", *rest]
+    assert text.split()[8:] == ["v4", *said(recording.words).split()[9:]]
 
 
 async def test_a_confirmation_that_disagrees_is_tried_once_and_loses_no_word():
@@ -295,9 +217,8 @@ async def test_a_confirmation_that_disagrees_is_tried_once_and_loses_no_word():
         words = speller(audio).split()
         return " ".join(words if speller.decodes == 1 else reversed(words))
 
-    recording = Recording(final_pass(FakeWorker(hears_it_otherwise)))
+    recording = Recording(FinalPass(FakeWorker(hears_it_otherwise)))
     await recording.sentence()
-    await recording.opening()
     recording.speak(7)
     assert recording.final.confirm_due(recording.samples)
     await recording.final.confirm(recording.samples)
@@ -310,7 +231,7 @@ async def test_a_confirmation_that_disagrees_is_tried_once_and_loses_no_word():
 
 async def test_silence_before_speech_is_dropped_but_a_lead_in_is_kept():
     decoder = spelling()
-    final = final_pass(decoder)
+    final = FinalPass(decoder)
     final.append(pause(30.0))
     final.drop_silence(30 * SAMPLE_RATE)
     assert final.kept_samples == SAMPLE_RATE  # one second before whatever comes next
@@ -322,7 +243,7 @@ def session(decoder, chunks, cfg=None):
     """A live session over ``chunks``: (session, its source, its events, its final pass)."""
     source = FakeSource(chunks)
     events = FakeSessionEvents()
-    final = final_pass(decoder)
+    final = FinalPass(decoder)
     live = LiveSession(cfg or Config(), source, FakeStream(live=False), final, FakeVAD(), events)
     return live, source, events, final
 
@@ -412,7 +333,7 @@ async def test_no_provisional_update_waits_behind_a_full_context_decode():
         Config(),
         FakeSource(chunks),
         provisional,
-        final_pass(decoder),
+        FinalPass(decoder),
         FakeVAD(),
         FakeSessionEvents(),
         clock=lambda: float(next(ticks)),
@@ -431,7 +352,7 @@ async def spoken_live(decoder, audio: np.ndarray, step_s: float) -> tuple:
     ``audio`` a ``step_s`` chunk at a time, each heard before the next: (session, its final
     pass, its VAD, whether the VAD was in speech after each chunk)."""
     source = FakeSource()
-    final = final_pass(decoder)
+    final = FinalPass(decoder)
     vad = FakeVAD(hangover_ms=300)
     live = LiveSession(Config(), source, FakeStream(live=False), final, vad, FakeSessionEvents())
     await live.start()
@@ -464,17 +385,17 @@ async def test_text_settles_at_a_breath_too_short_for_the_vad_to_call_a_pause():
     live, _final, _vad, in_speech = await spoken_live(decoder, audio, 0.05)
     assert all(in_speech)  # the VAD never heard a pause
     assert await live.finish() == said(48)
-    assert max(decoder.decoded) <= (SETTLE_WINDOW_S + 9) * SAMPLE_RATE  # and two sentences
+    assert max(decoder.decoded) <= 9 * SAMPLE_RATE  # two sentences and their breaths
 
 
 async def test_a_stop_after_a_long_utterance_decodes_it_alone():
-    """Through the session: two sentences with pauses, then 8 s of speech without a
-    breath; the text before the last pause is confirmed while the long one is spoken."""
+    """Through the session: a sentence, a pause, then 8 s of speech without a breath; the
+    text before the pause is confirmed while the long one is spoken."""
     decoder = spelling()
-    audio = np.concatenate([*dictation(2), spoken(16, 16)])
+    audio = np.concatenate([spoken(0, 8), pause(1.0), spoken(8, 16)])
     live, final, _vad, _ = await spoken_live(decoder, audio, 0.1)
-    await until(lambda: final.settled_text == said(16))
-    assert await live.finish() == said(32)
+    await until(lambda: final.settled_text == said(8))
+    assert await live.finish() == said(24)
     assert decoder.decoded[-1] <= 9.5 * SAMPLE_RATE
 
 
@@ -484,7 +405,7 @@ async def test_a_recording_holds_file_transcription_until_it_ends():
         Config(),
         FakeSource(dictation(1)),
         FakeStream(live=False),
-        final_pass(worker),
+        FinalPass(worker),
         FakeVAD(),
         FakeSessionEvents(),
         dictating=worker.dictating,

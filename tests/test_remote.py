@@ -169,14 +169,17 @@ def test_remote_only_needs_no_local_model_for_its_language(load):
 async def test_a_server_decodes_each_stretch_once_settled_and_a_stop_sends_only_the_tail():
     """The final pass is the same in front of a server: settled text is never sent again,
     and a Stop right after the last word sends the unsettled tail, not the dictation."""
-    from test_finalpass import SETTLING_WINDOW, Recording, Speller, final_pass, said
+    from test_finalpass import Recording, Speller, said
+
+    from v2md.asr.finalpass import FinalPass
+    from v2md.audio.format import SAMPLE_RATE
 
     speller = Speller()
     decoder = FakeWorker(speller)  # the server's decodes, counted as a worker's are
     engine = FakeEngine("large-v3")
     engine.transcribe = lambda audio, language, deadline: decoder.transcribe_speech(audio)
     remote, _states, errors, _clock = worker(engine, local_worker())
-    recording = Recording(final_pass(remote))
+    recording = Recording(FinalPass(remote))
     for _ in range(12):  # a minute and a half: a sentence of 4 s and a pause, twelve times
         await recording.sentence()
     before = len(decoder.decoded)
@@ -184,5 +187,5 @@ async def test_a_server_decodes_each_stretch_once_settled_and_a_stop_sends_only_
     assert await recording.final.finish(end) == said(recording.words)
     assert errors == []  # every word is the server's
     assert len(decoder.decoded) == before + 1
-    assert decoder.decoded[-1] <= SETTLING_WINDOW  # the tail, not the 90 s dictation
+    assert decoder.decoded[-1] <= 12 * SAMPLE_RATE  # the tail, not the 90 s dictation
     assert max(speller.times_heard.values()) <= 3

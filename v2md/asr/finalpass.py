@@ -14,21 +14,21 @@ one). When a later decode from the same start begins with the words of the
 decode up to an earlier pause (``pause_at``), every one or nearly
 (a respelled word; then the later one's words are taken), and has heard at least
 SETTLE_AFTER_S past that pause, the earlier decode is final: two decodes with
-different amounts of context agree on it. Two decodes of a few seconds can
-agree on words that a longer one hears better, so text settles only in a window
-that holds enough audio: as much as the decoder gets through in SETTLE_BUDGET_S
-(measured on its own decodes, so a slower model or a busy machine settles in
-shorter windows), at most SETTLE_WINDOW_S. That is what a Stop right after the
-last word pays for the context, on top of the last utterance. The next window
-starts at that pause, in silence, so no word is cut or heard twice, and the
-audio before it is let go of. Where speech runs on past a pause without a
-breath, a decode in mid speech (``confirm``) stands in for the later one once it
-has heard CONFIRM_AFTER_S past it. Settled speech is never decoded again: each
-stretch is heard by a few decodes however long the dictation, and a Stop decodes
-only the unsettled tail (the settle window and the utterance or two after it at
-most). Where decodes keep disagreeing, the window grows with context until it
-would pass WINDOW_S, and the latest decode up to a pause becomes final.
-benchmarks/README.md has what each choice measured.
+different amounts of context agree on it. The next window starts at that
+pause, in silence, so no word is cut or heard twice, and the audio before it is
+let go of. Where speech runs on past a pause without a breath, a decode in mid
+speech (``confirm``) stands in for the later one once it has heard CONFIRM_AFTER_S
+past it. Settled speech is never decoded again: each stretch is heard by two or
+three decodes however long the dictation, and a Stop decodes only the unsettled
+tail (usually the last one or two utterances). Where decodes keep disagreeing,
+the window grows with context until it would pass WINDOW_S, and the latest
+decode up to a pause becomes final.
+
+Measured with tiny.en on recorded speech, paced at 1.5x real time (two cores,
+under load; benchmarks/README.md): final WER audiobook 2.8%, telephone prompts
+3.4%, espeak 4.4%, against 2.8/2.5/4.4% when each pause re-decoded the whole
+window; audio decoded 2.3-3.8 times instead of 2.3-4.2, longest window 10-27 s
+instead of 24-27 s.
 
 Nothing is dropped: every sample stays here until final text covers it, up to
 the capacity the caller sets; past that the oldest audio is handed back
@@ -38,8 +38,6 @@ the capacity the caller sets; past that the oldest audio is handed back
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from difflib import SequenceMatcher
 from typing import Protocol
@@ -58,20 +56,6 @@ LEAD_IN_S = 1.0
 # Audio a later decode must have heard past a pause before its agreement settles the text
 # up to that pause: Whisper settles a sentence's words once it knows how the next begins.
 SETTLE_AFTER_S = 2.0
-# The most audio a window must hold up to a pause before its text may settle there. Two
-# short decodes agree on words Whisper hears better with the sentences around them:
-# espeak's first sentence, settled by decodes of 3 and 7 s as "roundfark stump", cost
-# that 16 s dictation 15.6 % WER against 8.9 % for its file; from 8 s on, tiny.en's
-# final text was as its file's on most rows of benchmarks/README.md (6 s: 15.6 % again).
-SETTLE_WINDOW_S = 8.0
-# ... but no more audio than the decoder gets through in this time, measured on its own
-# decodes: that window is decoded again by a Stop right after the last word. A fixed 8 s
-# cost the multilingual base's Stop right after the last word 263 -> 869 ms on two cores;
-# tiny.en decodes 8 s there in ~0.2 s.
-SETTLE_BUDGET_S = 0.2
-# How much each new decode counts in the decoder's measured speed (the rest is the decodes
-# before it): it follows a machine that gets busy within a few pauses.
-_SPEED_WEIGHT = 0.3
 # Speech past a pause, without a breath, after which a decode in mid speech confirms the
 # text up to the pause (``confirm``): longer than most phrases, whose breath gives a decode
 # at a pause with more context (confirming 2 s into every phrase made Spanish prompts'
@@ -110,18 +94,9 @@ class FinalPass:
     then discarded if the audio it started from was dropped meanwhile).
     """
 
-    def __init__(
-        self,
-        decoder: SpeechDecoder,
-        *,
-        settle_budget_s: float = SETTLE_BUDGET_S,
-        clock: Callable[[], float] = time.perf_counter,
-    ) -> None:
+    def __init__(self, decoder: SpeechDecoder, *, settle_after_s: float = SETTLE_AFTER_S) -> None:
         self._decoder = decoder
-        self._settle_after = round(SETTLE_AFTER_S * SAMPLE_RATE)
-        self._settle_budget = settle_budget_s
-        self._clock = clock
-        self._decode_speed = 0.0  # decoder seconds per audio second, 0 until measured
+        self._settle_after = round(settle_after_s * SAMPLE_RATE)
         self._chunks: list[np.ndarray] = []  # audio from self._origin on
         self._kept = 0  # samples in _chunks
         self._origin = 0  # absolute sample where the kept audio starts: all before is final
@@ -157,16 +132,6 @@ class FinalPass:
         """The audio final text does not cover yet (to keep if decoding fails)."""
         return np.concatenate(self._chunks) if self._chunks else np.zeros(0, np.float32)
 
-    @property
-    def settle_window(self) -> int:
-        """Samples a window must hold up to a pause before its text may settle: what the
-        decoder, at its measured speed, gets through in the settle budget, at most
-        SETTLE_WINDOW_S (all of that before its first decode)."""
-        most = SETTLE_WINDOW_S * SAMPLE_RATE
-        if self._decode_speed > 0:
-            most = min(most, self._settle_budget / self._decode_speed * SAMPLE_RATE)
-        return round(most)
-
     def append(self, samples: np.ndarray) -> None:
         self._chunks.append(samples)
         self._kept += samples.size
@@ -189,14 +154,8 @@ class FinalPass:
             # No agreement within a window: the latest decode up to a pause becomes final.
             self._settle(self._candidate or self._latest)
         origin = self._origin
-        text = await self._decode(origin, end)
-        log.debug(
-            "decoded %.2f-%.2f s (settles from %.1f s): %s",
-            origin / SAMPLE_RATE,
-            end / SAMPLE_RATE,
-            self.settle_window / SAMPLE_RATE,
-            text,
-        )
+        text = await self._decoder.transcribe_speech(self._audio(origin, end))
+        log.debug("decoded %.2f-%.2f s: %s", origin / SAMPLE_RATE, end / SAMPLE_RATE, text)
         if origin != self._origin:
             return  # audio it started from was spilled meanwhile; that decode no longer fits
         self._latest = _Decode(text.strip(), end)
@@ -204,7 +163,6 @@ class FinalPass:
         if (
             candidate is not None
             and end - candidate.end >= self._settle_after
-            and candidate.end - origin >= self.settle_window
             and split_agreed(candidate.text, self._latest.text) is not None
         ):
             self._settle(candidate)
@@ -212,17 +170,15 @@ class FinalPass:
             self._candidate = self._latest
 
     def confirm_due(self, now: int) -> bool:
-        """Speech has run on CONFIRM_AFTER_S past a pause with no quiet since, the window up
-        to that pause may settle, and no decode has heard enough after the pause to settle
-        it: time to ``confirm``. Without it, an utterance spoken without a breath kept the
-        text before it open, and a Stop right after decoded both (base, a 7.7 s Spanish
-        prompt: 1.0 s for 0.45 s)."""
+        """Speech has run on CONFIRM_AFTER_S past a pause with no quiet since, and no decode
+        has heard enough after the pause to settle the text before it: time to ``confirm``.
+        Without it, an utterance spoken without a breath kept the text before it open, and
+        a Stop right after decoded both (base, a 7.7 s Spanish prompt: 1.0 s for 0.45 s)."""
         candidate, latest = self._candidate, self._latest
         return (
             candidate is not None
             and latest is not None
             and candidate is not self._confirming
-            and candidate.end - self._origin >= self.settle_window
             and latest.end - candidate.end < self._settle_after
             and now - candidate.end >= CONFIRM_AFTER_S * SAMPLE_RATE
         )
@@ -237,7 +193,7 @@ class FinalPass:
         if candidate is None or end <= candidate.end:
             return
         origin = self._origin
-        text = await self._decode(origin, end)
+        text = await self._decoder.transcribe_speech(self._audio(origin, end))
         log.debug("confirming %.2f-%.2f s: %s", origin / SAMPLE_RATE, end / SAMPLE_RATE, text)
         if origin != self._origin or self._candidate is not candidate:
             return  # audio spilled meanwhile: that candidate is settled already
@@ -294,18 +250,6 @@ class FinalPass:
             self._latest = _Decode(split[1], latest.end)
             if latest.end == self._pause:
                 self._candidate = self._latest
-
-    async def _decode(self, start: int, end: int) -> str:
-        """The decoder's text of the audio from ``start`` to ``end``; how long it took goes
-        into the decoder's measured speed (waiting for a busy worker included: a Stop waits
-        for that too)."""
-        began = self._clock()
-        text = await self._decoder.transcribe_speech(self._audio(start, end))
-        speed = (self._clock() - began) * SAMPLE_RATE / (end - start)
-        if self._decode_speed > 0:
-            speed = _SPEED_WEIGHT * speed + (1 - _SPEED_WEIGHT) * self._decode_speed
-        self._decode_speed = speed
-        return text
 
     def _audio(self, start: int, end: int) -> np.ndarray:
         whole = self.unfinished_audio
