@@ -106,6 +106,7 @@ class Result:
     stop_ms: float
     cpu_per_audio_s: float
     wer: float
+    words: int  # in the reference text
     file_wer: float = float("nan")
     floor_ms: float = float("nan")
     bus_max_ms: float = float("nan")  # longest property read while dictating
@@ -271,6 +272,7 @@ async def run_config(
                         1000 * stop_s,
                         cpu,
                         speech.wer(r.text, text),
+                        len(speech.normalise(r.text)),
                         bus_max_ms=bus_ms,
                         rss_mib=rss,
                         load=psutil.getloadavg(),
@@ -329,6 +331,24 @@ def table(results: list[Result], stops: list[float]) -> None:
             f" | {statistics.mean(r.wer for r in mine):.1f} / {mine[0].file_wer:.1f} %"
             f" | {max(r.bus_max_ms for r in mine):.0f} ms"
             f" | {max(r.rss_mib for r in mine):.0f} MiB |",
+            flush=True,
+        )
+
+
+def speakers(results: list[Result]) -> None:
+    """Final and file WER per speaker (the issue's "within 0.5 point of TranscribeFile per
+    speaker"), pooled over the speaker's dictations, each weighing as many words as it
+    has; the file's WER with the same weights."""
+    print("| config | speech | dictations | words | WER final / file | final - file |")
+    print("|---" * 6 + "|")
+    for config, name in dict.fromkeys((r.config, r.speech) for r in results):
+        mine = [r for r in results if (r.config, r.speech) == (config, name)]
+        words = sum(r.words for r in mine)
+        final = sum(r.wer * r.words for r in mine) / words
+        file = sum(r.file_wer * r.words for r in mine) / words
+        print(
+            f"| {config} | {name} | {len(mine)} | {words} | {final:.1f} / {file:.1f} %"
+            f" | {final - file:+.1f} |",
             flush=True,
         )
 
@@ -462,6 +482,8 @@ async def main() -> None:
                     plan.append((row(args.speech[0], length, cache), 1.0))
             everything += await run_config(config, plan, args, Path(tmp))
     table(everything, sorted({*args.stops, *args.long_stops}, reverse=True))
+    print()
+    speakers(everything)
     curves(everything)
     print(f"load {psutil.getloadavg()} after {time.time() - started:.0f} s", flush=True)
     if args.json:
