@@ -11,7 +11,7 @@ from collections import Counter
 import numpy as np
 from fakes import FakeSessionEvents, FakeSource, FakeStream, FakeVAD, FakeWorker
 
-from v2md.asr.finalpass import SECOND_LOOK_S, WINDOW_S, FinalPass, split_agreed
+from v2md.asr.finalpass import WINDOW_S, FinalPass, split_agreed
 from v2md.audio.format import SAMPLE_RATE
 from v2md.config import Config
 from v2md.session import LiveSession
@@ -192,102 +192,6 @@ async def test_speech_that_runs_on_past_a_pause_confirms_the_text_before_it():
     end = recording.speak(9)  # 16 words without a breath, and Stop at once
     assert await recording.final.finish(end) == said(24)
     assert decoder.decoded[-1] <= 9.5 * SAMPLE_RATE  # the long utterance and its lead-in
-
-
-def hears_the_first_word_in_long_windows(speller: Speller, least_s: float) -> FakeWorker:
-    """A worker that misspells the first word ("v") in windows under ``least_s``: text two
-    short decodes settle, a longer window hears right (espeak's opening sentence, settled
-    by decodes of 7 and 11 s as "roundfak stump", right in its file's 16 s)."""
-
-    def decode(audio: np.ndarray) -> str:
-        words = speller(audio).split()
-        if words and audio.size < least_s * SAMPLE_RATE:
-            words[0] = "v"
-        return " ".join(words)
-
-    return FakeWorker(decode)
-
-
-async def test_a_second_look_with_more_context_takes_its_words_for_settled_text():
-    speller = Speller()
-    decoder = hears_the_first_word_in_long_windows(speller, SECOND_LOOK_S)
-    final = FinalPass(decoder, second_look=decoder.transcribe_speech)
-    recording = Recording(final)
-    while not final.second_look_due():
-        await recording.sentence()
-        assert not final.text.startswith("w0")  # settled as the short windows heard it
-    assert final.settled_text.startswith("v")
-    await final.look_again()
-    looked = final.settled_text.split()
-    assert looked == said(len(looked)).split()
-    assert not final.second_look_due()  # one look each
-    await recording.sentence()
-    words = (await final.finish(recording.samples)).split()  # no time for another look
-    assert words[: len(looked)] == looked
-    assert len(words) == recording.words
-
-
-async def test_each_stretch_gets_one_second_look_at_most_and_its_audio_then_goes():
-    speller = Speller()
-    decoder = FakeWorker(speller)
-    final = FinalPass(decoder, second_look=decoder.transcribe_speech)
-    recording = Recording(final)
-    for _ in range(120):  # ten minutes, a second look whenever one is due
-        await recording.sentence()
-        if final.second_look_due():
-            await final.look_again()
-    assert await final.finish(recording.samples) == said(recording.words)
-    assert max(speller.times_heard.values()) <= 4  # the settling decodes and one look
-    assert max(decoder.decoded) <= (SECOND_LOOK_S + 6) * SAMPLE_RATE
-    assert final.kept_samples <= 6 * SAMPLE_RATE
-
-
-async def test_a_second_look_that_disagrees_changes_nothing_and_is_not_repeated():
-    speller = Speller()
-    decoder = FakeWorker(speller)
-
-    async def hears_something_else(audio: np.ndarray) -> str:
-        return "a quite different text altogether"
-
-    final = FinalPass(decoder, second_look=hears_something_else)
-    recording = Recording(final)
-    while not final.second_look_due():
-        await recording.sentence()
-    settled = final.settled_text
-    await final.look_again()
-    assert final.settled_text == settled
-    assert not final.second_look_due()
-    await recording.sentence()
-    assert await final.finish(recording.samples) == said(recording.words)
-
-
-async def test_a_stop_does_not_wait_for_a_second_look_in_flight():
-    """Through the session: the second look never ends (a live thread busy for good), and
-    a Stop still returns every word, as the short windows settled them."""
-    speller = Speller()
-    decoder = hears_the_first_word_in_long_windows(speller, SECOND_LOOK_S)
-    looking = asyncio.Event()
-
-    async def never_done(audio: np.ndarray) -> str:
-        looking.set()
-        await asyncio.Event().wait()
-        return ""
-
-    source = FakeSource()
-    final = FinalPass(decoder, second_look=never_done)
-    live = LiveSession(
-        Config(), source, FakeStream(live=False), final, FakeVAD(), FakeSessionEvents()
-    )
-    await live.start()
-    for chunk in dictation(5):
-        source.feed(chunk)
-        await until(lambda: source.starved)
-    await until(looking.is_set)
-    async with asyncio.timeout(5):
-        text = await live.finish()
-    words = text.split()  # every word, as the short windows settled them
-    assert len(words) == 40
-    assert all(w in ("v", right) for w, right in zip(words, said(40).split(), strict=True))
 
 
 async def test_a_confirmation_settles_its_own_words_not_an_earlier_decodes():

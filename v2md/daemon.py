@@ -161,7 +161,7 @@ def _build_features(
             cfg,
             audio.open_source(cfg.audio),
             ProvisionalText(local, cfg.whisper) if local is not None else PausesOnly(),
-            FinalPass(worker, second_look=local.second_look if worker is local else None),
+            FinalPass(worker),
             SileroVAD(cfg.vad) if cfg.vad.enabled else None,
             events,
             dictating=worker.dictating,

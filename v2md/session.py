@@ -133,7 +133,6 @@ class LiveSession:
         self.speech_active = False
         self._pump: asyncio.Task[None] | None = None
         self._update: asyncio.Task[None] | None = None
-        self._second_look: asyncio.Task[None] | None = None
         self._decode: asyncio.Task[None] | None = None
         self._last_update = 0.0
         self._overruns_reported = 0
@@ -179,7 +178,6 @@ class LiveSession:
         # The final text does not need provisional text any more; a decode already running
         # finishes on the inference thread, but nothing waits for it.
         await _cancelled(self._update)
-        await _cancelled(self._second_look)  # settled text stands as it is
         if self._decode is not None:
             await self._decode  # a full-context decode in flight: its text is reused
         waited = time.perf_counter()
@@ -205,7 +203,7 @@ class LiveSession:
         """Stop capturing and forget everything."""
         self._ending = True
         self.source.stop()
-        for task in (self._pump, self._update, self._decode, self._second_look):
+        for task in (self._pump, self._update, self._decode):
             await _cancelled(task)
         await self._end()
         self.discard_capture()
@@ -363,29 +361,12 @@ class LiveSession:
             return
         finally:
             self._decode = None
-        idle = self._second_look is None or self._second_look.done()
-        if not self._ending and idle and self._final.second_look_due():
-            self._second_look = asyncio.create_task(self._look_again(), name="v2m-second-look")
         if (self._final.decoded_until, self._final.text) == before:
             return  # a confirmation that changed nothing: live text goes on from where it is
-        self._show_final_text()
+        shown = self._stream.rebase(self._final.decoded_until, self._final.text)
         # Live text is as fresh as it gets: the next live decode is due an update interval
         # from now, not at once (on the audiobook: 30 live decodes instead of 34).
         self._last_update = self._clock()
-
-    async def _look_again(self) -> None:
-        """The final pass's second look at settled text; live text shows its words."""
-        before = self._final.text
-        try:
-            await self._final.look_again()
-        except V2MError as exc:
-            log.warning("second look at settled text failed: %s", exc)  # the text stands
-            return
-        if self._final.text != before:
-            self._show_final_text()
-
-    def _show_final_text(self) -> None:
-        shown = self._stream.rebase(self._final.decoded_until, self._final.text)
         if not self._ending and shown:
             self._events.provisional_text(shown)
 

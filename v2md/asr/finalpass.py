@@ -24,14 +24,6 @@ tail (usually the last one or two utterances). Where decodes keep disagreeing,
 the window grows with context until it would pass WINDOW_S, and the latest
 decode up to a pause becomes final.
 
-Text settled in a short window can still be heard better with the sentences around it
-(espeak's opening sentence, settled by decodes of 7 and 11 s, against its file's one of
-16 s). Where the caller gives a ``second_look`` decoder (one no Stop waits for: live
-text's thread), the audio of settled text is kept until one decode of at least
-SECOND_LOOK_S from its start has read it again; where that decode agrees with the
-settled words nearly (``split_agreed``), its words are taken. Each stretch gets one
-second look at most, and a Stop does not wait for one in flight.
-
 Measured with tiny.en on recorded speech, paced at 1.5x real time (two cores,
 under load; benchmarks/README.md): final WER audiobook 2.8%, telephone prompts
 3.4%, espeak 4.4%, against 2.8/2.5/4.4% when each pause re-decoded the whole
@@ -46,7 +38,6 @@ the capacity the caller sets; past that the oldest audio is handed back
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from difflib import SequenceMatcher
 from typing import Protocol
@@ -65,9 +56,6 @@ LEAD_IN_S = 1.0
 # Audio a later decode must have heard past a pause before its agreement settles the text
 # up to that pause: Whisper settles a sentence's words once it knows how the next begins.
 SETTLE_AFTER_S = 2.0
-# The least audio a second look decodes, from the start of the settled text it reads again
-# up to the latest decode at a pause: more context than the decodes that settled it had.
-SECOND_LOOK_S = 12.0
 # Speech past a pause, without a breath, after which a decode in mid speech confirms the
 # text up to the pause (``confirm``): longer than most phrases, whose breath gives a decode
 # at a pause with more context (confirming 2 s into every phrase made Spanish prompts'
@@ -90,19 +78,6 @@ class SpeechDecoder(Protocol):
     async def transcribe_speech(self, audio: np.ndarray) -> str: ...
 
 
-# A decode as ``transcribe_speech`` makes it, where no Stop waits for it (``second_look``).
-SecondLook = Callable[[np.ndarray], Awaitable[str]]
-
-
-@dataclass(frozen=True)
-class _Settled:
-    """Final text of the audio from absolute sample ``start`` to ``end``."""
-
-    text: str
-    start: int
-    end: int
-
-
 @dataclass(frozen=True)
 class _Decode:
     """The text of the audio from the final pass's origin up to absolute sample ``end``."""
@@ -116,28 +91,16 @@ class FinalPass:
 
     ``decode_to`` and ``finish`` must not overlap; ``append``, ``pause_at``,
     ``drop_silence`` and ``spill`` may run while a decode is in flight (its result is
-    then discarded if the audio it started from was dropped meanwhile). ``look_again``
-    may run beside any of them, one at a time; its result is discarded where what it
-    read again was given up meanwhile, and a caller that finishes drops it.
+    then discarded if the audio it started from was dropped meanwhile).
     """
 
-    def __init__(
-        self,
-        decoder: SpeechDecoder,
-        *,
-        settle_after_s: float = SETTLE_AFTER_S,
-        second_look: SecondLook | None = None,
-    ) -> None:
+    def __init__(self, decoder: SpeechDecoder, *, settle_after_s: float = SETTLE_AFTER_S) -> None:
         self._decoder = decoder
         self._settle_after = round(settle_after_s * SAMPLE_RATE)
         self._chunks: list[np.ndarray] = []  # audio from self._origin on
         self._kept = 0  # samples in _chunks
         self._origin = 0  # absolute sample where the kept audio starts: all before is final
-        self._final: list[_Settled] = []
-        self._second_look = second_look
-        self._looked_over = 0  # stretches of _final a second look has read (or given up on)
-        self._behind: list[np.ndarray] = []  # their audio from there on, up to _origin
-        self._looking = False
+        self._final: list[str] = []
         self._latest: _Decode | None = None  # the latest decode from _origin
         self._candidate: _Decode | None = None  # the latest from _origin that ends at a pause
         self._pause = -1  # absolute sample where the VAD last heard speech end (plus pad)
@@ -147,12 +110,12 @@ class FinalPass:
     def text(self) -> str:
         """The final text so far and the latest decode after it."""
         latest = self._latest.text if self._latest is not None else ""
-        return " ".join(t for t in (*(s.text for s in self._final), latest) if t)
+        return " ".join(t for t in (*self._final, latest) if t)
 
     @property
     def settled_text(self) -> str:
         """The final text of the audio no longer held."""
-        return " ".join(s.text for s in self._final)
+        return " ".join(self._final)
 
     @property
     def decoded_until(self) -> int:
@@ -256,7 +219,6 @@ class FinalPass:
         if now - self.decoded_until < (WINDOW_S if pending else LEAD_IN_S) * SAMPLE_RATE:
             return
         self._settle(self._latest)
-        self._look_no_further()  # the text before a long silence has no context after it
         self._drop(now - round(LEAD_IN_S * SAMPLE_RATE))
 
     def spill(self, limit: int) -> np.ndarray:
@@ -265,7 +227,6 @@ class FinalPass:
         if self._kept <= limit:
             return np.zeros(0, np.float32)
         self._settle(self._latest)
-        self._look_no_further()
         excess = max(0, self._kept - limit)
         spilled = self._audio(self._origin, self._origin + excess)
         self._drop(self._origin + excess)
@@ -283,7 +244,7 @@ class FinalPass:
         # The later decode's words where it agrees: it heard more context.
         settled = split[0] if split is not None else decode.text
         if settled:
-            self._final.append(_Settled(settled, self._origin, decode.end))
+            self._final.append(settled)
         self._drop(decode.end)
         if latest is not None and split is not None:
             self._latest = _Decode(split[1], latest.end)
@@ -295,89 +256,18 @@ class FinalPass:
         return whole[start - self._origin : end - self._origin]
 
     def _drop(self, before: int) -> None:
-        """Settled audio before absolute sample ``before`` leaves the window; it is kept
-        for a second look while settled text in it waits for one."""
+        """Forget the audio before absolute sample ``before``."""
         drop = min(max(before - self._origin, 0), self._kept)
         self._origin += drop
         self._kept -= drop
-        gone = _take(self._chunks, drop)
-        if self._second_look is not None and self._looked_over < len(self._final):
-            self._behind += gone
-
-    # ---- a second look ------------------------------------------------------------------
-
-    def second_look_due(self) -> bool:
-        """Settled text waits for a second look, and the audio from its start up to the
-        latest decode at a pause holds SECOND_LOOK_S: time to ``look_again``."""
-        if self._second_look is None or self._looking or self._looked_over == len(self._final):
-            return False
-        end = self._look_end()
-        # A second look decodes one window: the oldest stretches go without one if need be.
-        while (
-            self._looked_over < len(self._final)
-            and end - self._final[self._looked_over].start > WINDOW_S * SAMPLE_RATE
-        ):
-            self._looked_over += 1
-            self._let_go_behind()
-        if self._looked_over == len(self._final):
-            return False
-        return end - self._final[self._looked_over].start >= SECOND_LOOK_S * SAMPLE_RATE
-
-    async def look_again(self) -> None:
-        """Decode the settled text that waits for a second look again, with the audio after
-        it up to the latest decode at a pause, and take its words where it agrees."""
-        assert self._second_look is not None
-        first = self._looked_over
-        stretches = self._final[first:]
-        start, end = stretches[0].start, self._look_end()
-        behind = np.concatenate(self._behind) if self._behind else np.zeros(0, np.float32)
-        audio = np.concatenate([behind, self._audio(self._origin, end)])
-        self._looking = True
-        try:
-            text = await self._second_look(audio)
-        finally:
-            self._looking = False
-        if self._looked_over != first or self._final[first : first + len(stretches)] != stretches:
-            return  # given up meanwhile (a long silence, a spill)
-        settled = " ".join(s.text for s in stretches)
-        split = split_agreed(settled, text.strip())
-        log.debug("second look %.2f-%.2f s: %s", start / SAMPLE_RATE, end / SAMPLE_RATE, text)
-        self._looked_over = first + len(stretches)
-        if split is not None and split[0] and split[0] != settled:
-            log.debug("second look takes %r for %r", split[0], settled)
-            self._final[first : self._looked_over] = [_Settled(split[0], start, stretches[-1].end)]
-            self._looked_over = first + 1
-        self._let_go_behind()
-
-    def _look_end(self) -> int:
-        """Where a second look ends: the latest decode at a pause, else the settled point."""
-        return self._candidate.end if self._candidate is not None else self._origin
-
-    def _look_no_further(self) -> None:
-        self._looked_over = len(self._final)
-        self._behind = []
-
-    def _let_go_behind(self) -> None:
-        """Forget the settled audio no stretch waiting for a second look needs."""
-        waiting = self._final[self._looked_over :]
-        keep = self._origin - waiting[0].start if waiting else 0
-        held = sum(chunk.size for chunk in self._behind)
-        _take(self._behind, held - keep)
-
-
-def _take(chunks: list[np.ndarray], samples: int) -> list[np.ndarray]:
-    """Remove the first ``samples`` of ``chunks`` (in place) and return them."""
-    taken = []
-    while samples > 0:
-        head = chunks[0]
-        if head.size <= samples:
-            taken.append(chunks.pop(0))
-            samples -= head.size
-        else:
-            taken.append(head[:samples])
-            chunks[0] = head[samples:]
-            samples = 0
-    return taken
+        while drop:
+            head = self._chunks[0]
+            if head.size <= drop:
+                self._chunks.pop(0)
+                drop -= head.size
+            else:
+                self._chunks[0] = head[drop:]
+                drop = 0
 
 
 def split_agreed(earlier: str, later: str) -> tuple[str, str] | None:

@@ -34,7 +34,7 @@ import math
 import os
 import select
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -319,19 +319,6 @@ class WhisperWorker:
         last word waits for a short window instead of a 30 s one (measured on recorded
         speech: the same words, in about half the time; benchmarks/README.md). Longer
         speech goes in 30 s windows, as many as it needs."""
-        return await self._speech(audio, Priority.FINAL, final=True)
-
-    @property
-    def second_look(self) -> Callable[[np.ndarray], Awaitable[str]] | None:
-        """``transcribe_speech`` on live text's thread, at its priority: the final pass's
-        second look at settled text (``FinalPass.look_again``), which no Stop then waits
-        for. None where live text has no thread of its own (``parallel_decodes`` off) or
-        its model is not the final text's (``final_model``)."""
-        if self._live is self._inference or self._cfg.final_model:
-            return None
-        return partial(self._speech, priority=Priority.LIVE, final=False)
-
-    async def _speech(self, audio: np.ndarray, priority: Priority, *, final: bool) -> str:
         audio = check_audio(audio)
         if audio.size == 0:
             return ""
@@ -350,7 +337,7 @@ class WhisperWorker:
             def decode(model: models.WindowedWhisperModel) -> tuple[list[str], str]:
                 return [text for text, _end in model.windows(audio, options)], model.language
 
-        texts, language = await self._run(priority, decode, final=final)
+        texts, language = await self._run(Priority.FINAL, decode)
         self._on_language(language)  # detected, where Language is auto
         if self._dictating and self._heard is None and seconds >= KEEP_LANGUAGE_AFTER_S:
             self._heard = language
