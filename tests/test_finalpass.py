@@ -174,6 +174,21 @@ async def test_decodes_that_respell_a_word_still_settle_and_lose_or_double_no_ot
     assert max(decoder.decoded) <= 12 * SAMPLE_RATE
 
 
+async def test_a_window_that_starts_cold_keeps_the_words_an_earlier_start_heard():
+    """Each decode respells its first word, as a window starting at a pause mishears the
+    word it starts on. The decode that settles a sentence heard the next one's first word
+    with the audio before it: those words are kept, so of a dictation's twelve sentences
+    only the very first word, with no audio before it, is respelled."""
+    decoder = spelling(respell=True)
+    recording = Recording(FinalPass(decoder))
+    for _ in range(12):
+        await recording.sentence()
+    end = recording.samples - SAMPLE_RATE + PAD  # the last word's end, where a Stop decodes to
+    words = (await recording.final.finish(end)).split()
+    assert words[0].startswith("v")
+    assert words[1:] == said(recording.words).split()[1:]
+
+
 async def test_speech_that_runs_on_past_a_pause_confirms_the_text_before_it():
     """An utterance spoken without a breath gives no pause at which to settle the one
     before it: once it has run on 4 s, a decode in mid speech confirms that text, so a
@@ -418,7 +433,8 @@ async def test_a_recording_holds_file_transcription_until_it_ends():
 
 async def test_the_earlier_decode_says_where_its_sentence_ends():
     """A later decode that agrees may run the sentence on with a comma; the earlier one
-    ended at the pause, and its sentence end stands ("scratch that" goes back to it)."""
+    ended at the pause, and its sentence end stands ("scratch that" goes back to it), with
+    a capital after it."""
     assert split_agreed("Is the meeting at noon?", "Is the meeting at noon, I will be") == (
         "Is the meeting at noon?",
         "I will be",
@@ -427,7 +443,30 @@ async def test_the_earlier_decode_says_where_its_sentence_ends():
     later = "The quick round fox jump over the lazy dog. Please send the report, we should meet"
     assert split_agreed(earlier, later) == (
         "The quick round fox jump over the lazy dog. Please send the report.",
-        "we should meet",
+        "We should meet",
+    )
+    assert split_agreed("Remember to buy milk,", "Remember to buy milk, bread and eggs") == (
+        "Remember to buy milk,",
+        "bread and eggs",
+    )
+    assert split_agreed(
+        "The party you are trying to reach", "The party you are trying to reach does not"
+    ) == (
+        "The party you are trying to reach",
+        "does not",
+    )
+
+
+def test_words_heard_with_the_audio_before_them_stand_against_a_cold_start():
+    """A decode from an earlier start heard "bread" after "milk,"; one starting at that
+    comma heard "Red". Where they nearly agree, the earlier one's words are kept when it
+    heard the audio before them, and the later one's (it heard more after) otherwise."""
+    earlier = "bread and fresh vegetables on the way home."
+    later = "Red and fresh vegetables on the way home. Our new product"
+    assert split_agreed(earlier, later, keep_earlier=True) == (earlier, "Our new product")
+    assert split_agreed(earlier, later) == (
+        "Red and fresh vegetables on the way home.",
+        "Our new product",
     )
 
 

@@ -12,7 +12,8 @@ start, so no word is lost or doubled at the seam.
 Text settles pause by pause (the session reports a breath between sentences as
 one). When a later decode from the same start begins with the words of the
 decode up to an earlier pause (``pause_at``), every one or nearly
-(a respelled word; then the later one's words are taken), and has heard at least
+(a respelled word; then the later one's words are taken, but for words an earlier
+start heard with the audio before them), and has heard at least
 SETTLE_AFTER_S past that pause, the earlier decode is final: two decodes with
 different amounts of context agree on it. The next window starts at that
 pause, in silence, so no word is cut or heard twice, and the audio before it is
@@ -70,6 +71,7 @@ SEAM_SLACK = 1
 # What a decode may end a word with at a pause: the sentence's end, as the earlier decode
 # (the one that ended there) wrote it.
 _SEAM_MARKS = ".,;:!?…"
+_SENTENCE_ENDS = ".!?…"
 
 
 class SpeechDecoder(Protocol):
@@ -84,6 +86,9 @@ class _Decode:
 
     text: str
     end: int
+    # Its words were decoded with audio before the settled point, by a decode from an
+    # earlier start: a decode from the settled point starts cold where they begin.
+    heard_before: bool = False
 
 
 class FinalPass:
@@ -197,7 +202,7 @@ class FinalPass:
         log.debug("confirming %.2f-%.2f s: %s", origin / SAMPLE_RATE, end / SAMPLE_RATE, text)
         if origin != self._origin or self._candidate is not candidate:
             return  # audio spilled meanwhile: that candidate is settled already
-        split = split_agreed(candidate.text, text)
+        split = split_agreed(candidate.text, text, keep_earlier=candidate.heard_before)
         if split is not None:
             # A decode since the pause (speech that went quiet a moment) heard less than
             # this one: its words are not the ones to settle, and the next pause decodes
@@ -240,14 +245,15 @@ class FinalPass:
         latest, self._latest, self._candidate = self._latest, None, None
         split = None
         if latest is not None and latest.end > decode.end:
-            split = split_agreed(decode.text, latest.text)
-        # The later decode's words where it agrees: it heard more context.
+            # The later decode's words where it agrees (it heard more after them), unless
+            # the earlier ones were heard with audio before them too.
+            split = split_agreed(decode.text, latest.text, keep_earlier=decode.heard_before)
         settled = split[0] if split is not None else decode.text
         if settled:
             self._final.append(settled)
         self._drop(decode.end)
         if latest is not None and split is not None:
-            self._latest = _Decode(split[1], latest.end)
+            self._latest = _Decode(split[1], latest.end, heard_before=True)
             if latest.end == self._pause:
                 self._candidate = self._latest
 
@@ -270,41 +276,48 @@ class FinalPass:
                 drop = 0
 
 
-def split_agreed(earlier: str, later: str) -> tuple[str, str] | None:
+def split_agreed(earlier: str, later: str, *, keep_earlier: bool = False) -> tuple[str, str] | None:
     """Where ``later``, a decode from the same start that heard more, says what ``earlier``
     said: (its words for that, its words after). It agrees where it begins with the same
     words (case and punctuation aside), or nearly: most words the same (AGREE_RATIO) and
     the same up to at most SEAM_SLACK words before the end of ``earlier``, Whisper
     respelling an odd word once it hears more ("round-fark stump over the lazy nog" /
     "round fox jump over the lazy dog"). None where it does not agree, or ``earlier`` has
-    no words."""
+    no words. Where they nearly agree, ``later``'s words are taken, unless
+    ``keep_earlier``: ``earlier`` heard audio before the start that ``later`` starts cold
+    at (espeak's "milk, bread" as "milk. Red" from a window starting at that comma)."""
     before, words = earlier.split(), later.split()
     if not before:
         return None
     old, new = [word_key(w) for w in before], [word_key(w) for w in words]
     if new[: len(old)] == old:
-        # The earlier decode's words stand: it ended at the pause, so its punctuation there
-        # ends the sentence, where the later one may run on with a comma ("noon?" /
-        # "noon, I will"), which would hide the sentence end from "scratch that".
-        return earlier.strip(), " ".join(words[len(old) :])
-    # Where ``earlier`` ends in ``later``: a word or two either way of its own count.
-    slack = max(2, len(old) // 5)
-    matcher = SequenceMatcher(None, old, new[: len(old) + slack], autojunk=False)
-    blocks = [b for b in matcher.get_matching_blocks() if b.size]
-    if not blocks:
-        return None
-    last = blocks[-1]
-    unmatched = len(old) - (last.a + last.size)  # words of ``earlier`` after the last match
-    if unmatched > SEAM_SLACK:
-        return None
-    end = min(len(new), last.b + last.size + unmatched)
-    if abs(end - len(old)) > slack:
-        return None
-    matched = sum(b.size for b in blocks if b.a + b.size <= len(old) and b.b + b.size <= end)
-    if 2 * matched / (len(old) + end) < AGREE_RATIO:
-        return None
-    head = words[:end]
-    if head:
-        # Its words, but the earlier decode's punctuation at the pause (as above).
-        head[-1] = head[-1].rstrip(_SEAM_MARKS) + before[-1][len(before[-1].rstrip(_SEAM_MARKS)) :]
-    return " ".join(head), " ".join(words[end:])
+        end = len(old)
+        head = before
+    else:
+        # Where ``earlier`` ends in ``later``: a word or two either way of its own count.
+        slack = max(2, len(old) // 5)
+        matcher = SequenceMatcher(None, old, new[: len(old) + slack], autojunk=False)
+        blocks = [b for b in matcher.get_matching_blocks() if b.size]
+        if not blocks:
+            return None
+        last = blocks[-1]
+        unmatched = len(old) - (last.a + last.size)  # words of ``earlier`` after the last match
+        if unmatched > SEAM_SLACK:
+            return None
+        end = min(len(new), last.b + last.size + unmatched)
+        if abs(end - len(old)) > slack:
+            return None
+        matched = sum(b.size for b in blocks if b.a + b.size <= len(old) and b.b + b.size <= end)
+        if 2 * matched / (len(old) + end) < AGREE_RATIO:
+            return None
+        head = before if keep_earlier else words[:end]
+    # The earlier decode's punctuation at the pause: it ended there, so its mark ends the
+    # sentence where the later one may run on with a comma ("noon?" / "noon, I will"),
+    # which would hide the sentence end from "scratch that" (it drops what was said
+    # since the pause). The words after it then begin a sentence ("reach. Does not").
+    mark = before[-1][len(before[-1].rstrip(_SEAM_MARKS)) :]
+    head = [*head[:-1], head[-1].rstrip(_SEAM_MARKS) + mark]
+    rest = " ".join(words[end:])
+    if mark and mark[-1] in _SENTENCE_ENDS:
+        rest = rest[:1].upper() + rest[1:]
+    return " ".join(head), rest
