@@ -20,7 +20,8 @@ daemon's event loop kept a caller waiting while it decoded.
 
     python benchmarks/dictation_bench.py [--configs tiny tiny+base] [--speech audiobook
         prompts espeak] [--lengths 15 60 130] [--stops 1.0 0.3] [--long-stops 1.0]
-        [--delays 0.1 0.6 1.5] [--cpu-lengths 240] [--runs 1] [--busy] [--png PATH]
+        [--delays 0.1 0.6 1.5] [--cpu-lengths 240] [--runs 1] [--file-variants 4] [--busy]
+        [--png PATH]
 
 A config is a daemon's ``[whisper]`` settings (see CONFIGS). Rows longer than 60 s
 run only at ``--long-stops``; ``--compare-lengths`` limits the configs after the first to
@@ -28,6 +29,8 @@ rows of those lengths. ``--delays`` runs the first speech's shortest row at
 each delay (the first config's) for the curve of stop-to-final against the delay;
 ``--cpu-lengths`` adds rows of the first speech at those lengths (Stop 1 s after) for
 the curve of CPU per audio second against length. ``--png`` draws both curves.
+``--file-variants N`` decodes each row's file N more times, its audio changed by one
+16-bit step here and there: how far the file's own WER moves for a change no one hears.
 """
 
 from __future__ import annotations
@@ -108,6 +111,8 @@ class Result:
     wer: float
     words: int  # in the reference text
     file_wer: float = float("nan")
+    # The file's WER with the audio changed by one 16-bit step here and there (--file-variants)
+    file_variants: list[float] = field(default_factory=list)
     floor_ms: float = float("nan")
     bus_max_ms: float = float("nan")  # longest property read while dictating
     rss_mib: float = float("nan")  # the daemon's resident memory after the dictation
@@ -209,6 +214,14 @@ async def transcribe_file(address: str, wav: Path) -> str:
         bus.disconnect()
 
 
+def imperceptibly_changed(audio: np.ndarray, seed: int) -> np.ndarray:
+    """``audio`` with triangular noise of one 16-bit step (-96 dB) added: the same speech to
+    any ear or microphone, as quantising it again would change it."""
+    rng = np.random.default_rng(seed)
+    step = 1 / 32768
+    return audio + step * (rng.random(audio.size) - rng.random(audio.size)).astype(np.float32)
+
+
 async def floor_ms(config: str, audio: np.ndarray, repeats: int = 3) -> float:
     """Decode ``audio`` alone with the config's final model and options (p50 of repeats),
     in the language the first decode heard, as a dictation keeps it."""
@@ -250,6 +263,7 @@ async def run_config(
     ).start()
     results: list[Result] = []
     file_wer: dict[int, float] = {}
+    variants: dict[int, list[float]] = {}
     try:
         await daemon.wait_ready()
         warm = speech.write_wav(tmp / "warm.wav", plan[0][0].last)
@@ -287,6 +301,11 @@ async def run_config(
             if id(r) not in file_wer and not args.busy:
                 wav = speech.write_wav(tmp / "speech.wav", r.audio)
                 file_wer[id(r)] = speech.wer(r.text, await transcribe_file(bus.address, wav))
+                variants[id(r)] = []
+                for seed in range(1, args.file_variants + 1):
+                    wav = speech.write_wav(tmp / "speech.wav", imperceptibly_changed(r.audio, seed))
+                    text = await transcribe_file(bus.address, wav)
+                    variants[id(r)].append(speech.wer(r.text, text))
     finally:
         daemon.stop()
         bus.close()
@@ -298,6 +317,7 @@ async def run_config(
         results, [p for p in plan for _ in range(args.runs)], strict=True
     ):
         result.file_wer = file_wer.get(id(r), float("nan"))
+        result.file_variants = variants.get(id(r), [])
         result.floor_ms = floors[id(r)]
     return results
 
@@ -339,16 +359,22 @@ def speakers(results: list[Result]) -> None:
     """Final and file WER per speaker (the issue's "within 0.5 point of TranscribeFile per
     speaker"), pooled over the speaker's dictations, each weighing as many words as it
     has; the file's WER with the same weights."""
-    print("| config | speech | dictations | words | WER final / file | final - file |")
-    print("|---" * 6 + "|")
+    variants = min(len(r.file_variants) for r in results)
+    print(
+        "| config | speech | dictations | words | WER final / file | final - file |"
+        + (f" file, {variants} changed by a 16-bit step |" if variants else "")
+    )
+    print("|---" * (7 if variants else 6) + "|")
     for config, name in dict.fromkeys((r.config, r.speech) for r in results):
         mine = [r for r in results if (r.config, r.speech) == (config, name)]
         words = sum(r.words for r in mine)
         final = sum(r.wer * r.words for r in mine) / words
         file = sum(r.file_wer * r.words for r in mine) / words
+        spread = [sum(r.file_variants[k] * r.words for r in mine) / words for k in range(variants)]
         print(
             f"| {config} | {name} | {len(mine)} | {words} | {final:.1f} / {file:.1f} %"
-            f" | {final - file:+.1f} |",
+            f" | {final - file:+.1f} |"
+            + (f" {min(spread):.1f} to {max(spread):.1f} % |" if variants else ""),
             flush=True,
         )
 
@@ -445,6 +471,12 @@ async def main() -> None:
     parser.add_argument("--delays", nargs="*", type=float, default=[])
     parser.add_argument("--cpu-lengths", nargs="*", type=float, default=[])
     parser.add_argument("--runs", type=int, default=1)
+    parser.add_argument(
+        "--file-variants",
+        type=int,
+        default=0,
+        help="TranscribeFile this many more times, the audio changed by a 16-bit step",
+    )
     parser.add_argument(
         "--compare-lengths",
         nargs="*",
