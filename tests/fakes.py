@@ -202,6 +202,7 @@ class FakeWorker:
         self.models = list(models)
         self.state = ModelState.UNLOADED
         self.decoded: list[int] = []
+        self.in_speech: list[bool] = []  # per final decode: did its audio end in mid speech
         self.calls: list[tuple[float, float, str]] = []
         self.files: list[str] = []
         self.pulled: list[str] = []
@@ -228,8 +229,9 @@ class FakeWorker:
 
         return release
 
-    async def transcribe_speech(self, audio: Audio) -> str:
+    async def transcribe_speech(self, audio: Audio, *, in_speech: bool = False) -> str:
         self.decoded.append(audio.size)
+        self.in_speech.append(in_speech)
         await self._decoding()
         return self._text(audio) if callable(self._text) else self._text
 

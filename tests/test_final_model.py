@@ -30,10 +30,12 @@ class NamedModel:
             device="cpu", compute_type="int8", is_multilingual=not name.endswith(".en")
         )
         self.languages: list[str | None] = []  # asked for, per decode
+        self.temperatures: list[float | None] = []  # asked for, per decode (None: fallback)
         self.language = "en"
 
     def segments(self, audio, frames, max_windows, options):
         self.languages.append(options.language)
+        self.temperatures.append(options.temperature)
         self.running.set()
         self.gate.wait(10)
         text = f" {self.name}-beam{options.beam_size}"
@@ -92,6 +94,17 @@ async def test_without_a_final_model_one_model_makes_both_texts_beam_only_for_fi
     assert final == "tiny.en-beam4"
     # One model in memory, serving a live and a final decode at once.
     assert loader.loaded == [("tiny.en", 2)]
+
+
+async def test_speech_cut_in_mid_word_is_decoded_without_temperature_fallback(loader):
+    """A confirmation's audio ends in mid speech: a cut last word would send the decoder up
+    faster-whisper's fallback ladder, a decode at each step, for words that are not kept.
+    Complete speech keeps the fallback, as a file's decode has it."""
+    worker = WhisperWorker(WhisperConfig())
+    await worker.transcribe_speech(SPEECH)
+    await worker.transcribe_speech(SPEECH, in_speech=True)
+    assert loader.models["tiny.en"].temperatures == [None, 0.0]
+    await worker.close()
 
 
 async def test_both_models_load_together_and_unload_together(loader):

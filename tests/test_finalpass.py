@@ -203,6 +203,7 @@ async def test_speech_that_runs_on_past_a_pause_confirms_the_text_before_it():
     assert recording.final.confirm_due(recording.samples)
     await recording.final.confirm(recording.samples)
     assert recording.final.settled_text == said(8)
+    assert decoder.in_speech == [False, True]  # only the confirmation's audio ends in speech
     assert not recording.final.confirm_due(recording.samples)
     end = recording.speak(9)  # 16 words without a breath, and Stop at once
     assert await recording.final.finish(end) == said(24)

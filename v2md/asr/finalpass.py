@@ -77,7 +77,7 @@ _SENTENCE_ENDS = ".!?…"
 class SpeechDecoder(Protocol):
     """What the final pass needs of the Whisper worker."""
 
-    async def transcribe_speech(self, audio: np.ndarray) -> str: ...
+    async def transcribe_speech(self, audio: np.ndarray, *, in_speech: bool = False) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -198,7 +198,7 @@ class FinalPass:
         if candidate is None or end <= candidate.end:
             return
         origin = self._origin
-        text = await self._decoder.transcribe_speech(self._audio(origin, end))
+        text = await self._decoder.transcribe_speech(self._audio(origin, end), in_speech=True)
         log.debug("confirming %.2f-%.2f s: %s", origin / SAMPLE_RATE, end / SAMPLE_RATE, text)
         if origin != self._origin or self._candidate is not candidate:
             return  # audio spilled meanwhile: that candidate is settled already

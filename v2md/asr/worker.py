@@ -307,11 +307,15 @@ class WhisperWorker:
 
         return end
 
-    async def transcribe_speech(self, audio: np.ndarray) -> str:
+    async def transcribe_speech(self, audio: np.ndarray, *, in_speech: bool = False) -> str:
         """Decode complete speech the way a file is decoded (long silences skipped), in one
         job of the highest priority. The final text of a dictation comes from here, as
         accurate as one batch decode; the language it was decoded in goes to
-        ``on_language``.
+        ``on_language``. ``in_speech``: the audio ends in mid speech (a confirmation,
+        whose words after the last pause are not kept), so it is decoded at temperature 0
+        only: its cut last word sent faster-whisper up its fallback ladder, each step a
+        decode again (base, Spanish prompts: a 9 s confirmation took 1.3-2.6 s, not 0.6,
+        and a Stop waited for it).
 
         Speech that fits one window is decoded in an encoder window cut to the speech plus
         WINDOW_MARGIN_S, with a token budget from its length: the encoder's cost falls with
@@ -324,15 +328,18 @@ class WhisperWorker:
             return ""
         seconds = audio.size / SAMPLE_RATE
         frames = models.window_frames(0.0, audio.size, WINDOW_MARGIN_S)
+        fallback = not in_speech
         if frames < models.FULL_WINDOW_FRAMES:
-            options = self._file_options(max_new_tokens=_token_budget(seconds), dictation=True)
+            options = self._file_options(
+                max_new_tokens=_token_budget(seconds), dictation=True, fallback=fallback
+            )
 
             def decode(model: models.WindowedWhisperModel) -> tuple[list[str], str]:
                 found = model.segments(audio, frames, None, options)
                 return [segment.text for segment in found], model.language
 
         else:
-            options = self._file_options(dictation=True)
+            options = self._file_options(dictation=True, fallback=fallback)
 
             def decode(model: models.WindowedWhisperModel) -> tuple[list[str], str]:
                 return [text for text, _end in model.windows(audio, options)], model.language
@@ -369,10 +376,15 @@ class WhisperWorker:
         return "".join(pieces).strip()
 
     def _file_options(
-        self, max_new_tokens: int | None = None, *, dictation: bool = False
+        self,
+        max_new_tokens: int | None = None,
+        *,
+        dictation: bool = False,
+        fallback: bool = True,
     ) -> DecodeOptions:
         """Options for complete speech, a file's or (``dictation``) a dictation's final
-        text: long silences skipped by faster-whisper's VAD."""
+        text: long silences skipped by faster-whisper's VAD; with ``fallback``,
+        faster-whisper's temperature fallback, else temperature 0 only."""
         prompt = " ".join(p for p in (self._cfg.initial_prompt, self._bias(self._language)) if p)
         return DecodeOptions(
             beam_size=self._cfg.beam_size,  # final text's; live decodes are greedy
@@ -382,6 +394,7 @@ class WhisperWorker:
             word_timestamps=False,
             vad_filter=True,
             max_new_tokens=max_new_tokens,
+            temperature=None if fallback else 0.0,
         )
 
     def _decode_language(self, *, dictation: bool = False) -> str | None:

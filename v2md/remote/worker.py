@@ -184,12 +184,15 @@ class RemoteWorker:
         self._set_state(ModelState.FAILED, error.message)
         raise error
 
-    async def transcribe_speech(self, audio: np.ndarray) -> str:
-        """The final text of complete speech: the server's, else the local model's."""
+    async def transcribe_speech(self, audio: np.ndarray, *, in_speech: bool = False) -> str:
+        """The final text of complete speech: the server's, else the local model's (see
+        ``WhisperWorker.transcribe_speech`` for ``in_speech``; a server decodes its own way)."""
         audio = check_audio(audio)
         if audio.size == 0:
             return ""
-        return await self._final_text(audio, lambda: self._require_local().transcribe_speech(audio))
+        return await self._final_text(
+            audio, lambda: self._require_local().transcribe_speech(audio, in_speech=in_speech)
+        )
 
     async def transcribe_file(
         self, path: str | Path, on_progress: Callable[[float], None] | None = None
