@@ -262,8 +262,7 @@ async def run_config(
         **settings,
     ).start()
     results: list[Result] = []
-    file_wer: dict[int, float] = {}
-    variants: dict[int, list[float]] = {}
+    file_wers: dict[int, list[float]] = {}  # the file's as is, then its --file-variants
     try:
         await daemon.wait_ready()
         warm = speech.write_wav(tmp / "warm.wav", plan[0][0].last)
@@ -298,14 +297,13 @@ async def run_config(
                     file=sys.stderr,
                     flush=True,
                 )
-            if id(r) not in file_wer and not args.busy:
-                wav = speech.write_wav(tmp / "speech.wav", r.audio)
-                file_wer[id(r)] = speech.wer(r.text, await transcribe_file(bus.address, wav))
-                variants[id(r)] = []
-                for seed in range(1, args.file_variants + 1):
-                    wav = speech.write_wav(tmp / "speech.wav", imperceptibly_changed(r.audio, seed))
+            if id(r) not in file_wers and not args.busy:
+                file_wers[id(r)] = []
+                for seed in range(args.file_variants + 1):
+                    audio = imperceptibly_changed(r.audio, seed) if seed else r.audio
+                    wav = speech.write_wav(tmp / "speech.wav", audio)
                     text = await transcribe_file(bus.address, wav)
-                    variants[id(r)].append(speech.wer(r.text, text))
+                    file_wers[id(r)].append(speech.wer(r.text, text))
     finally:
         daemon.stop()
         bus.close()
@@ -316,8 +314,7 @@ async def run_config(
     for result, (r, _stop) in zip(
         results, [p for p in plan for _ in range(args.runs)], strict=True
     ):
-        result.file_wer = file_wer.get(id(r), float("nan"))
-        result.file_variants = variants.get(id(r), [])
+        result.file_wer, *result.file_variants = file_wers.get(id(r), [float("nan")])
         result.floor_ms = floors[id(r)]
     return results
 
