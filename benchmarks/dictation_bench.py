@@ -3,9 +3,10 @@
 Each dictation is speech followed by silence, played at real time as the daemon's
 audio source (the engine's file source), exactly as a microphone would deliver it.
 The speech of a row is ``audiobook`` (a LibriVox reader), ``prompts`` (Asterisk's
-telephone prompts; ``prompts-es`` in Spanish, for a multilingual model) or ``espeak``
-(espeak-ng sentences), its units (sentences,
-prompts) cycled, with their pauses, until the row's length is reached. A client
+telephone prompts; ``prompts-es`` in Spanish, for a multilingual model), ``espeak``
+(espeak-ng sentences) or ``commands`` (espeak-ng dictating issue 19's sentences with spoken
+commands, a short pause before each: speech that pauses every second or so), its units
+(sentences, prompts) cycled, with their pauses, until the row's length is reached. A client
 calls Start, waits until ``--stops`` seconds after the last word (the time of the
 last word is known from the audio, not from the VAD), calls Stop and times it:
 that is stop-to-final.
@@ -53,6 +54,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT))
 
+import dictated  # noqa: E402
 import recorded  # noqa: E402
 import speech  # noqa: E402
 from dbus_fast.aio import MessageBus  # noqa: E402
@@ -123,7 +125,8 @@ class Result:
 
 
 def units(name: str) -> list[Unit]:
-    """A speech's units in order: the audiobook's sentences, the prompts, espeak sentences."""
+    """A speech's units in order: the audiobook's sentences, the prompts, espeak sentences,
+    the dictated commands."""
     if name == "audiobook":
         root = recorded.fetch() / "librivox"
         (listing,) = root.glob("*transcription")
@@ -138,6 +141,11 @@ def units(name: str) -> list[Unit]:
         prompts = recorded.asterisk_prompts("es" if name == "prompts-es" else "en")
         return [Unit(np.concatenate([audio, pause]), text) for audio, text in prompts]
     pause = speech.silence(0.3)
+    if name == "commands":
+        return [
+            Unit(np.concatenate([speech.speak(said), pause]), wanted)
+            for said, wanted in dictated.COMMANDS
+        ]
     return [
         Unit(np.concatenate([speech.speak(s), pause]), s) for s in speech.SENTENCES
     ]  # as speech.utterance builds it
@@ -460,7 +468,7 @@ async def main() -> None:
         "--speech",
         nargs="+",
         default=["audiobook", "prompts", "espeak"],
-        choices=["audiobook", "prompts", "prompts-es", "espeak"],
+        choices=["audiobook", "prompts", "prompts-es", "espeak", "commands"],
     )
     parser.add_argument("--lengths", nargs="+", type=float, default=[15, 60, 130])
     parser.add_argument("--stops", "--stop-after", nargs="+", type=float, default=[1.0, 0.3])

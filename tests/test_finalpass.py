@@ -108,6 +108,23 @@ async def test_each_stretch_is_decoded_a_bounded_number_of_times_however_long_th
     assert max(decoder.decoded) <= 12 * SAMPLE_RATE  # two sentences and their pauses
 
 
+async def test_speech_that_pauses_more_often_than_text_settles_still_settles():
+    # "Thanks, comma, see you on Monday, period": a phrase of a second and a half-second
+    # pause, over and over. No decode at a pause hears SETTLE_AFTER_S past the pause before
+    # it, but one hears that far past the pause before that one.
+    speller = Speller()
+    decoder = FakeWorker(speller)
+    recording = Recording(FinalPass(decoder))
+    for _ in range(60):
+        end = recording.speak(2)
+        recording.quiet(0.5)
+        recording.final.pause_at(end)
+        await recording.final.decode_to(end)
+    assert await recording.final.finish(recording.samples) == said(recording.words)
+    assert max(speller.times_heard.values()) <= 4
+    assert max(decoder.decoded) <= 8 * SAMPLE_RATE  # not WINDOW_S
+
+
 async def test_a_stop_right_after_speech_decodes_only_the_unsettled_tail():
     decoder = spelling()
     recording = Recording(FinalPass(decoder))

@@ -15,12 +15,14 @@ decode up to an earlier pause (``pause_at``), every one or nearly
 (a respelled word; then the later one's words are taken, but for words an earlier
 start heard with the audio before them), and has heard at least
 SETTLE_AFTER_S past that pause, the earlier decode is final: two decodes with
-different amounts of context agree on it. The next window starts at that
+different amounts of context agree on it. That pause need not be the last one:
+speech that pauses every second ("Thanks, comma, see you on Monday") settles at
+the pause before it. The next window starts at that
 pause, in silence, so no word is cut or heard twice, and the audio before it is
 let go of. Where speech runs on past a pause without a breath, a decode in mid
 speech (``confirm``) stands in for the later one once it has heard CONFIRM_AFTER_S
-past it. Settled speech is never decoded again: each stretch is heard by two or
-three decodes however long the dictation, and a Stop decodes only the unsettled
+past it. Settled speech is never decoded again: each stretch is heard by two to
+four decodes however long the dictation, and a Stop decodes only the unsettled
 tail (usually the last one or two utterances). Where decodes keep disagreeing,
 the window grows with context until it would pass WINDOW_S, and the latest
 decode up to a pause becomes final.
@@ -107,7 +109,11 @@ class FinalPass:
         self._origin = 0  # absolute sample where the kept audio starts: all before is final
         self._final: list[str] = []
         self._latest: _Decode | None = None  # the latest decode from _origin
-        self._candidate: _Decode | None = None  # the latest from _origin that ends at a pause
+        # The decodes from _origin that end at a pause, oldest first: any of them may be
+        # settled by a later decode that heard SETTLE_AFTER_S past it. Not only the latest:
+        # speech that pauses more often than that ("Thanks, comma, see you") would
+        # otherwise never settle, and its window would grow to WINDOW_S.
+        self._candidates: list[_Decode] = []
         self._pause = -1  # absolute sample where the VAD last heard speech end (plus pad)
         self._confirming: _Decode | None = None  # the candidate ``confirm`` last tried
 
@@ -147,7 +153,7 @@ class FinalPass:
         settled by a later one that agrees with it."""
         self._pause = end
         if self._latest is not None and self._latest.end == end:
-            self._candidate = self._latest
+            self._add_candidate(self._latest)
 
     async def decode_to(self, end: int) -> None:
         """Decode from the last settled point up to absolute sample ``end``: a pause, or a
@@ -164,15 +170,25 @@ class FinalPass:
         if origin != self._origin:
             return  # audio it started from was spilled meanwhile; that decode no longer fits
         self._latest = _Decode(text.strip(), end)
-        candidate = self._candidate
-        if (
-            candidate is not None
-            and end - candidate.end >= self._settle_after
-            and split_agreed(candidate.text, self._latest.text) is not None
-        ):
-            self._settle(candidate)
+        # The latest pause this decode heard far enough past, and agrees with it up to.
+        for candidate in reversed(self._candidates):
+            if (
+                end - candidate.end >= self._settle_after
+                and split_agreed(candidate.text, self._latest.text) is not None
+            ):
+                self._settle(candidate)
+                break
         if end == self._pause:
-            self._candidate = self._latest
+            self._add_candidate(self._latest)
+
+    @property
+    def _candidate(self) -> _Decode | None:
+        """The decode up to the latest pause."""
+        return self._candidates[-1] if self._candidates else None
+
+    def _add_candidate(self, decode: _Decode) -> None:
+        if self._candidate is not decode:
+            self._candidates.append(decode)
 
     def confirm_due(self, now: int) -> bool:
         """Speech has run on CONFIRM_AFTER_S past a pause with no quiet since, and no decode
@@ -242,7 +258,7 @@ class FinalPass:
         where it ends. A later decode that agrees with it keeps the words after it."""
         if decode is None:
             return
-        latest, self._latest, self._candidate = self._latest, None, None
+        latest, self._latest, self._candidates = self._latest, None, []
         split = None
         if latest is not None and latest.end > decode.end:
             # The later decode's words where it agrees (it heard more after them), unless
@@ -255,7 +271,7 @@ class FinalPass:
         if latest is not None and split is not None:
             self._latest = _Decode(split[1], latest.end, heard_before=True)
             if latest.end == self._pause:
-                self._candidate = self._latest
+                self._add_candidate(self._latest)
 
     def _audio(self, start: int, end: int) -> np.ndarray:
         whole = self.unfinished_audio
