@@ -166,6 +166,44 @@ async def test_a_speculative_decode_whose_speech_resumes_loses_and_doubles_no_wo
     assert await recording.final.finish(recording.samples) == said(recording.words)
 
 
+async def test_a_decode_up_to_a_pause_declared_while_it_ran_can_settle():
+    """A worker slower than speech: each decode, started as speech went quiet, ends after
+    the VAD has called that quiet a pause and heard the next sentence end too. Such a
+    decode still ends at a pause, and settles there. The only other decode at a pause is
+    the first, of 2 s, where Whisper said its words twice ("Please leave your message
+    after the tone. Please leave your message after the tone."): when it was the one made
+    final at the window limit, its repeat stayed in the text."""
+    speller = Speller()
+
+    def repeats_a_short_clip(audio: np.ndarray) -> str:
+        words = speller(audio)
+        return f"{words} {words}" if audio.size <= 3 * SAMPLE_RATE else words
+
+    decoder = FakeWorker(repeats_a_short_clip)
+    recording = Recording(FinalPass(decoder))
+    end = recording.speak(4)
+    recording.quiet(1.0)
+    recording.final.pause_at(end)
+    await recording.final.decode_to(end)
+    for _ in range(8):
+        end = recording.speak(8)
+        recording.quiet(0.3)  # quiet enough to start the final decode early
+        decoder.gate.clear()
+        decodes = len(decoder.decoded)
+        early = asyncio.create_task(recording.final.decode_to(end))
+        await until(lambda n=decodes: len(decoder.decoded) > n)  # held at the gate
+        recording.quiet(0.7)
+        recording.final.pause_at(end)  # the VAD calls it a pause while the decode runs
+        later = recording.speak(8)
+        recording.quiet(1.0)
+        recording.final.pause_at(later)  # and the next sentence's too
+        decoder.gate.set()
+        await early
+    assert await recording.final.finish(recording.samples) == said(recording.words)
+    # A window holds what two decodes heard (10 s each), not WINDOW_S.
+    assert max(decoder.decoded) <= 21 * SAMPLE_RATE
+
+
 async def test_a_window_where_decodes_never_agree_still_ends_at_the_window_limit():
     decoder = spelling(disagree=True)
     recording = Recording(FinalPass(decoder))

@@ -114,7 +114,10 @@ class FinalPass:
         # speech that pauses more often than that ("Thanks, comma, see you") would
         # otherwise never settle, and its window would grow to WINDOW_S.
         self._candidates: list[_Decode] = []
-        self._pause = -1  # absolute sample where the VAD last heard speech end (plus pad)
+        # Absolute samples, after _origin, where the VAD heard speech end (plus pad) before a
+        # pause. All of them, not only the last: a decode slower than speech ends at one
+        # after the VAD has called the next quiet a pause too, and it still ends at a pause.
+        self._pauses: set[int] = set()
         self._confirming: _Decode | None = None  # the candidate ``confirm`` last tried
 
     @property
@@ -151,7 +154,7 @@ class FinalPass:
         """Speech ended at absolute sample ``end`` (padded), in a pause the VAD declared or a
         breath the session counts as one: a decode up to there, done or in flight, may be
         settled by a later one that agrees with it."""
-        self._pause = end
+        self._pauses.add(end)
         if self._latest is not None and self._latest.end == end:
             self._add_candidate(self._latest)
 
@@ -178,7 +181,7 @@ class FinalPass:
             ):
                 self._settle(candidate)
                 break
-        if end == self._pause:
+        if end in self._pauses:
             self._add_candidate(self._latest)
 
     @property
@@ -270,7 +273,7 @@ class FinalPass:
         self._drop(decode.end)
         if latest is not None and split is not None:
             self._latest = _Decode(split[1], latest.end, heard_before=True)
-            if latest.end == self._pause:
+            if latest.end in self._pauses:
                 self._add_candidate(self._latest)
 
     def _audio(self, start: int, end: int) -> np.ndarray:
@@ -282,6 +285,7 @@ class FinalPass:
         drop = min(max(before - self._origin, 0), self._kept)
         self._origin += drop
         self._kept -= drop
+        self._pauses = {p for p in self._pauses if p > self._origin}
         while drop:
             head = self._chunks[0]
             if head.size <= drop:
