@@ -17,7 +17,8 @@ start heard with the audio before them), and has heard at least
 SETTLE_AFTER_S past that pause, the earlier decode is final: two decodes with
 different amounts of context agree on it. That pause need not be the last one:
 speech that pauses every second ("Thanks, comma, see you on Monday") settles at
-the pause before it. The next window starts at that
+a pause a few phrases back. Nor need the pause be the VAD's latest: a decode slower
+than speech ends after the next pause is declared. The next window starts at that
 pause, in silence, so no word is cut or heard twice, and the audio before it is
 let go of. Where speech runs on past a pause without a breath, a decode in mid
 speech (``confirm``) stands in for the later one once it has heard CONFIRM_AFTER_S
@@ -27,11 +28,10 @@ tail (usually the last one or two utterances). Where decodes keep disagreeing,
 the window grows with context until it would pass WINDOW_S, and the latest
 decode up to a pause becomes final.
 
-Measured with tiny.en on recorded speech, paced at 1.5x real time (two cores,
-under load; benchmarks/README.md): final WER audiobook 2.8%, telephone prompts
-3.4%, espeak 4.4%, against 2.8/2.5/4.4% when each pause re-decoded the whole
-window; audio decoded 2.3-3.8 times instead of 2.3-4.2, longest window 10-27 s
-instead of 24-27 s.
+Measured through the daemon at real time with tiny.en (two cores; benchmarks/README.md):
+final WER per speaker within half a point of TranscribeFile (audiobook +0.4, telephone
+prompts -0.2, espeak +0.4), a Stop 0.3 s after the last word p50 255 ms, CPU 0.19-0.29 s
+per audio second from 15 s to 10 minutes.
 
 Nothing is dropped: every sample stays here until final text covers it, up to
 the capacity the caller sets; past that the oldest audio is handed back
