@@ -539,3 +539,19 @@ def test_near_agreement_finds_where_the_earlier_decode_ends_in_the_later_one():
     # Too different, or differing at the seam by more than a word: no agreement.
     assert split_agreed("The quick round-fark stump over the lazy nog.", later) is None
     assert split_agreed("a b c d", "a b x y z") is None
+
+
+def test_a_common_last_word_is_no_seam_for_words_that_differ_before_it():
+    # tiny.en wrote a command twice at a window's end; the next decode from that start heard
+    # the next sentence instead. Only "period" lines up after the first copy: the earlier
+    # decode's last five words are not the later one's, and its repeat was made final.
+    earlier = (
+        "question mark, I will be late, scratch that, I will be early, period, "
+        "I will be early, period,"
+    )
+    later = (
+        "question mark, I will be late, scratch that, I will be early, period. "
+        "The first item is done, period, new line, the second item is next, period."
+    )
+    assert split_agreed(earlier, later, keep_earlier=True) is None
+    assert split_agreed(earlier, later) is None

@@ -326,7 +326,13 @@ def split_agreed(earlier: str, later: str, *, keep_earlier: bool = False) -> tup
             return None
         last = blocks[-1]
         unmatched = len(old) - (last.a + last.size)  # words of ``earlier`` after the last match
-        if unmatched > SEAM_SLACK:
+        # Words of ``earlier`` that differ after the last run of two or more that agree: a
+        # lone common word ("period") matched far on is no sign that the words before it
+        # agree ("I will be early, period" / "The first item is done, period").
+        runs = [b for b in blocks if b.size >= 2]
+        anchor = runs[-1].a + runs[-1].size if runs else 0
+        differing = len(old) - anchor - sum(b.size for b in blocks if b.a >= anchor)
+        if differing > SEAM_SLACK:
             return None
         end = min(len(new), last.b + last.size + unmatched)
         if abs(end - len(old)) > slack:
