@@ -555,3 +555,25 @@ def test_a_common_last_word_is_no_seam_for_words_that_differ_before_it():
     )
     assert split_agreed(earlier, later, keep_earlier=True) is None
     assert split_agreed(earlier, later) is None
+
+
+def test_a_phrase_written_twice_is_no_respelling_of_the_sentence_after_it():
+    # tiny.en wrote a sentence twice where its window ended; a decode from the same start
+    # heard the next sentence there. Near agreement lined the repeat up with "the second item
+    # is" and made the repeat, or words the next window decoded again, final.
+    earlier = (
+        "Question mark, I will be late, scratch that, I will be clearly period. "
+        "The first item is done. The first item is done."
+    )
+    later = (
+        "question mark, I will be late, scratch that, I will be early, period. "
+        "The first item is done, period, new line, the second item is next, period. "
+        "He said, he said,"
+    )
+    assert split_agreed(earlier, later, keep_earlier=True) is None
+    assert split_agreed(earlier, later) is None
+    # A word respelt as two still agrees ("clearly" / "early, period").
+    assert split_agreed(
+        "I will be clearly period. The first item is done.",
+        "I will be early, period. The first item is done. The second",
+    ) == ("I will be early, period. The first item is done.", "The second")

@@ -73,6 +73,8 @@ CONFIRM_AFTER_S = 4.0
 # and demanding every word the same kept such a window from ever settling.
 AGREE_RATIO = 0.7
 SEAM_SLACK = 1
+# The most words one respelling takes in either decode ("round-fark stump" / "round fox jump").
+RESPELT_WORDS = 3
 # What a decode may end a word with at a pause: the sentence's end, as the earlier decode
 # (the one that ended there) wrote it.
 _SEAM_MARKS = ".,;:!?…"
@@ -333,6 +335,17 @@ def split_agreed(earlier: str, later: str, *, keep_earlier: bool = False) -> tup
         differing = len(old) - anchor - sum(b.size for b in blocks if b.a >= anchor)
         if differing > SEAM_SLACK:
             return None
+        # Near agreement is a respelling in place: between the runs that agree, a few words
+        # of each decode, as many in one as in the other give or take one. Not a phrase
+        # written twice, or a sentence where the earlier decode had one ("The first item is
+        # done. The first item is done." / "The first item is done, period, new line, the
+        # second item is next").
+        a = b = 0
+        for block in blocks:
+            gap_old, gap_new = block.a - a, block.b - b
+            if max(gap_old, gap_new) > RESPELT_WORDS or abs(gap_old - gap_new) > 1:
+                return None
+            a, b = block.a + block.size, block.b + block.size
         end = min(len(new), last.b + last.size + unmatched)
         if abs(end - len(old)) > slack:
             return None
